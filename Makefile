@@ -1,0 +1,136 @@
+# Secrets Store Injector. `make help` lists the targets.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO      ?= go
+BIN     := $(CURDIR)/bin
+PKG     := github.com/ssinjector/ssi
+
+# Pinned tool versions. Changing a pin rebuilds the tool.
+CONTROLLER_GEN_VERSION := v0.23.0
+GOLANGCI_LINT_VERSION  := v2.15.0
+HELM_VERSION           := v3.22.0
+VAULT_SDK_VERSION      := v0.9.2
+
+# Integration tests find kube-apiserver and etcd here (envtest).
+export KUBEBUILDER_ASSETS := $(BIN)
+
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM           := $(BIN)/helm-$(HELM_VERSION)
+
+CONTROL_PLANE := $(BIN)/kube-apiserver $(BIN)/etcd
+NODE_BINS     := $(BIN)/kubelet $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kube-proxy
+TOOLS_MOD     := test/tools/go.mod test/tools/go.sum
+
+CHART := charts/secrets-store-injector
+
+##@ Everyday
+
+.PHONY: help
+help: ## Show this list.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_\/.%-]+:.*##/ {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2} /^##@/ {printf "\n%s\n", substr($$0, 5)}' $(MAKEFILE_LIST)
+
+.PHONY: demo
+demo: build $(CONTROL_PLANE) $(BIN)/vault ## Run the whole flow locally: control plane, Vault, webhook, agent, rotation.
+	$(GO) run ./test/demo
+
+.PHONY: test
+test: $(CONTROL_PLANE) $(BIN)/vault $(HELM) ## Run unit and integration tests (builds the control plane and Vault on first use).
+	@echo ">> go test (unit + integration against a real kube-apiserver, etcd and Vault)"
+	$(GO) test -count=1 -timeout 40m ./...
+
+.PHONY: test-unit
+test-unit: ## Run only the unit tests (no servers).
+	$(GO) test -short -count=1 ./...
+
+.PHONY: build
+build: $(BIN)/ssi-webhook $(BIN)/ssi-agent ## Build ssi-webhook and ssi-agent into bin/.
+
+$(BIN)/ssi-webhook: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./webhook
+$(BIN)/ssi-agent: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./agent
+
+.PHONY: FORCE
+FORCE:
+
+##@ Quality
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs (manifests/crds and the chart).
+	$(CONTROLLER_GEN) object paths=./api/...
+	rm -rf manifests/crds && $(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:dir=manifests/crds
+	rm -rf $(CHART)/crds && mkdir -p $(CHART)/crds && cp manifests/crds/*.yaml $(CHART)/crds/
+
+.PHONY: manifests
+manifests: $(HELM) generate ## Render the chart into manifests/ for kubectl users.
+	$(GO) run ./hack/render --helm $(HELM) --chart $(CHART) --out manifests
+
+.PHONY: verify
+verify: manifests ## Regenerate everything and fail if the tree changed; check gofmt.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@git diff --exit-code -- api manifests $(CHART) || { echo "generated files are stale: run make manifests and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api manifests $(CHART))" || { git status --porcelain -- api manifests $(CHART); echo "untracked generated files: run make manifests and commit"; exit 1; }
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (pinned) and go vet.
+	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: fuzz
+fuzz: ## Fuzz every parameter parser for FUZZTIME each (default 60s).
+	for f in FuzzParseAWS FuzzParseAzure FuzzParseGCP FuzzParseVault; do \
+	  $(GO) test ./internal/spc -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-60s}; done
+
+.PHONY: bench
+bench: $(CONTROL_PLANE) $(BIN)/vault ## Run the benchmarks and print their figures.
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+##@ Test binaries (cached in bin/, rebuilt when their pins change)
+
+.PHONY: control-plane
+control-plane: $(CONTROL_PLANE) ## Build kube-apiserver and etcd from the pinned Kubernetes module.
+
+$(BIN)/kube-apiserver: $(TOOLS_MOD)
+	@echo ">> building kube-apiserver from k8s.io/kubernetes (pinned in test/tools/go.mod; ~5 min cold)"
+	cd test/tools && $(GO) build -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+$(BIN)/etcd: $(TOOLS_MOD) test/tools/etcd/main.go
+	@echo ">> building etcd from go.etcd.io/etcd/server/v3 (pinned in test/tools/go.mod)"
+	cd test/tools && $(GO) build -o $@ ./etcd
+$(BIN)/kubelet $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kube-proxy: $(TOOLS_MOD)
+	@echo ">> building $(notdir $@) from k8s.io/kubernetes (pinned in test/tools/go.mod)"
+	cd test/tools && $(GO) build -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
+
+.PHONY: vault
+vault: $(BIN)/vault ## Build a real Vault server (v1.14.1, MPL-2.0) for tests and the demo.
+
+$(BIN)/vault: test/vault/go.mod test/vault/go.sum
+	@echo ">> preparing github.com/hashicorp/vault/sdk $(VAULT_SDK_VERSION) without its start-up panic"
+	rm -rf $(BIN)/vault-sdk && mkdir -p $(BIN)
+	cp -r "$$(cd test/vault && $(GO) mod download -json github.com/hashicorp/vault/sdk@$(VAULT_SDK_VERSION) | sed -n 's/.*"Dir": "\(.*\)",/\1/p')" $(BIN)/vault-sdk
+	chmod -R u+w $(BIN)/vault-sdk
+	sed -i 's|panic(fmt.Sprintf("Pattern %v defines a CreateOperation but no ExistenceCheck", p.Pattern))|// check removed for the test build|' $(BIN)/vault-sdk/framework/backend.go
+	@grep -q "check removed for the test build" $(BIN)/vault-sdk/framework/backend.go
+	@echo ">> building vault from github.com/hashicorp/vault v1.14.1 (~5 min cold)"
+	cd test/vault && $(GO) build -o $@ github.com/hashicorp/vault
+
+$(CONTROLLER_GEN):
+	GOBIN=$(BIN)/.tmp-cg $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/.tmp-cg/controller-gen $@ && rm -rf $(BIN)/.tmp-cg
+
+$(GOLANGCI_LINT):
+	GOBIN=$(BIN)/.tmp-gl $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/.tmp-gl/golangci-lint $@ && rm -rf $(BIN)/.tmp-gl
+
+$(HELM):
+	GOBIN=$(BIN)/.tmp-helm $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(BIN)/.tmp-helm/helm $@ && rm -rf $(BIN)/.tmp-helm
+
+##@ End to end
+
+.PHONY: e2e
+e2e: build $(CONTROL_PLANE) $(NODE_BINS) $(BIN)/vault ## Bring up a real single-node cluster, run the e2e suite, tear it down.
+	$(GO) test -count=1 -timeout 45m -v ./test/e2e/...

@@ -1,0 +1,24 @@
+// Package v1 holds the SecretProviderClass and SecretProviderClassPodStatus
+// types of the secrets-store.csi.x-k8s.io/v1 API group. The types mirror the
+// upstream Secrets Store CSI Driver CRDs field for field so that objects
+// written for the upstream driver apply and round-trip unchanged.
+//
+// +kubebuilder:object:generate=true
+// +groupName=secrets-store.csi.x-k8s.io
+package v1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the API group and version of the upstream-compatible types.
+	GroupVersion = schema.GroupVersion{Group: "secrets-store.csi.x-k8s.io", Version: "v1"}
+
+	// SchemeBuilder registers the types with a runtime.Scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds the types of this group-version to a scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)

@@ -1,0 +1,187 @@
+// Package agentconfig is the versioned contract between the webhook, which
+// writes it into the agent container's environment at admission, and the
+// agent, which decodes it at start. The agent needs nothing else: no API
+// access, no flags. Adding a field is compatible; changing the meaning of
+// one needs a new APIVersion.
+package agentconfig
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/ssinjector/ssi/internal/identity"
+)
+
+// APIVersion is the version of Config this build writes and reads.
+const APIVersion = "agent.secrets-store-injector.io/v1"
+
+// Environment variables the webhook sets on the agent container.
+const (
+	EnvConfig         = "SSI_AGENT_CONFIG"
+	EnvPodName        = "SSI_POD_NAME"
+	EnvPodNamespace   = "SSI_POD_NAMESPACE"
+	EnvPodUID         = "SSI_POD_UID"
+	EnvServiceAccount = "SSI_SERVICE_ACCOUNT"
+	EnvNodeName       = "SSI_NODE_NAME"
+)
+
+// Mode is how the agent runs in the pod.
+type Mode string
+
+// Modes.
+const (
+	// ModeSidecar: native sidecar; fetch, write, report ready, rotate.
+	ModeSidecar Mode = "sidecar"
+	// ModeInitOnly: init container; fetch, write, exit. No rotation.
+	ModeInitOnly Mode = "init-only"
+	// ModeInit: the init container of the legacy shape (clusters without
+	// native sidecars); fetch, write, exit.
+	ModeInit Mode = "init"
+	// ModeRotate: the regular sidecar of the legacy shape; the init
+	// container already wrote the files, so it only rotates.
+	ModeRotate Mode = "rotate"
+)
+
+// Config is everything the agent needs.
+type Config struct {
+	APIVersion string `json:"apiVersion"`
+	Mode       Mode   `json:"mode"`
+	// Volumes are the secrets volumes the agent fills.
+	Volumes []Volume `json:"volumes"`
+	// RotationInterval is the time between fetches; zero disables rotation.
+	RotationInterval Duration `json:"rotationInterval,omitempty"`
+	// FirstFetchTimeout bounds the first fetch; when it passes without a
+	// complete write the agent exits non-zero with a termination message.
+	FirstFetchTimeout Duration `json:"firstFetchTimeout,omitempty"`
+	// Tokens are the projected service-account token files by audience.
+	Tokens []Token `json:"tokens,omitempty"`
+	// Cloud holds identity settings derived at admission.
+	Cloud identity.Cloud `json:"cloud,omitempty"`
+	// ReloadSignal, e.g. "SIGHUP", is sent to the app containers' main
+	// processes after a rotation changed files.
+	ReloadSignal string `json:"reloadSignal,omitempty"`
+	// HealthAddr serves /healthz, /readyz and /metrics, e.g. ":9811".
+	HealthAddr string `json:"healthAddr,omitempty"`
+	// LogLevel is "info" or "debug"; LogFormat "json" or "text".
+	LogLevel  string `json:"logLevel,omitempty"`
+	LogFormat string `json:"logFormat,omitempty"`
+}
+
+// Volume is one secrets volume of the pod.
+type Volume struct {
+	// Name is the pod's volume name.
+	Name string `json:"name"`
+	// Path is where the volume is mounted in the agent container.
+	Path string `json:"path"`
+	// Class is a snapshot of the SecretProviderClass taken at admission.
+	Class Class `json:"class"`
+	// Permission is the mode of files whose object sets none.
+	Permission fs.FileMode `json:"permission,omitempty"`
+}
+
+// Class is the part of a SecretProviderClass the agent needs.
+type Class struct {
+	Namespace  string            `json:"namespace"`
+	Name       string            `json:"name"`
+	Provider   string            `json:"provider"`
+	Parameters map[string]string `json:"parameters,omitempty"`
+}
+
+// Token is a projected token file for one audience ("" is the API
+// server's default audience).
+type Token struct {
+	Audience string `json:"audience"`
+	Path     string `json:"path"`
+}
+
+// Duration is a time.Duration written as a Go duration string.
+type Duration struct{ time.Duration }
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"2m\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// Encode returns the compact JSON form placed in EnvConfig.
+func (c *Config) Encode() (string, error) {
+	c.APIVersion = APIVersion
+	b, err := json.Marshal(c)
+	return string(b), err
+}
+
+// Decode parses and validates a configuration.
+func Decode(s string) (*Config, error) {
+	if s == "" {
+		return nil, fmt.Errorf("%s is empty: the agent runs only in pods rewritten by ssi-webhook (use `ssi-agent fetch` locally)", EnvConfig)
+	}
+	var c Config
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", EnvConfig, err)
+	}
+	if c.APIVersion != APIVersion {
+		return nil, fmt.Errorf("%s has apiVersion %q; this agent understands %q (agent image older than the webhook?)", EnvConfig, c.APIVersion, APIVersion)
+	}
+	return &c, c.Validate()
+}
+
+// Validate checks the fields the agent relies on.
+func (c *Config) Validate() error {
+	switch c.Mode {
+	case ModeSidecar, ModeInitOnly, ModeInit, ModeRotate:
+	default:
+		return fmt.Errorf("agent config: unknown mode %q", c.Mode)
+	}
+	if len(c.Volumes) == 0 {
+		return errors.New("agent config: no volumes")
+	}
+	seen := map[string]bool{}
+	for _, v := range c.Volumes {
+		if v.Name == "" || v.Path == "" || v.Class.Name == "" || v.Class.Provider == "" {
+			return fmt.Errorf("agent config: volume %q is incomplete", v.Name)
+		}
+		if seen[v.Path] {
+			return fmt.Errorf("agent config: two volumes at %s", v.Path)
+		}
+		seen[v.Path] = true
+	}
+	if c.RotationInterval.Duration < 0 || c.FirstFetchTimeout.Duration < 0 {
+		return errors.New("agent config: negative duration")
+	}
+	return nil
+}
+
+// PodFromEnv reads the pod identity the downward API provides.
+func PodFromEnv() identity.Pod {
+	return identity.Pod{
+		Namespace:      os.Getenv(EnvPodNamespace),
+		Name:           os.Getenv(EnvPodName),
+		UID:            os.Getenv(EnvPodUID),
+		ServiceAccount: os.Getenv(EnvServiceAccount),
+		NodeName:       os.Getenv(EnvNodeName),
+	}
+}
+
+// TokenSource returns the projected token files as a token source.
+func (c *Config) TokenSource() identity.FileTokens {
+	t := identity.FileTokens{}
+	for _, tok := range c.Tokens {
+		t[tok.Audience] = tok.Path
+	}
+	return t
+}

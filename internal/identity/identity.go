@@ -1,0 +1,175 @@
+// Package identity describes who a fetch runs as: the pod (namespace, name,
+// UID, service account), the cloud identities derived for it at admission,
+// and a source of service-account tokens for the audiences providers need.
+//
+// The same providers run in three places that obtain tokens differently: the
+// agent reads projected token files, the node shim receives tokens from
+// kubelet in the volume context, and the sync controller mints them with the
+// TokenRequest API. TokenSource hides that difference.
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultAudience stands for "the API server's default audience": a token
+// requested without an explicit audience.
+const DefaultAudience = ""
+
+// Pod identifies the pod a fetch is for.
+type Pod struct {
+	Namespace      string `json:"namespace"`
+	Name           string `json:"name"`
+	UID            string `json:"uid"`
+	ServiceAccount string `json:"serviceAccount"`
+	NodeName       string `json:"nodeName,omitempty"`
+}
+
+// Cloud holds identity settings derived at admission from the pod's service
+// account and the class, so that the agent needs no API access.
+type Cloud struct {
+	// AWSRoleARN is the IRSA role (service account annotation
+	// eks.amazonaws.com/role-arn).
+	AWSRoleARN string `json:"awsRoleARN,omitempty"`
+	// AzureClientID is the workload identity client ID (class clientID or
+	// service account annotation azure.workload.identity/client-id).
+	AzureClientID string `json:"azureClientID,omitempty"`
+	// AzureTenantID is the tenant (class tenantId or service account
+	// annotation azure.workload.identity/tenant-id).
+	AzureTenantID string `json:"azureTenantID,omitempty"`
+	// GCPServiceAccount is the Google service account to impersonate
+	// (service account annotation iam.gke.io/gcp-service-account).
+	GCPServiceAccount string `json:"gcpServiceAccount,omitempty"`
+	// GCPWorkloadIdentityProvider is the full resource name of a workload
+	// identity federation provider; when set the projected token is
+	// exchanged there instead of using the metadata server.
+	GCPWorkloadIdentityProvider string `json:"gcpWorkloadIdentityProvider,omitempty"`
+}
+
+// TokenSource returns service-account tokens of the pod for an audience.
+type TokenSource interface {
+	// Token returns a token for audience (DefaultAudience for the API
+	// server's own). Errors never contain token material.
+	Token(ctx context.Context, audience string) (string, error)
+}
+
+// Identity is everything a provider knows about who it fetches for.
+type Identity struct {
+	Pod    Pod
+	Cloud  Cloud
+	Tokens TokenSource
+}
+
+// ErrNoToken is returned when no token is available for an audience.
+var ErrNoToken = errors.New("no service-account token for audience")
+
+// FileTokens reads projected token files, one per audience. Kubelet refreshes
+// the files, so they are read on every call.
+type FileTokens map[string]string
+
+// Token implements TokenSource.
+func (f FileTokens) Token(_ context.Context, audience string) (string, error) {
+	p, ok := f[audience]
+	if !ok {
+		return "", fmt.Errorf("%w %q", ErrNoToken, audience)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("read token for audience %q: %w", audience, err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("token file for audience %q is empty", audience)
+	}
+	return t, nil
+}
+
+// StaticTokens is a fixed set of tokens by audience, as kubelet hands them
+// to a CSI driver.
+type StaticTokens map[string]string
+
+// Token implements TokenSource.
+func (s StaticTokens) Token(_ context.Context, audience string) (string, error) {
+	t, ok := s[audience]
+	if !ok || t == "" {
+		return "", fmt.Errorf("%w %q", ErrNoToken, audience)
+	}
+	return t, nil
+}
+
+// ParseCSITokens decodes the csi.storage.k8s.io/serviceAccount.tokens volume
+// context value: {"<audience>": {"token": "...", "expirationTimestamp": "..."}}.
+func ParseCSITokens(s string) (StaticTokens, error) {
+	out := StaticTokens{}
+	if s == "" {
+		return out, nil
+	}
+	var raw map[string]struct {
+		Token               string    `json:"token"`
+		ExpirationTimestamp time.Time `json:"expirationTimestamp"`
+	}
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		// The error of encoding/json can quote input; keep tokens out of it.
+		return nil, errors.New("csi.storage.k8s.io/serviceAccount.tokens is not a JSON object of audience to token")
+	}
+	for aud, t := range raw {
+		out[aud] = t.Token
+	}
+	return out, nil
+}
+
+// FuncTokens adapts a function, for example one calling TokenRequest.
+type FuncTokens func(ctx context.Context, audience string) (string, error)
+
+// Token implements TokenSource.
+func (f FuncTokens) Token(ctx context.Context, audience string) (string, error) {
+	return f(ctx, audience)
+}
+
+// Cached wraps a TokenSource and reuses a token until shortly before it
+// would be refreshed; used where minting is an API call.
+type Cached struct {
+	Source TokenSource
+	TTL    time.Duration
+	Now    func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedToken
+}
+
+type cachedToken struct {
+	token string
+	at    time.Time
+}
+
+// Token implements TokenSource.
+func (c *Cached) Token(ctx context.Context, audience string) (string, error) {
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	c.mu.Lock()
+	if t, ok := c.cache[audience]; ok && now().Sub(t.at) < c.TTL {
+		c.mu.Unlock()
+		return t.token, nil
+	}
+	c.mu.Unlock()
+	tok, err := c.Source.Token(ctx, audience)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	if c.cache == nil {
+		c.cache = map[string]cachedToken{}
+	}
+	c.cache[audience] = cachedToken{token: tok, at: now()}
+	c.mu.Unlock()
+	return tok, nil
+}

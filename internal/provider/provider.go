@@ -1,0 +1,153 @@
+// Package provider defines what a secrets backend implements: fetch the
+// objects of a class for an identity, given the versions already written.
+// Backends live in sub-packages and are registered explicitly by the mains.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+
+	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/spc"
+)
+
+// Request is one fetch of all objects of a class.
+type Request struct {
+	// Class is the parsed SecretProviderClass.
+	Class *spc.Class
+	// Identity is who the fetch runs as.
+	Identity identity.Identity
+	// Current maps object IDs to the versions already written; a provider
+	// may answer Unchanged for an object whose version it finds equal,
+	// without fetching its content.
+	Current map[string]string
+	// Permission is the mode of files whose object sets none.
+	Permission fs.FileMode
+}
+
+// Object is the result for one object of the class.
+type Object struct {
+	// ID is stable for the object within its class and appears in
+	// SecretProviderClassPodStatus objects[].id.
+	ID string
+	// Version identifies the content; it changes when the content does.
+	Version string
+	// Files are the files of the object. Nil when Unchanged.
+	Files []atomicdir.File
+	// Unchanged reports that Version equals Request.Current[ID] and the
+	// previously written files stand.
+	Unchanged bool
+}
+
+// Provider fetches the objects of a class from one backend.
+type Provider interface {
+	// Name is the spec.provider value served, e.g. "vault".
+	Name() string
+	// Fetch returns every object of the class, or an error naming the
+	// object and cause. It never returns a partial set without an error.
+	Fetch(ctx context.Context, req Request) ([]Object, error)
+}
+
+// Set is the providers available to a process, by name.
+type Set map[string]Provider
+
+// NewSet registers the given providers by their names.
+func NewSet(ps ...Provider) Set {
+	s := Set{}
+	for _, p := range ps {
+		s[p.Name()] = p
+	}
+	return s
+}
+
+// Get returns the provider for name, or an error that names the class.
+func (s Set) Get(name string) (Provider, error) {
+	p, ok := s[name]
+	if !ok {
+		return nil, fmt.Errorf("provider %q is not available here", name)
+	}
+	return p, nil
+}
+
+// Merge resolves Unchanged objects against the previous result and returns
+// the complete files to write, sorted by path.
+func Merge(prev, cur []Object) ([]Object, []atomicdir.File, error) {
+	byID := make(map[string]Object, len(prev))
+	for _, o := range prev {
+		byID[o.ID] = o
+	}
+	out := make([]Object, 0, len(cur))
+	var files []atomicdir.File
+	for _, o := range cur {
+		if o.Unchanged {
+			p, ok := byID[o.ID]
+			if !ok {
+				return nil, nil, fmt.Errorf("object %q reported unchanged but was never fetched", o.ID)
+			}
+			o.Files = p.Files
+			o.Unchanged = false
+		}
+		out = append(out, o)
+		files = append(files, o.Files...)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return out, files, nil
+}
+
+// Versions returns the ID-to-version map of objects.
+func Versions(objs []Object) map[string]string {
+	m := make(map[string]string, len(objs))
+	for _, o := range objs {
+		m[o.ID] = o.Version
+	}
+	return m
+}
+
+// Reason classifies failures for metrics and events; it never carries data.
+type Reason string
+
+// Reasons shared by all providers.
+const (
+	ReasonNotFound        Reason = "NotFound"
+	ReasonAccessDenied    Reason = "AccessDenied"
+	ReasonThrottled       Reason = "Throttled"
+	ReasonUnauthenticated Reason = "Unauthenticated"
+	ReasonInvalidContent  Reason = "InvalidContent"
+	ReasonInvalidConfig   Reason = "InvalidConfig"
+	ReasonUnavailable     Reason = "Unavailable"
+	ReasonUnknown         Reason = "Unknown"
+)
+
+// Error is a fetch failure for one object (or the whole class when Object
+// is empty). Its message names the class, provider, object and cause; causes
+// must never contain secret values.
+type Error struct {
+	Class    string // namespace/name
+	Provider string
+	Object   string
+	Reason   Reason
+	Err      error
+}
+
+func (e *Error) Error() string {
+	where := fmt.Sprintf("SecretProviderClass %s (provider %s)", e.Class, e.Provider)
+	if e.Object != "" {
+		where += fmt.Sprintf(", object %q", e.Object)
+	}
+	return fmt.Sprintf("%s: %s: %v", where, e.Reason, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ReasonOf returns the Reason of err, or ReasonUnknown.
+func ReasonOf(err error) Reason {
+	var pe *Error
+	if errors.As(err, &pe) && pe.Reason != "" {
+		return pe.Reason
+	}
+	return ReasonUnknown
+}

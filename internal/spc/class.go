@@ -1,0 +1,261 @@
+// Package spc turns a SecretProviderClass into validated, typed parameters
+// for the built-in providers, parsed exactly as the upstream providers read
+// them (same keys, same YAML libraries, same typing of nested values), and
+// proves that every file the class produces stays inside the volume.
+//
+// Where an upstream provider silently misbehaves on bad input (for example
+// Azure writing a file with mode 0 for an unparsable filePermission), the
+// parser rejects the class with a message naming the field instead.
+package spc
+
+import (
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+
+	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/atomicdir"
+)
+
+// Names of the built-in providers.
+const (
+	ProviderAWS   = "aws"
+	ProviderAzure = "azure"
+	ProviderGCP   = "gcp"
+	ProviderVault = "vault"
+)
+
+// Class is a parsed SecretProviderClass. Exactly one of AWS, Azure, GCP and
+// Vault is set for a built-in provider; none for a plugin provider.
+type Class struct {
+	Namespace string
+	Name      string
+	// Provider is spec.provider.
+	Provider string
+	// Parameters is spec.parameters as given; kept for plugin forwarding
+	// and for the configuration snapshot handed to the agent.
+	Parameters map[string]string
+	// SecretObjects is spec.secretObjects as given; the sync controller
+	// validates it against Files.
+	SecretObjects []*ssiv1.SecretObject
+
+	// Warnings are allowed-but-dubious findings, for admission warnings.
+	Warnings []string
+
+	AWS   *AWS
+	Azure *Azure
+	GCP   *GCP
+	Vault *Vault
+}
+
+// Key is "namespace/name".
+func (c *Class) Key() string { return c.Namespace + "/" + c.Name }
+
+// BuiltIn reports whether a built-in provider serves the class.
+func (c *Class) BuiltIn() bool {
+	return c.AWS != nil || c.Azure != nil || c.GCP != nil || c.Vault != nil
+}
+
+// FileSpec is a file (or, for Azure version history, a directory of
+// numbered files) the class produces.
+type FileSpec struct {
+	// Path is relative to the volume.
+	Path string
+	// Mode is the file's permission; zero means the mount's default.
+	Mode fs.FileMode
+	// Dir is true when Path is a directory of version files "<Path>/<i>".
+	Dir bool
+}
+
+// Files lists what the class writes, sorted by path. Plugin classes
+// produce files only the plugin knows, so the list is empty.
+func (c *Class) Files() []FileSpec {
+	var out []FileSpec
+	switch {
+	case c.AWS != nil:
+		out = c.AWS.files()
+	case c.Azure != nil:
+		out = c.Azure.files()
+	case c.GCP != nil:
+		out = c.GCP.files()
+	case c.Vault != nil:
+		out = c.Vault.files()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Error is a parse failure: it names the class, provider, field and problem.
+type Error struct {
+	Class    string
+	Provider string
+	Field    string
+	Problem  string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("SecretProviderClass %s (provider %s): %s: %s", e.Class, e.Provider, e.Field, e.Problem)
+}
+
+// Parse validates obj and returns its typed form.
+func Parse(obj *ssiv1.SecretProviderClass) (*Class, error) {
+	c, err := ParseSpec(obj.Namespace, obj.Name, string(obj.Spec.Provider), obj.Spec.Parameters)
+	if err != nil {
+		return nil, err
+	}
+	c.SecretObjects = obj.Spec.SecretObjects
+	return c, nil
+}
+
+// ParseSpec validates a class given by its parts; the agent uses it on the
+// snapshot the webhook handed over.
+func ParseSpec(namespace, name, provider string, params map[string]string) (*Class, error) {
+	c := &Class{Namespace: namespace, Name: name, Provider: provider, Parameters: params}
+	p := &parser{class: c.Key(), provider: provider, params: params}
+	if strings.TrimSpace(provider) == "" {
+		return nil, p.errf("spec.provider", "is empty; set it to aws, azure, gcp, vault or the name of a provider plugin")
+	}
+	if !validPluginName(provider) {
+		return nil, p.errf("spec.provider", "%q is not a valid provider name (letters, digits, '-' and '_', at most 30)", provider)
+	}
+	var err error
+	switch provider {
+	case ProviderAWS:
+		c.AWS, err = parseAWS(p)
+	case ProviderAzure:
+		c.Azure, err = parseAzure(p)
+	case ProviderGCP:
+		c.GCP, err = parseGCP(p)
+	case ProviderVault:
+		c.Vault, err = parseVault(p)
+	default:
+		// A provider that is not built in is forwarded to its plugin over
+		// the upstream gRPC protocol; its parameters are the plugin's.
+		return c, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := p.checkFiles(c.Files()); err != nil {
+		return nil, err
+	}
+	c.Warnings = p.warnings
+	return c, nil
+}
+
+// validPluginName is the upstream driver's rule for provider names, which
+// also become socket file names.
+func validPluginName(s string) bool {
+	if len(s) > 30 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// parser carries the context every error message names.
+type parser struct {
+	class    string
+	provider string
+	params   map[string]string
+	// fields maps produced file paths to the field that produced them,
+	// for duplicate messages.
+	fields   map[string]string
+	warnings []string
+}
+
+func (p *parser) warnf(field, format string, args ...any) {
+	p.warnings = append(p.warnings, fmt.Sprintf("SecretProviderClass %s: %s: %s", p.class, field, fmt.Sprintf(format, args...)))
+}
+
+func (p *parser) errf(field, format string, args ...any) error {
+	// YAML errors span lines; keep messages on one line for events and logs.
+	problem := strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " ")
+	return &Error{Class: p.class, Provider: p.provider, Field: field, Problem: problem}
+}
+
+func (p *parser) get(key string) string { return p.params[key] }
+
+func (p *parser) has(key string) bool { _, ok := p.params[key]; return ok }
+
+// boolParam parses an optional boolean parameter the way the upstream
+// providers do (strconv.ParseBool on the trimmed value; empty is false).
+func (p *parser) boolParam(key string) (bool, error) {
+	v := strings.TrimSpace(p.params[key])
+	if v == "" {
+		return false, nil
+	}
+	switch v {
+	case "1", "t", "T", "TRUE", "true", "True":
+		return true, nil
+	case "0", "f", "F", "FALSE", "false", "False":
+		return false, nil
+	}
+	return false, p.errf("parameters."+key, "%q is not a boolean (use \"true\" or \"false\")", v)
+}
+
+// file records a produced path for the duplicate check.
+func (p *parser) file(path, field string) {
+	if p.fields == nil {
+		p.fields = map[string]string{}
+	}
+	if _, dup := p.fields[path]; !dup {
+		p.fields[path] = field
+	}
+}
+
+// checkFiles proves every produced path stays in the volume and is unique.
+func (p *parser) checkFiles(files []FileSpec) error {
+	seen := map[string]bool{}
+	for _, f := range files {
+		field := p.fields[f.Path]
+		if field == "" {
+			field = "objects"
+		}
+		if err := atomicdir.ValidatePath(f.Path); err != nil {
+			return p.errf(field, "file name is not allowed: %v", err)
+		}
+		if seen[f.Path] {
+			return p.errf(field, "file name %q is produced by more than one object", f.Path)
+		}
+		seen[f.Path] = true
+	}
+	for path := range seen {
+		for d := parentOf(path); d != ""; d = parentOf(d) {
+			if seen[d] {
+				return p.errf(p.fields[path], "file %q would need %q to be a directory, but another object writes a file there", path, d)
+			}
+		}
+	}
+	return nil
+}
+
+func parentOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// octalString parses a permission written as an octal string ("0644").
+func octalString(s string) (fs.FileMode, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var m uint64
+	for _, r := range s {
+		if r < '0' || r > '7' {
+			return 0, false
+		}
+		m = m*8 + uint64(r-'0')
+		if m > 0o777 {
+			return 0, false
+		}
+	}
+	return fs.FileMode(m), true
+}
