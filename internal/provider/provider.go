@@ -151,3 +151,10 @@ func ReasonOf(err error) Reason {
 	}
 	return ReasonUnknown
 }
+
+// Waker is implemented by providers that learn between fetches that a fetch
+// is due early, for example when a Vault lease can no longer be renewed.
+// The agent fetches again when the channel receives.
+type Waker interface {
+	Wake() <-chan struct{}
+}
