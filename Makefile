@@ -66,8 +66,7 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs (manifests/crds
 	rm -rf $(CHART)/crds && mkdir -p $(CHART)/crds && cp manifests/crds/*.yaml $(CHART)/crds/
 
 .PHONY: manifests
-manifests: $(HELM) generate ## Render the chart into manifests/ for kubectl users.
-	$(GO) run ./hack/render --helm $(HELM) --chart $(CHART) --out manifests
+manifests: generate ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
 
 .PHONY: verify
 verify: manifests ## Regenerate everything and fail if the tree changed; check gofmt.

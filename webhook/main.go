@@ -26,7 +26,7 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+		cmd = args[0]
 	}
 	_ = ctx
 	switch cmd {

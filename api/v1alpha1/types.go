@@ -113,8 +113,3 @@ type SecretProviderClassPodStatusList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SecretProviderClassPodStatus `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&SecretProviderClass{}, &SecretProviderClassList{},
-		&SecretProviderClassPodStatus{}, &SecretProviderClassPodStatusList{})
-}
