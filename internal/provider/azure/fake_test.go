@@ -233,6 +233,10 @@ func (f *fakeAzure) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 		f.aadError(w, 400, "unauthorized_client", "AADSTS700016: Application not found in the directory")
 		return
 	}
+	if !providertest.HasAudience(form.Get("client_assertion"), TokenAudience) {
+		f.aadError(w, 401, "invalid_client", "AADSTS700212: No matching federated identity record found for presented assertion audience")
+		return
+	}
 	sub, err := f.reviewer.Review(r.Context(), form.Get("client_assertion"), TokenAudience)
 	if err != nil {
 		f.aadError(w, 401, "invalid_client", "AADSTS700211: No matching federated identity record found for presented assertion: "+err.Error())

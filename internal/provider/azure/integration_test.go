@@ -547,7 +547,7 @@ func TestErrors(t *testing.T) {
 		"unknown content type":             {obj("objectName: odd-type\nobjectType: secret"), nil, "secret/odd-type", provider.ReasonInvalidContent, `unknown content type "application/json"`},
 		"unsupported key type":             {obj("objectName: oct-key\nobjectType: key"), nil, "key/oct-key", provider.ReasonInvalidContent, `key type "oct-HSM" is not supported`},
 		"token of another service account": {obj(""), identity.StaticTokens{TokenAudience: wrongSATok}, "secret/ok", provider.ReasonUnauthenticated, "AADSTS700213"},
-		"token with the wrong audience":    {obj(""), identity.StaticTokens{TokenAudience: wrongAudTok}, "secret/ok", provider.ReasonUnauthenticated, "AADSTS700211"},
+		"token with the wrong audience":    {obj(""), identity.StaticTokens{TokenAudience: wrongAudTok}, "secret/ok", provider.ReasonUnauthenticated, "AADSTS700212"},
 		"no token":                         {obj(""), identity.StaticTokens{}, "secret/ok", provider.ReasonUnauthenticated, "no service-account token"},
 		"unknown client":                   {map[string]string{"clientID": "00000000-0000-0000-0000-000000000000", "objects": objectsParam("objectName: ok\nobjectType: secret")}, nil, "secret/ok", provider.ReasonUnauthenticated, "AADSTS700016"},
 		"usePodIdentity":                   {map[string]string{"usePodIdentity": "true", "objects": objectsParam("objectName: ok\nobjectType: secret")}, nil, "", provider.ReasonInvalidConfig, "aad-pod-identity is retired and not supported; use Microsoft Entra Workload ID"},

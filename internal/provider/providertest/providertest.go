@@ -109,9 +109,10 @@ func (ca *CA) ClientTLS() *tls.Config {
 }
 
 // Dialer connects every address to a loopback listener: routes maps
-// "host:port" to a listener address, and every other address goes to
-// fallback (when empty, such a dial fails). This lets SDKs use real
-// service host names while all traffic stays on this machine.
+// "host:port" to a listener address, loopback addresses not in routes are
+// dialled as they are, and every other address goes to fallback (when
+// empty, such a dial fails). This lets SDKs use real service host names
+// while all traffic stays on this machine.
 type Dialer struct {
 	Routes   map[string]string
 	Fallback string
@@ -122,6 +123,9 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	target, ok := d.Routes[addr]
 	if !ok {
 		target = d.Fallback
+		if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback() {
+			target = addr
+		}
 	}
 	if target == "" {
 		return nil, fmt.Errorf("providertest: no route for %s", addr)
@@ -272,18 +276,46 @@ func (r *Reviewer) Issuer(ctx context.Context) (string, error) {
 // claim reads one string claim of a JWT without verifying it (TokenReview
 // did that).
 func claim(token, name string) (string, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return "", errors.New("token is not a JWT")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	m, err := Claims(token)
 	if err != nil {
-		return "", errors.New("token payload is not base64url")
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return "", errors.New("token payload is not JSON")
+		return "", err
 	}
 	s, _ := m[name].(string)
 	return s, nil
+}
+
+// Claims decodes the payload of a JWT without verifying it.
+func Claims(token string) (map[string]any, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("token is not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, errors.New("token payload is not base64url")
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, errors.New("token payload is not JSON")
+	}
+	return m, nil
+}
+
+// HasAudience reports whether a JWT's aud claim (string or list) has aud.
+func HasAudience(token, aud string) bool {
+	m, err := Claims(token)
+	if err != nil {
+		return false
+	}
+	switch v := m["aud"].(type) {
+	case string:
+		return v == aud
+	case []any:
+		for _, a := range v {
+			if a == aud {
+				return true
+			}
+		}
+	}
+	return false
 }
