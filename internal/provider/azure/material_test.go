@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"testing"
@@ -131,4 +132,13 @@ func pemBlocks(t *testing.T, b []byte) []*pem.Block {
 		t.Fatalf("%d bytes after the last PEM block", len(b))
 	}
 	return out
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
