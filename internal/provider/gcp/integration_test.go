@@ -203,7 +203,7 @@ func TestMetadataADC(t *testing.T) {
 	p := r.provider(true)
 	// The annotated service account is who the metadata server already is:
 	// no impersonation.
-	req := r.request(r.class(map[string]string{"secrets": allSecrets}), identity.Cloud{GCPServiceAccount: gsaEmail}, nil)
+	req := r.request(r.class(map[string]string{"auth": "pod-adc", "secrets": allSecrets}), identity.Cloud{GCPServiceAccount: gsaEmail}, nil)
 	objs, err := p.Fetch(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
