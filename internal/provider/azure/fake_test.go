@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -480,19 +479,6 @@ func (f *fakeAzure) federate(clientID, ns, sa string) {
 	defer f.mu.Unlock()
 	f.federated[clientID] = "system:serviceaccount:" + ns + ":" + sa
 	f.access[clientID] = true
-}
-
-// versionsOf returns the version ids of an object, newest first.
-func (f *fakeAzure) versionsOf(kind, name string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	vs := append([]*kvVer(nil), f.objects[kind][name]...)
-	sort.SliceStable(vs, func(i, j int) bool { return vs[i].created.After(vs[j].created) })
-	var out []string
-	for _, v := range vs {
-		out = append(out, v.id)
-	}
-	return out
 }
 
 var _ = context.Background

@@ -25,10 +25,10 @@ import (
 // Default endpoints, overridden by the project's environment variables.
 const (
 	defaultSTSEndpoint            = "https://sts.googleapis.com"
-	defaultIAMCredentialsEndpoint = "https://iamcredentials.googleapis.com"
+	defaultIAMCredentialsEndpoint = "https://iamcredentials.googleapis.com" //nolint:gosec // a URL, not a credential
 
 	cloudPlatformScope = "https://www.googleapis.com/auth/cloud-platform"
-	jwtTokenType       = "urn:ietf:params:oauth:token-type:jwt"
+	jwtTokenType       = "urn:ietf:params:oauth:token-type:jwt" //nolint:gosec // a token type name
 )
 
 // authError is a failure to obtain a Google access token.
@@ -183,7 +183,7 @@ func (im *impersonation) Token(ctx context.Context) (*auth.Token, error) {
 	if err != nil {
 		return nil, &authError{"impersonate " + im.target, err}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
 		var e struct {

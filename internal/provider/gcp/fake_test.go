@@ -231,8 +231,8 @@ func (f *fakeGCP) resolve(ctx context.Context, name, perm string) (string, *smVe
 		return "", nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", key)
 	}
 	n := 0
-	switch v := m[4]; {
-	case v == "latest":
+	switch v := m[4]; v {
+	case "latest":
 		for i := len(s.versions); i >= 1; i-- {
 			if s.versions[i-1].state == secretmanagerpb.SecretVersion_ENABLED {
 				n = i

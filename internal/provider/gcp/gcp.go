@@ -47,14 +47,14 @@ const (
 	// EnvSecretManagerEndpoint overrides the Secret Manager gRPC endpoint
 	// (host:port) for global and regional secrets alike. "{location}" in
 	// it is replaced by a regional secret's location.
-	EnvSecretManagerEndpoint = "SSI_GCP_SECRETMANAGER_ENDPOINT"
+	EnvSecretManagerEndpoint = "SSI_GCP_SECRETMANAGER_ENDPOINT" //nolint:gosec // a variable name, not a credential
 	// EnvSTSEndpoint overrides the Security Token Service base URL used by
 	// workload identity federation (default https://sts.googleapis.com).
 	EnvSTSEndpoint = "SSI_GCP_STS_ENDPOINT"
 	// EnvIAMCredentialsEndpoint overrides the IAM Credentials base URL used
 	// to impersonate a service account (default
 	// https://iamcredentials.googleapis.com).
-	EnvIAMCredentialsEndpoint = "SSI_GCP_IAMCREDENTIALS_ENDPOINT"
+	EnvIAMCredentialsEndpoint = "SSI_GCP_IAMCREDENTIALS_ENDPOINT" //nolint:gosec // a variable name, not a credential
 )
 
 // Options configure the provider. The zero value is what production uses.
@@ -165,7 +165,7 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	for i := range g.Secrets {
 		if g.Secrets[i].Kind == spc.GCPParameterVersion {
 			return nil, p.objectError(req, g.Secrets[i].ResourceName, &reasoned{provider.ReasonInvalidConfig,
-				errors.New("Parameter Manager resources are not supported by this build (its Go client, cloud.google.com/go/parametermanager, is not available to it); use Secret Manager resources projects/P/secrets/S/versions/V")})
+				errors.New("this build does not support Parameter Manager resources (its Go client, cloud.google.com/go/parametermanager, is not available to it); use Secret Manager resources projects/P/secrets/S/versions/V")})
 		}
 	}
 	id, err := p.identity(ctx, req)

@@ -418,7 +418,7 @@ func TestErrors(t *testing.T) {
 		"JSON value not string": {one("projects/my-project/secrets/typed/versions/latest", "  extractJSONKey: port\n"), identity.Cloud{}, nil, "projects/my-project/secrets/typed/versions/latest", provider.ReasonInvalidContent, "is a number, not a string"},
 		"malformed YAML":        {one("projects/my-project/secrets/badyaml/versions/latest", "  extractYAMLKey: password\n"), identity.Cloud{}, nil, "projects/my-project/secrets/badyaml/versions/latest", provider.ReasonInvalidContent, "the payload is not a YAML mapping"},
 		"YAML value not string": {one("projects/my-project/secrets/typed/versions/latest", "  extractYAMLKey: port\n"), identity.Cloud{}, nil, "projects/my-project/secrets/typed/versions/latest", provider.ReasonInvalidContent, "is a number, not a string"},
-		"parameter manager":     {one("projects/my-project/locations/global/parameters/p/versions/v1", ""), identity.Cloud{}, nil, "projects/my-project/locations/global/parameters/p/versions/v1", provider.ReasonInvalidConfig, "Parameter Manager resources are not supported by this build"},
+		"parameter manager":     {one("projects/my-project/locations/global/parameters/p/versions/v1", ""), identity.Cloud{}, nil, "projects/my-project/locations/global/parameters/p/versions/v1", provider.ReasonInvalidConfig, "this build does not support Parameter Manager resources"},
 		"STS rejects the audience": {one("projects/my-project/secrets/ok/versions/1", ""), identity.Cloud{GCPWorkloadIdentityProvider: wipResource},
 			identity.StaticTokens{TokenAudience(wipResource): wrongAudTok}, "", provider.ReasonUnauthenticated, "invalid_grant"},
 		"no pod token": {one("projects/my-project/secrets/ok/versions/1", ""), identity.Cloud{GCPWorkloadIdentityProvider: wipResource},
