@@ -31,6 +31,9 @@ const (
 	jwtTokenType       = "urn:ietf:params:oauth:token-type:jwt" //nolint:gosec // a token type name
 )
 
+// errPodADCOutsidePod refuses to lend the node's credentials to a pod.
+var errPodADCOutsidePod = errors.New("auth: pod-adc needs the pod's workload identity provider here (this process's application default credentials are the node's, not the pod's): annotate the pod's service account for workload identity federation, or set auth: provider-adc to use the node's identity deliberately")
+
 // authError is a failure to obtain a Google access token.
 type authError struct {
 	msg string
@@ -131,6 +134,9 @@ func (p *Provider) credentialsFor(ctx context.Context, g *spc.GCP, cloud identit
 			return nil, "", &authError{"configure workload identity federation with " + wip, err}
 		}
 		return c, mode, nil
+	}
+	if p.opts.OutsidePod {
+		return nil, "", errPodADCOutsidePod
 	}
 	base, err := credentials.DetectDefault(&credentials.DetectOptions{Scopes: []string{cloudPlatformScope}, Client: hc})
 	if err != nil {

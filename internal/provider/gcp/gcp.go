@@ -68,6 +68,11 @@ type Options struct {
 	HTTPClient *http.Client
 	// Getenv reads the endpoint variables; nil means os.Getenv.
 	Getenv func(string) string
+	// OutsidePod is set where the fetching process is not the pod (the
+	// node shim): its application default credentials are the node's, not
+	// the pod's, so "auth: pod-adc" then requires workload identity
+	// federation and never falls back to the process's ADC.
+	OutsidePod bool
 	// DisableRetries turns off the client library's retries of
 	// UNAVAILABLE and RESOURCE_EXHAUSTED, so tests see first answers.
 	DisableRetries bool
@@ -290,7 +295,11 @@ func (p *Provider) identity(ctx context.Context, req provider.Request) (*podIden
 		tokens := &podTokens{}
 		creds, mode, err := p.credentialsFor(ctx, g, cl, tokens)
 		if err != nil {
-			return nil, p.classError(req, provider.ReasonUnauthenticated, err)
+			reason := provider.ReasonUnauthenticated
+			if errors.Is(err, errPodADCOutsidePod) {
+				reason = provider.ReasonInvalidConfig
+			}
+			return nil, p.classError(req, reason, err)
 		}
 		id = &podIdentity{creds: creds, mode: mode, tokens: tokens}
 		p.mu.Lock()

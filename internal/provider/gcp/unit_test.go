@@ -1,10 +1,13 @@
 package gcp
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -109,5 +112,20 @@ func TestSecretEndpoint(t *testing.T) {
 				t.Errorf("endpoint %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPodADCOutsidePod refuses to use the node's credentials for a pod in
+// the node shim, before any network call.
+func TestPodADCOutsidePod(t *testing.T) {
+	c, err := spc.ParseSpec("ns", "cls", "gcp", map[string]string{"secrets": "- resourceName: projects/p/secrets/s/versions/1\n  path: s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{OutsidePod: true, Getenv: func(string) string { return "" }})
+	_, err = p.Fetch(context.Background(), provider.Request{Class: c, Identity: identity.Identity{Cloud: identity.Cloud{GCPServiceAccount: "a@p.iam.gserviceaccount.com"}}})
+	var pe *provider.Error
+	if !errors.As(err, &pe) || pe.Reason != provider.ReasonInvalidConfig || !strings.Contains(err.Error(), "ns/cls") || !strings.Contains(err.Error(), "the node's, not the pod's") {
+		t.Fatalf("err %v", err)
 	}
 }
