@@ -1,0 +1,212 @@
+package gcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/auth"
+	"cloud.google.com/go/auth/credentials"
+	"cloud.google.com/go/auth/credentials/externalaccount"
+	"cloud.google.com/go/compute/metadata"
+
+	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/spc"
+)
+
+// Default endpoints, overridden by the project's environment variables.
+const (
+	defaultSTSEndpoint            = "https://sts.googleapis.com"
+	defaultIAMCredentialsEndpoint = "https://iamcredentials.googleapis.com" //nolint:gosec // a URL, not a credential
+
+	cloudPlatformScope = "https://www.googleapis.com/auth/cloud-platform"
+	jwtTokenType       = "urn:ietf:params:oauth:token-type:jwt" //nolint:gosec // a token type name
+)
+
+// errPodADCOutsidePod refuses to lend the node's credentials to a pod.
+var errPodADCOutsidePod = errors.New("auth: pod-adc needs the pod's workload identity provider here (this process's application default credentials are the node's, not the pod's): annotate the pod's service account for workload identity federation, or set auth: provider-adc to use the node's identity deliberately")
+
+// authError is a failure to obtain a Google access token.
+type authError struct {
+	msg string
+	err error
+}
+
+func (e *authError) Error() string { return e.msg + ": " + e.err.Error() }
+func (e *authError) Unwrap() error { return e.err }
+
+// STSAudience returns the audience of the STS token exchange for a
+// workload identity provider given as a full resource name
+// ("//iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/providers/X"),
+// as a resource path ("projects/N/..."), or as a GKE identity namespace
+// audience ("identitynamespace:POOL:PROVIDER").
+func STSAudience(provider string) string {
+	switch {
+	case strings.HasPrefix(provider, "//"), strings.HasPrefix(provider, "identitynamespace:"):
+		return provider
+	case strings.HasPrefix(provider, "https://iam.googleapis.com/"):
+		return "//" + strings.TrimPrefix(provider, "https://")
+	}
+	return "//iam.googleapis.com/" + strings.TrimPrefix(provider, "/")
+}
+
+// TokenAudience returns the audience of the service-account token that is
+// exchanged at STS for a workload identity provider: the provider's
+// default allowed audience "https://iam.googleapis.com/projects/…/providers/X",
+// or for a GKE identity namespace audience "identitynamespace:POOL:…" the
+// pool ("PROJECT.svc.id.goog"), as GKE issues them.
+func TokenAudience(provider string) string {
+	aud := STSAudience(provider)
+	if rest, ok := strings.CutPrefix(aud, "identitynamespace:"); ok {
+		pool, _, _ := strings.Cut(rest, ":")
+		return pool
+	}
+	return "https:" + aud
+}
+
+// Audiences returns the service-account token audiences a class needs for
+// a pod with the given cloud identity: one when the pod federates through
+// a workload identity provider, none when it uses the metadata server or
+// the fetching process's credentials.
+func Audiences(c *spc.Class, cloud identity.Cloud) []string {
+	if c == nil || c.GCP == nil || c.GCP.Auth == spc.GCPAuthProviderADC || cloud.GCPWorkloadIdentityProvider == "" {
+		return nil
+	}
+	return []string{TokenAudience(cloud.GCPWorkloadIdentityProvider)}
+}
+
+// podTokens supplies the pod's service-account token to the external
+// account credential; it reads the token source of the latest fetch.
+type podTokens struct {
+	src      atomic.Pointer[identity.TokenSource]
+	audience string
+}
+
+func (t *podTokens) SubjectToken(ctx context.Context, _ *externalaccount.RequestOptions) (string, error) {
+	ts := t.src.Load()
+	if ts == nil || *ts == nil {
+		return "", fmt.Errorf("%w %q: the pod's token for workload identity federation is not available", identity.ErrNoToken, t.audience)
+	}
+	return (*ts).Token(ctx, t.audience)
+}
+
+// credentialsFor builds the credentials of a fetch: the fetching process's
+// ADC (auth: provider-adc); the pod's federated token exchanged at STS,
+// optionally impersonating a service account (a workload identity provider
+// is set); or the ADC of the pod, which in a GKE pod is the metadata server
+// serving the pod's own identity, impersonating the annotated service
+// account when that is not who ADC already is.
+func (p *Provider) credentialsFor(ctx context.Context, g *spc.GCP, cloud identity.Cloud, tokens *podTokens) (*auth.Credentials, string, error) {
+	hc := p.httpClient()
+	if g.Auth == spc.GCPAuthProviderADC {
+		c, err := credentials.DetectDefault(&credentials.DetectOptions{Scopes: []string{cloudPlatformScope}, Client: hc})
+		if err != nil {
+			return nil, "", &authError{"find application default credentials of this process (auth: provider-adc)", err}
+		}
+		return c, "provider-adc", nil
+	}
+	gsa := cloud.GCPServiceAccount
+	if wip := cloud.GCPWorkloadIdentityProvider; wip != "" {
+		tokens.audience = TokenAudience(wip)
+		o := &externalaccount.Options{
+			Audience:             STSAudience(wip),
+			SubjectTokenType:     jwtTokenType,
+			TokenURL:             p.endpoint(EnvSTSEndpoint, defaultSTSEndpoint) + "/v1/token",
+			Scopes:               []string{cloudPlatformScope},
+			SubjectTokenProvider: tokens,
+			Client:               hc,
+		}
+		mode := "federation"
+		if gsa != "" {
+			o.ServiceAccountImpersonationURL = p.generateAccessTokenURL(gsa)
+			mode = "federation+impersonation"
+		}
+		c, err := externalaccount.NewCredentials(o)
+		if err != nil {
+			return nil, "", &authError{"configure workload identity federation with " + wip, err}
+		}
+		return c, mode, nil
+	}
+	if p.opts.OutsidePod {
+		return nil, "", errPodADCOutsidePod
+	}
+	base, err := credentials.DetectDefault(&credentials.DetectOptions{Scopes: []string{cloudPlatformScope}, Client: hc})
+	if err != nil {
+		return nil, "", &authError{"find application default credentials of the pod (the GKE metadata server; or set a workload identity provider for federation)", err}
+	}
+	if gsa == "" {
+		return base, "adc", nil
+	}
+	if metadata.OnGCE() {
+		// On GKE the metadata server already answers as the service
+		// account the pod's Kubernetes service account is bound to.
+		email, err := metadata.NewClient(hc).EmailWithContext(ctx, "default")
+		if err == nil && email == gsa {
+			return base, "adc", nil
+		}
+	}
+	return auth.NewCredentials(&auth.CredentialsOptions{
+		TokenProvider: auth.NewCachedTokenProvider(&impersonation{p: p, base: base, target: gsa}, nil),
+	}), "adc+impersonation", nil
+}
+
+// generateAccessTokenURL is the IAM Credentials method that mints an
+// access token for a service account.
+func (p *Provider) generateAccessTokenURL(gsa string) string {
+	return p.endpoint(EnvIAMCredentialsEndpoint, defaultIAMCredentialsEndpoint) +
+		"/v1/projects/-/serviceAccounts/" + url.PathEscape(gsa) + ":generateAccessToken"
+}
+
+// impersonation mints access tokens of target with IAM Credentials
+// generateAccessToken, authenticated as base.
+type impersonation struct {
+	p      *Provider
+	base   *auth.Credentials
+	target string
+}
+
+func (im *impersonation) Token(ctx context.Context) (*auth.Token, error) {
+	bt, err := im.base.Token(ctx)
+	if err != nil {
+		return nil, &authError{"obtain the base token to impersonate " + im.target, err}
+	}
+	body, _ := json.Marshal(map[string]any{"scope": []string{cloudPlatformScope}, "lifetime": "3600s"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, im.p.generateAccessTokenURL(im.target), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+bt.Value)
+	resp, err := im.p.httpClient().Do(req)
+	if err != nil {
+		return nil, &authError{"impersonate " + im.target, err}
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct {
+				Status  string `json:"status"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal(b, &e)
+		return nil, &authError{"impersonate " + im.target, fmt.Errorf("IAM Credentials generateAccessToken: HTTP %d %s %s", resp.StatusCode, e.Error.Status, e.Error.Message)}
+	}
+	var out struct {
+		AccessToken string    `json:"accessToken"`
+		ExpireTime  time.Time `json:"expireTime"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil || out.AccessToken == "" {
+		return nil, &authError{"impersonate " + im.target, errors.New("IAM Credentials generateAccessToken returned no accessToken")}
+	}
+	return &auth.Token{Value: out.AccessToken, Type: "Bearer", Expiry: out.ExpireTime}, nil
+}

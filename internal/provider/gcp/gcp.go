@@ -1,0 +1,377 @@
+// Package gcp is the "gcp" provider: it reads Google Secret Manager secret
+// versions (global and regional) with cloud.google.com/go/secretmanager
+// over gRPC, taking the parameters of the upstream Google Secret Manager
+// provider unchanged (see docs/providers/gcp.md).
+//
+// The pod authenticates with its own identity: the GKE metadata server
+// (application default credentials in the pod), or workload identity
+// federation, exchanging its projected service-account token at STS and
+// optionally impersonating a Google service account. "auth: provider-adc"
+// uses the fetching process's own application default credentials.
+//
+// Rotation is version-aware: a numbered version that is already written
+// costs no call (versions are immutable); "latest" and aliases are resolved
+// with GetSecretVersion, which returns metadata only, and the payload is
+// read only when the resolved version changed.
+package gcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/auth"
+	secretmanager "cloud.google.com/go/secretmanager/apiv1"
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/spc"
+)
+
+// Environment variables naming endpoints; each is documented in
+// docs/configuration.md.
+const (
+	// EnvSecretManagerEndpoint overrides the Secret Manager gRPC endpoint
+	// (host:port) for global and regional secrets alike. "{location}" in
+	// it is replaced by a regional secret's location.
+	EnvSecretManagerEndpoint = "SSI_GCP_SECRETMANAGER_ENDPOINT" //nolint:gosec // a variable name, not a credential
+	// EnvSTSEndpoint overrides the Security Token Service base URL used by
+	// workload identity federation (default https://sts.googleapis.com).
+	EnvSTSEndpoint = "SSI_GCP_STS_ENDPOINT"
+	// EnvIAMCredentialsEndpoint overrides the IAM Credentials base URL used
+	// to impersonate a service account (default
+	// https://iamcredentials.googleapis.com).
+	EnvIAMCredentialsEndpoint = "SSI_GCP_IAMCREDENTIALS_ENDPOINT" //nolint:gosec // a variable name, not a credential
+)
+
+// Options configure the provider. The zero value is what production uses.
+type Options struct {
+	// GRPCDialOptions are added to every Secret Manager connection, after
+	// the library's own (tests pass transport credentials trusting their
+	// server, and a dialer).
+	GRPCDialOptions []grpc.DialOption
+	// HTTPClient sends the token requests (STS, IAM Credentials, metadata
+	// server); nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// Getenv reads the endpoint variables; nil means os.Getenv.
+	Getenv func(string) string
+	// OutsidePod is set where the fetching process is not the pod (the
+	// node shim): its application default credentials are the node's, not
+	// the pod's, so "auth: pod-adc" then requires workload identity
+	// federation and never falls back to the process's ADC.
+	OutsidePod bool
+	// DisableRetries turns off the client library's retries of
+	// UNAVAILABLE and RESOURCE_EXHAUSTED, so tests see first answers.
+	DisableRetries bool
+}
+
+// Provider fetches Secret Manager secret versions. It keeps credentials and
+// connections between fetches and is safe for concurrent use.
+type Provider struct {
+	opts Options
+
+	mu      sync.Mutex
+	idents  map[string]*podIdentity
+	clients map[string]*smClient
+	// noMetadata remembers resources whose metadata (GetSecretVersion)
+	// the identity may not read, so their versions are read with
+	// AccessSecretVersion directly.
+	noMetadata map[string]bool
+}
+
+// podIdentity is the credentials of one identity.
+type podIdentity struct {
+	creds    *auth.Credentials
+	mode     string
+	tokens   *podTokens
+	lastUsed time.Time
+}
+
+type smClient struct {
+	c        *secretmanager.Client
+	lastUsed time.Time
+}
+
+// maxCached bounds kept identities and clients (the node shim serves many
+// pods; the agent one).
+const maxCached = 64
+
+// New returns the provider.
+func New(opts Options) *Provider {
+	return &Provider{opts: opts, idents: map[string]*podIdentity{}, clients: map[string]*smClient{}, noMetadata: map[string]bool{}}
+}
+
+// Name implements provider.Provider.
+func (p *Provider) Name() string { return spc.ProviderGCP }
+
+// Close closes the kept connections.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for k, c := range p.clients {
+		errs = append(errs, c.c.Close())
+		delete(p.clients, k)
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Provider) getenv(k string) string {
+	if p.opts.Getenv != nil {
+		return p.opts.Getenv(k)
+	}
+	return os.Getenv(k)
+}
+
+func (p *Provider) httpClient() *http.Client {
+	if p.opts.HTTPClient != nil {
+		return p.opts.HTTPClient
+	}
+	return http.DefaultClient
+}
+
+func (p *Provider) endpoint(env, def string) string {
+	if v := p.getenv(env); v != "" {
+		return strings.TrimSuffix(v, "/")
+	}
+	return def
+}
+
+// secretEndpoint is the gRPC endpoint serving a secret.
+func (p *Provider) secretEndpoint(s *spc.GCPSecret) string {
+	if v := p.getenv(EnvSecretManagerEndpoint); v != "" {
+		return strings.ReplaceAll(v, "{location}", s.Location)
+	}
+	if s.Kind == spc.GCPRegionalSecret {
+		return "secretmanager." + s.Location + ".rep.googleapis.com:443"
+	}
+	return "secretmanager.googleapis.com:443"
+}
+
+// Fetch implements provider.Provider.
+func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.Object, error) {
+	if req.Class == nil || req.Class.GCP == nil {
+		return nil, &provider.Error{Provider: spc.ProviderGCP, Reason: provider.ReasonInvalidConfig, Err: errors.New("the class has no gcp parameters")}
+	}
+	g := req.Class.GCP
+	for i := range g.Secrets {
+		if g.Secrets[i].Kind == spc.GCPParameterVersion {
+			return nil, p.objectError(req, g.Secrets[i].ResourceName, &reasoned{provider.ReasonInvalidConfig,
+				errors.New("this build does not support Parameter Manager resources (its Go client, cloud.google.com/go/parametermanager, is not available to it); use Secret Manager resources projects/P/secrets/S/versions/V")})
+		}
+	}
+	id, err := p.identity(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	// Obtain (or reuse) the access token first, so an identity problem is
+	// reported as such rather than as a failed RPC.
+	if _, err := id.creds.Token(ctx); err != nil {
+		return nil, p.classError(req, provider.ReasonUnauthenticated, fmt.Errorf("obtain a Google access token (%s): %w", id.mode, err))
+	}
+	// Entries of one resource share an id (the resource name). Versions
+	// recorded under a shared id are ambiguous, so such entries are always
+	// read in full.
+	count := map[string]int{}
+	for i := range g.Secrets {
+		count[g.Secrets[i].ResourceName]++
+	}
+	out := make([]provider.Object, 0, len(g.Secrets))
+	for i := range g.Secrets {
+		s := &g.Secrets[i]
+		cur := req.Current[s.ResourceName]
+		if count[s.ResourceName] > 1 {
+			cur = ""
+		}
+		obj, err := p.fetchSecret(ctx, req, id, s, cur)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, obj)
+	}
+	return out, nil
+}
+
+var numericVersion = regexp.MustCompile(`/versions/[0-9]+$`)
+
+func (p *Provider) fetchSecret(ctx context.Context, req provider.Request, id *podIdentity, s *spc.GCPSecret, cur string) (provider.Object, error) {
+	name := s.ResourceName
+	if cur != "" && numericVersion.MatchString(name) && versionNumber(cur) == versionNumber(name) {
+		// A numbered version never changes content.
+		return provider.Object{ID: name, Version: cur, Unchanged: true}, nil
+	}
+	c, err := p.client(ctx, req, id, s)
+	if err != nil {
+		return provider.Object{}, err
+	}
+	target := name
+	if cur != "" && !numericVersion.MatchString(name) && !p.skipMetadata(name) {
+		v, err := c.GetSecretVersion(ctx, &secretmanagerpb.GetSecretVersionRequest{Name: name}, p.callOpts()...)
+		switch {
+		case err == nil:
+			if v.GetName() == cur {
+				return provider.Object{ID: name, Version: cur, Unchanged: true}, nil
+			}
+			// Read exactly the version just resolved.
+			target = v.GetName()
+		case status.Code(err) == codes.PermissionDenied:
+			// secretmanager.versions.get is not granted (roles/secretmanager.secretAccessor
+			// has only versions.access): compare after reading.
+			p.mu.Lock()
+			p.noMetadata[name] = true
+			p.mu.Unlock()
+		default:
+			return provider.Object{}, p.objectError(req, name, classify("get secret version "+name, err))
+		}
+	}
+	resp, err := c.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: target}, p.callOpts()...)
+	if err != nil {
+		return provider.Object{}, p.objectError(req, name, classify("access secret version "+target, err))
+	}
+	version := resp.GetName()
+	if version == cur && cur != "" {
+		return provider.Object{ID: name, Version: version, Unchanged: true}, nil
+	}
+	data := resp.GetPayload().GetData()
+	if sum := resp.GetPayload().DataCrc32C; sum != nil && int64(crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))) != *sum {
+		return provider.Object{}, p.objectError(req, name, &reasoned{provider.ReasonInvalidContent, fmt.Errorf("access secret version %s: the payload does not match its CRC32C checksum", target)})
+	}
+	if data, err = extract(data, s.ExtractJSONKey, s.ExtractYAMLKey); err != nil {
+		return provider.Object{}, p.objectError(req, name, &reasoned{provider.ReasonInvalidContent, err})
+	}
+	mode := s.FilePermission
+	if mode == 0 {
+		mode = req.Permission
+	}
+	return provider.Object{ID: name, Version: version, Files: []atomicdir.File{{Path: s.File, Mode: mode, Data: data}}}, nil
+}
+
+func versionNumber(name string) string {
+	return name[strings.LastIndexByte(name, '/')+1:]
+}
+
+func (p *Provider) skipMetadata(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.noMetadata[name]
+}
+
+func (p *Provider) callOpts() []gax.CallOption {
+	if p.opts.DisableRetries {
+		return []gax.CallOption{gax.WithRetry(func() gax.Retryer { return noRetry{} })}
+	}
+	return nil
+}
+
+type noRetry struct{}
+
+func (noRetry) Retry(error) (time.Duration, bool) { return 0, false }
+
+// identity returns the credentials for the request's identity, creating
+// them on first use.
+func (p *Provider) identity(ctx context.Context, req provider.Request) (*podIdentity, error) {
+	g, cl, pod := req.Class.GCP, req.Identity.Cloud, req.Identity.Pod
+	key := g.Auth
+	if g.Auth != spc.GCPAuthProviderADC {
+		key = strings.Join([]string{g.Auth, cl.GCPWorkloadIdentityProvider, cl.GCPServiceAccount, pod.Namespace, pod.ServiceAccount, pod.UID}, "\x00")
+	}
+	p.mu.Lock()
+	id := p.idents[key]
+	p.mu.Unlock()
+	if id == nil {
+		tokens := &podTokens{}
+		creds, mode, err := p.credentialsFor(ctx, g, cl, tokens)
+		if err != nil {
+			reason := provider.ReasonUnauthenticated
+			if errors.Is(err, errPodADCOutsidePod) {
+				reason = provider.ReasonInvalidConfig
+			}
+			return nil, p.classError(req, reason, err)
+		}
+		id = &podIdentity{creds: creds, mode: mode, tokens: tokens}
+		p.mu.Lock()
+		if old := p.idents[key]; old != nil {
+			id = old
+		} else {
+			if len(p.idents) >= maxCached {
+				evict(p.idents, func(v *podIdentity) time.Time { return v.lastUsed }, nil)
+			}
+			p.idents[key] = id
+		}
+		p.mu.Unlock()
+	}
+	if req.Identity.Tokens != nil {
+		ts := req.Identity.Tokens
+		id.tokens.src.Store(&ts)
+	}
+	p.mu.Lock()
+	id.lastUsed = time.Now()
+	p.mu.Unlock()
+	return id, nil
+}
+
+// client returns the Secret Manager client for the secret's endpoint and
+// the identity.
+func (p *Provider) client(ctx context.Context, req provider.Request, id *podIdentity, s *spc.GCPSecret) (*secretmanager.Client, error) {
+	endpoint := p.secretEndpoint(s)
+	key := fmt.Sprintf("%p\x00%s", id, endpoint)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.clients[key]; c != nil {
+		c.lastUsed = time.Now()
+		return c.c, nil
+	}
+	opts := []option.ClientOption{option.WithEndpoint(endpoint), option.WithAuthCredentials(id.creds)}
+	for _, d := range p.opts.GRPCDialOptions {
+		opts = append(opts, option.WithGRPCDialOption(d))
+	}
+	c, err := secretmanager.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, p.objectError(req, s.ResourceName, &reasoned{provider.ReasonUnavailable, fmt.Errorf("connect to Secret Manager at %s: %w", endpoint, err)})
+	}
+	if len(p.clients) >= maxCached {
+		evict(p.clients, func(v *smClient) time.Time { return v.lastUsed }, func(v *smClient) { _ = v.c.Close() })
+	}
+	p.clients[key] = &smClient{c: c, lastUsed: time.Now()}
+	return c, nil
+}
+
+func evict[V any](m map[string]V, at func(V) time.Time, closeFn func(V)) {
+	var oldest string
+	var t time.Time
+	for k, v := range m {
+		if oldest == "" || at(v).Before(t) {
+			oldest, t = k, at(v)
+		}
+	}
+	if closeFn != nil {
+		closeFn(m[oldest])
+	}
+	delete(m, oldest)
+}
+
+func (p *Provider) objectError(req provider.Request, object string, err error) error {
+	reason := provider.ReasonUnknown
+	var r *reasoned
+	if errors.As(err, &r) {
+		reason, err = r.reason, r.err
+	}
+	return &provider.Error{Class: req.Class.Key(), Provider: spc.ProviderGCP, Object: object, Reason: reason, Err: err}
+}
+
+func (p *Provider) classError(req provider.Request, reason provider.Reason, err error) error {
+	return &provider.Error{Class: req.Class.Key(), Provider: spc.ProviderGCP, Reason: reason, Err: err}
+}

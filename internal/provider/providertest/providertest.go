@@ -1,0 +1,321 @@
+// Package providertest holds what the cloud providers' tests share to run
+// their SDKs against in-process fakes: a test certificate authority whose
+// server certificates carry the real service host names, an HTTP transport
+// and dialer that send every connection to a loopback listener, a verifier
+// that checks service-account tokens with the test kube-apiserver's
+// TokenReview (as a cloud's identity federation checks them), and a
+// call counter.
+//
+// It is imported by tests only.
+package providertest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// CA is a throwaway certificate authority for test servers.
+type CA struct {
+	Cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+// NewCA creates a certificate authority.
+func NewCA(t testing.TB) *CA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "providertest CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &CA{Cert: cert, key: key, pool: pool}
+}
+
+// Pool trusts only this CA.
+func (ca *CA) Pool() *x509.CertPool { return ca.pool }
+
+// ServerTLS returns a server configuration whose certificate is valid for
+// the DNS names given (wildcards allowed) and for 127.0.0.1 and ::1.
+func (ca *CA) ServerTLS(t testing.TB, names ...string) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "providertest server"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		DNSNames:     names,
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		NextProtos:   []string{"h2", "http/1.1"},
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+// ClientTLS trusts only this CA.
+func (ca *CA) ClientTLS() *tls.Config {
+	return &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12}
+}
+
+// Dialer connects every address to a loopback listener: routes maps
+// "host:port" to a listener address, loopback addresses not in routes are
+// dialled as they are, and every other address goes to fallback (when
+// empty, such a dial fails). This lets SDKs use real service host names
+// while all traffic stays on this machine.
+type Dialer struct {
+	Routes   map[string]string
+	Fallback string
+}
+
+// DialContext implements the net.Dialer method of the same name.
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	target, ok := d.Routes[addr]
+	if !ok {
+		target = d.Fallback
+		if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback() {
+			target = addr
+		}
+	}
+	if target == "" {
+		return nil, fmt.Errorf("providertest: no route for %s", addr)
+	}
+	if host, _, err := net.SplitHostPort(target); err != nil || !net.ParseIP(host).IsLoopback() {
+		return nil, fmt.Errorf("providertest: refusing non-loopback target %q", target)
+	}
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, target)
+}
+
+// HTTPClient is an HTTP client that trusts ca and dials through d.
+func HTTPClient(ca *CA, d *Dialer) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.TLSClientConfig = ca.ClientTLS()
+	if d != nil {
+		tr.DialContext = d.DialContext
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// Counter counts calls by name; safe for concurrent use.
+type Counter struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+// Add counts one call.
+func (c *Counter) Add(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]int{}
+	}
+	c.m[name]++
+}
+
+// Snapshot returns the counts and resets them.
+func (c *Counter) Snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.m
+	c.m = nil
+	if out == nil {
+		out = map[string]int{}
+	}
+	return out
+}
+
+// Total sums counts whose name has one of the prefixes (all when none).
+func Total(m map[string]int, prefixes ...string) int {
+	n := 0
+	for k, v := range m {
+		if len(prefixes) == 0 {
+			n += v
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(k, p) {
+				n += v
+				break
+			}
+		}
+	}
+	return n
+}
+
+// Format renders counts sorted by name, for logs.
+func Format(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%d", k, m[k])
+	}
+	return b.String()
+}
+
+// Reviewer verifies service-account tokens the way a cloud's identity
+// federation does: the signature, expiry and audience through the API
+// server's TokenReview, and the issuer against the API server's discovery
+// document.
+type Reviewer struct {
+	Clientset kubernetes.Interface
+}
+
+// Subject is who a verified token belongs to.
+type Subject struct {
+	// Username is "system:serviceaccount:<ns>:<name>".
+	Username string
+	// Issuer is the token's iss claim, equal to the API server's issuer.
+	Issuer string
+	// Audiences are the token's audiences that were requested.
+	Audiences []string
+}
+
+// Review checks token for audience and returns its subject.
+func (r *Reviewer) Review(ctx context.Context, token, audience string) (*Subject, error) {
+	tr, err := r.Clientset.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{audience}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("TokenReview: %w", err)
+	}
+	if !tr.Status.Authenticated {
+		return nil, fmt.Errorf("token not authenticated for audience %q: %s", audience, tr.Status.Error)
+	}
+	if !strings.HasPrefix(tr.Status.User.Username, "system:serviceaccount:") {
+		return nil, fmt.Errorf("token is not a service-account token (user %q)", tr.Status.User.Username)
+	}
+	iss, err := claim(token, "iss")
+	if err != nil {
+		return nil, err
+	}
+	want, err := r.Issuer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if iss != want {
+		return nil, fmt.Errorf("token issuer %q is not the API server's %q", iss, want)
+	}
+	return &Subject{Username: tr.Status.User.Username, Issuer: iss, Audiences: tr.Status.Audiences}, nil
+}
+
+// Issuer is the API server's service-account issuer, from its OIDC
+// discovery document.
+func (r *Reviewer) Issuer(ctx context.Context) (string, error) {
+	b, err := r.Clientset.Discovery().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the API server's OIDC discovery document: %w", err)
+	}
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || doc.Issuer == "" {
+		return "", errors.New("the API server's OIDC discovery document has no issuer")
+	}
+	return doc.Issuer, nil
+}
+
+// claim reads one string claim of a JWT without verifying it (TokenReview
+// did that).
+func claim(token, name string) (string, error) {
+	m, err := Claims(token)
+	if err != nil {
+		return "", err
+	}
+	s, _ := m[name].(string)
+	return s, nil
+}
+
+// Claims decodes the payload of a JWT without verifying it.
+func Claims(token string) (map[string]any, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("token is not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, errors.New("token payload is not base64url")
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, errors.New("token payload is not JSON")
+	}
+	return m, nil
+}
+
+// HasAudience reports whether a JWT's aud claim (string or list) has aud.
+func HasAudience(token, aud string) bool {
+	m, err := Claims(token)
+	if err != nil {
+		return false
+	}
+	switch v := m["aud"].(type) {
+	case string:
+		return v == aud
+	case []any:
+		for _, a := range v {
+			if a == aud {
+				return true
+			}
+		}
+	}
+	return false
+}
