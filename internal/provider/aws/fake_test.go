@@ -261,7 +261,7 @@ func (f *fakeAWS) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 var (
-	authRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([A-Z0-9]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$`)
+	authRE       = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([A-Z0-9]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$`)
 	knownRegions = map[string]bool{"us-east-1": true, "us-west-2": true, "eu-west-1": true, "eu-central-1": true}
 )
 

@@ -353,8 +353,10 @@ func TestErrorPaths(t *testing.T) {
 		},
 		"batch throttled": {
 			objects: "- objectName: present\n  objectType: secretsmanager\n- objectName: other\n  objectType: secretsmanager\n",
-			setup:   func(f *fakeAWS) { f.do(func() { f.failOps["secretsmanager.BatchGetSecretValue"] = "ThrottlingException" }) },
-			reason:  provider.ReasonThrottled, object: "present", cause: "ThrottlingException",
+			setup: func(f *fakeAWS) {
+				f.do(func() { f.failOps["secretsmanager.BatchGetSecretValue"] = "ThrottlingException" })
+			},
+			reason: provider.ReasonThrottled, object: "present", cause: "ThrottlingException",
 		},
 		"parameters throttled": {
 			objects: "- objectName: /app/p\n  objectType: ssmparameter\n",
