@@ -624,6 +624,12 @@ func newFakePodIdentityAgent(t testing.TB, network string, f *fakeAWS, check fun
 	return a
 }
 
+func (a *fakePodIdentityAgent) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls
+}
+
 func (a *fakePodIdentityAgent) URL() string { return a.srv.URL + "/v1/credentials" }
 
 func (a *fakePodIdentityAgent) serve(w http.ResponseWriter, r *http.Request) {
