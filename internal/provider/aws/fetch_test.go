@@ -50,6 +50,8 @@ func TestFetchThroughSDK(t *testing.T) {
 - objectName: /app/secure
   objectType: ssmparameter
   objectAlias: secure
+- objectName: arn:aws:ssm:us-east-1:123456789012:parameter/app/secure
+  objectAlias: secure-by-arn
 - objectName: /app/plain
   objectType: ssmparameter
   objectVersion: "1"
@@ -72,11 +74,12 @@ func TestFetchThroughSDK(t *testing.T) {
 	wantFile(t, files, "blob", "\x00\x01\x02\xff", 0o600)
 	wantFile(t, files, "_app_plain", "plain-2", 0o644)
 	wantFile(t, files, "secure", "decrypted-secure", 0o644)
+	wantFile(t, files, "secure-by-arn", "decrypted-secure", 0o644)
 	wantFile(t, files, "plain-v1", "plain-1", 0o644)
 	wantFile(t, files, "plain-stable", "plain-1", 0o644)
 	wantFile(t, files, "db-previous", `{"username":"admin","pass-word":"s3cr3t-v1","port":5432}`, 0o644)
-	if len(files) != 10 {
-		t.Errorf("got %d files, want 10", len(files))
+	if len(files) != 11 {
+		t.Errorf("got %d files, want 11", len(files))
 	}
 	for id, want := range map[string]string{"prod_db": dbV2, "db-user": dbV2, "db-pass": dbV2, "db-previous": dbV1,
 		"_app_plain": "2", "plain-v1": "1", "plain-stable": "1", "secure": "1"} {
@@ -91,8 +94,8 @@ func TestFetchThroughSDK(t *testing.T) {
 	// A cycle with nothing changed fetches no content.
 	f.counts()
 	fe.mustCycle()
-	if u := fe.unchanged(); len(u) != 10 {
-		t.Errorf("unchanged after a quiet cycle: %v, want all 10", u)
+	if u := fe.unchanged(); len(u) != 11 {
+		t.Errorf("unchanged after a quiet cycle: %v, want all 11", u)
 	}
 	// Rotation: a new AWSCURRENT of prod/db reaches the object and its
 	// extracted files; AWSPREVIOUS moves too.
@@ -104,7 +107,7 @@ func TestFetchThroughSDK(t *testing.T) {
 	if got := fe.version("db-pass"); got != dbV3 {
 		t.Errorf("version of db-pass after rotation = %q, want %q", got, dbV3)
 	}
-	wantUnchanged := []string{"_app_plain", "api", "blob", "plain-stable", "plain-v1", "secure"}
+	wantUnchanged := []string{"_app_plain", "api", "blob", "plain-stable", "plain-v1", "secure", "secure-by-arn"}
 	if u := fe.unchanged(); !slices.Equal(sorted(u), wantUnchanged) {
 		t.Errorf("unchanged after rotating prod/db = %v, want %v", sorted(u), wantUnchanged)
 	}
