@@ -71,6 +71,12 @@ type Options struct {
 	PodIdentityIPv4URL, PodIdentityIPv6URL string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OutsidePod is set where the fetching process is not the pod (the
+	// node shim, the sync controller): its ambient credentials and token
+	// files are its own, not the pod's, so a pod without IRSA or Pod
+	// Identity is refused instead of being served with them, as upstream
+	// refuses a service account without a role.
+	OutsidePod bool
 }
 
 // Provider fetches Secrets Manager secrets and SSM parameters. It is safe

@@ -49,11 +49,18 @@ type identityEntry struct {
 	tokens *tokenBox
 }
 
+// errNoPodIdentity refuses to lend the fetching process's own identity to a
+// pod (see Options.OutsidePod).
+var errNoPodIdentity = errors.New("the pod has no AWS identity: annotate its service account with eks.amazonaws.com/role-arn (IRSA) " +
+	"or set parameters.usePodIdentity to \"true\" (EKS Pod Identity); this process's default credentials are the node's, not the pod's")
+
 // tokenBox holds the token source of the latest fetch, so that cached
 // credentials refresh with a current token (kubelet rotates them).
 type tokenBox struct {
 	mu sync.Mutex
 	ts identity.TokenSource
+	// noEnvFile forbids the token-file fallback (Options.OutsidePod).
+	noEnvFile bool
 }
 
 func (b *tokenBox) set(ts identity.TokenSource) {
@@ -77,7 +84,7 @@ func (b *tokenBox) token(ctx context.Context, audience, envFile string) (string,
 			return "", err
 		}
 	}
-	if f := os.Getenv(envFile); f != "" {
+	if f := os.Getenv(envFile); f != "" && !b.noEnvFile {
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			return "", fmt.Errorf("read %s: %w", envFile, err)
@@ -106,6 +113,10 @@ func (p *Provider) identity(ctx context.Context, req provider.Request, region st
 	case req.Identity.Cloud.AWSRoleARN != "":
 		mode, key = modeIRSA, modeIRSA+"|"+who+"|"+req.Identity.Cloud.AWSRoleARN
 	default:
+		if p.opts.OutsidePod {
+			return nil, &provider.Error{Class: req.Class.Key(), Provider: Name, Reason: provider.ReasonInvalidConfig,
+				Err: fmt.Errorf("service account %s: %w", who, errNoPodIdentity)}
+		}
 		mode, key = modeDefault, modeDefault
 	}
 
@@ -113,7 +124,7 @@ func (p *Provider) identity(ctx context.Context, req provider.Request, region st
 	e := p.idents[key]
 	p.mu.Unlock()
 	if e == nil {
-		e = &identityEntry{key: key, mode: mode, tokens: &tokenBox{}}
+		e = &identityEntry{key: key, mode: mode, tokens: &tokenBox{noEnvFile: p.opts.OutsidePod}}
 		switch mode {
 		case modePodIdentity:
 			e.creds = aws.NewCredentialsCache(&podIdentityCreds{endpoints: endpoints, client: p.podIdentityClient(), box: e.tokens},

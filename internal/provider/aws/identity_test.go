@@ -301,3 +301,63 @@ func TestDefaultChainWithoutCredentials(t *testing.T) {
 		t.Errorf("%d unsigned calls reached the backend", n)
 	}
 }
+
+// TestOutsidePod: in the node shim the process's own identity (default
+// chain, token files in its environment) is never lent to a pod.
+func TestOutsidePod(t *testing.T) {
+	const nodeToken = "token-of-the-node-shim"
+	cases := map[string]struct {
+		params map[string]string
+		cloud  identity.Cloud
+		reason provider.Reason
+		cause  string
+	}{
+		"no role and no pod identity": {
+			reason: provider.ReasonInvalidConfig, cause: "annotate its service account with eks.amazonaws.com/role-arn",
+		},
+		"IRSA without the pod's token": {
+			cloud:  identity.Cloud{AWSRoleARN: "arn:aws:iam::123456789012:role/r"},
+			reason: provider.ReasonUnauthenticated, cause: `no service-account token for audience "sts.amazonaws.com"`,
+		},
+		"Pod Identity without the pod's token": {
+			params: map[string]string{"usePodIdentity": "true", "preferredAddressType": "ipv4"},
+			reason: provider.ReasonUnauthenticated, cause: `no service-account token for audience "pods.eks.amazonaws.com"`,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeAWS(t)
+			useFake(t, f) // the shim's own static credentials are in its environment
+			f.assume = func(_ context.Context, tok string) (string, error) { return "node", nil }
+			agent := newFakePodIdentityAgent(t, "tcp4", f, func(context.Context, string) error { return nil })
+			file := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(file, []byte(nodeToken), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", file)
+			t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", file)
+			f.putSecret("us-east-1", "prod/db", ptr("v"), nil)
+			params := map[string]string{"region": "us-east-1", "objects": irsaObjects}
+			for k, v := range tc.params {
+				params[k] = v
+			}
+			opts := testOptions()
+			opts.OutsidePod = true
+			opts.PodIdentityIPv4URL = agent.URL()
+			id := testIdentity()
+			id.Cloud = tc.cloud
+			id.Tokens = identity.StaticTokens{}
+			_, err := (&fetcher{t: t, p: awsprov.New(opts), class: parseClass(t, params), id: id}).cycle()
+			var pe *provider.Error
+			if !errors.As(err, &pe) || pe.Reason != tc.reason || !strings.Contains(err.Error(), tc.cause) {
+				t.Fatalf("error = %v, want %s containing %q", err, tc.reason, tc.cause)
+			}
+			if n := f.get(func() int { return f.calls["sts.AssumeRoleWithWebIdentity"] }); n != 0 || agent.count() != 0 {
+				t.Errorf("the node's token was used: %d STS calls, %d agent calls", n, agent.count())
+			}
+			if issued, static := issuedKeys(f); issued+static != 0 {
+				t.Errorf("%d calls reached Secrets Manager or SSM", issued+static)
+			}
+		})
+	}
+}
