@@ -40,7 +40,7 @@ func (e *callError) withPrimary(primary *callError) error {
 	if primary == nil {
 		return e
 	}
-	return fmt.Errorf("failed in every region: %w; before that: %v", e, primary)
+	return fmt.Errorf("failed in every region: %w; before that: %w", e, primary)
 }
 
 // credentialError marks a failure to obtain credentials for the identity.

@@ -179,7 +179,7 @@ func closedURL(t *testing.T) string {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	_ = l.Close()
 	return "http://" + addr + "/v1/credentials"
 }
 

@@ -78,7 +78,7 @@ func startMoto(t *testing.T) string {
 			t.Fatal(err)
 		}
 		port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-		l.Close()
+		_ = l.Close()
 		var out bytes.Buffer
 		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", port)
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -87,8 +87,12 @@ func startMoto(t *testing.T) string {
 			t.Fatalf("start %s: %v", bin, err)
 		}
 		pid := cmd.Process.Pid
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		exited := make(chan struct{})
+		var waitErr error
+		go func() {
+			waitErr = cmd.Wait()
+			close(exited)
+		}()
 		stop := func() {
 			_ = syscall.Kill(pid, syscall.SIGTERM)
 			select {
@@ -102,12 +106,12 @@ func startMoto(t *testing.T) string {
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			select {
-			case err := <-exited:
-				lastErr = fmt.Errorf("moto_server (pid %d) exited before serving: %v\n%s", pid, err, out.String())
+			case <-exited:
+				lastErr = fmt.Errorf("moto_server (pid %d) exited before serving: %v\n%s", pid, waitErr, out.String())
 			default:
 				resp, err := http.Get(base + "/moto-api/")
 				if err == nil {
-					resp.Body.Close()
+					_ = resp.Body.Close()
 					if resp.StatusCode == http.StatusOK {
 						t.Cleanup(stop)
 						t.Logf("moto_server %s (pid %d) at %s", bin, pid, base)
