@@ -433,6 +433,9 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 			if cloud.AzureTenantID == "" {
 				cloud.AzureTenantID = az.TenantID
 			}
+			if cloud.AzureTenantID == "" {
+				cloud.AzureTenantID = sa[SAAnnotationAzureTenantID]
+			}
 			switch {
 			case az.UseVMManagedIdentity || az.UsePodIdentity:
 				continue
@@ -471,9 +474,6 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 		case c.Vault != nil:
 			auds[c.Vault.Audience] = true
 		}
-	}
-	if cloud.AzureTenantID == "" {
-		cloud.AzureTenantID = sa[SAAnnotationAzureTenantID]
 	}
 	out := make([]string, 0, len(auds))
 	for a := range auds {

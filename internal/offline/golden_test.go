@@ -62,10 +62,10 @@ type goldenCase struct {
 func goldenCases() map[string]goldenCase {
 	sa := "testdata/serviceaccount.yaml"
 	return map[string]goldenCase{
-		"seed-aws":   {files: []string{"seed:aws-secrets", sa}, spc: seedClasses, labels: enabled},
-		"seed-azure": {files: []string{"seed:azure-keyvault", sa}, spc: seedClasses, labels: enabled},
-		"seed-gcp":   {files: []string{"seed:gcp-secrets", sa}, spc: seedClasses, labels: enabled},
-		"seed-vault": {files: []string{"seed:vault-secrets", sa}, spc: seedClasses, labels: enabled},
+		"seed-aws":        {files: []string{"seed:aws-secrets", sa}, spc: seedClasses, labels: enabled},
+		"seed-azure":      {files: []string{"seed:azure-keyvault", sa}, spc: seedClasses, labels: enabled},
+		"seed-gcp":        {files: []string{"seed:gcp-secrets", sa}, spc: seedClasses, labels: enabled},
+		"seed-vault":      {files: []string{"seed:vault-secrets", sa}, spc: seedClasses, labels: enabled},
 		"seed-unlabelled": {files: []string{"seed:aws-secrets", sa}, spc: seedClasses, unchanged: true},
 		"init-containers": {files: []string{"testdata/init-containers.yaml"}, spc: seedClasses, labels: enabled},
 		"native-sidecars": {files: []string{"testdata/native-sidecars.yaml"}, spc: seedClasses, labels: enabled},
@@ -81,8 +81,8 @@ func goldenCases() map[string]goldenCase {
 		"legacy":           {files: []string{"seed:vault-secrets", sa}, spc: seedClasses, labels: enabled, legacy: true},
 		"legacy-job": {files: []string{"testdata/legacy-job.yaml"}, spc: seedClasses, labels: enabled, legacy: true,
 			warnings: []string{"restartPolicy is Never: a rotating sidecar would keep it from completing"}},
-		"init-only":      {files: []string{"testdata/init-only.yaml"}, spc: seedClasses, labels: enabled},
-		"reload-signal":  {files: []string{"testdata/reload-signal.yaml"}, spc: seedClasses, labels: enabled},
+		"init-only":           {files: []string{"testdata/init-only.yaml"}, spc: seedClasses, labels: enabled},
+		"reload-signal":       {files: []string{"testdata/reload-signal.yaml"}, spc: seedClasses, labels: enabled},
 		"node-publish-secret": {files: []string{"testdata/node-publish-secret.yaml"}, labels: enabled},
 		"plugin-provider": {files: []string{"testdata/plugin-provider.yaml", sa}, spc: seedClasses, labels: enabled,
 			warnings: []string{`uses provider "conjur", which is not built in`, `volume "vault": csi.readOnly is not true`}},

@@ -186,9 +186,9 @@ func split(source string, b []byte) ([]*doc, error) {
 			return nil
 		}
 		d := &doc{source: source, index: len(out) + 1, line: start, raw: append([]byte(nil), raw...)}
-		j, err := yaml.YAMLToJSON(d.raw)
+		j, err := yaml.YAMLToJSONStrict(d.raw)
 		if err != nil {
-			return d.errorf("not valid YAML: %v", err)
+			return d.errorf("not valid YAML: %s", strings.Join(strings.Fields(err.Error()), " "))
 		}
 		if bytes.Equal(j, []byte("null")) {
 			return nil
