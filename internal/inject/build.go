@@ -17,6 +17,14 @@ const (
 	AgentContainerName     = "ssi-agent"
 	AgentInitContainerName = "ssi-agent-init"
 	TokenVolumeName        = "ssi-tokens"
+	// NoAPITokenVolumeName is an empty volume mounted over the API token
+	// path in the agent: the ServiceAccount admission plugin, re-run after
+	// the webhook changed the pod, skips containers that already have a
+	// mount there, so the agent gets no Kubernetes API credentials.
+	NoAPITokenVolumeName = "ssi-no-api-token"
+	// APITokenPath is where the ServiceAccount admission plugin mounts the
+	// pod's API token.
+	APITokenPath = "/var/run/secrets/kubernetes.io/serviceaccount"
 	nodePublishPrefix      = "ssi-nps-"
 	agentRoot              = "/var/run/secrets-store-injector"
 	// VolumeDir/<volume> is where each secrets volume is mounted in the agent.
@@ -72,6 +80,9 @@ func (p *plan) apply(pod *corev1.PodTemplateSpec) error {
 				VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: v.nodePublishSecret}},
 			})
 		}
+	}
+	if p.maskAPIToken {
+		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: NoAPITokenVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	}
 
 	// Containers.
@@ -227,6 +238,9 @@ func (p *plan) agent(name string, mode agentconfig.Mode, tokens []agentconfig.To
 		if v.nodePublishSecret != "" {
 			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: nodePublishVolumeName(v.name), MountPath: SecretsDir + "/" + v.name, ReadOnly: true})
 		}
+	}
+	if p.maskAPIToken {
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: NoAPITokenVolumeName, MountPath: APITokenPath, ReadOnly: true})
 	}
 	if mode == agentconfig.ModeSidecar || mode == agentconfig.ModeRotate {
 		c.Ports = []corev1.ContainerPort{{Name: healthPortName, ContainerPort: p.healthPort, Protocol: corev1.ProtocolTCP}}

@@ -701,3 +701,43 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestAPITokenMask checks that the agent's API token path is covered by an
+// empty volume, unless the pod does not mount API tokens at all.
+func TestAPITokenMask(t *testing.T) {
+	no := false
+	tests := map[string]struct {
+		automount *bool
+		masked    bool
+	}{
+		"default automount": {nil, true},
+		"automount off":     {&no, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			pod := podWith(nil, "vault")
+			pod.Spec.AutomountServiceAccountToken = tc.automount
+			res := rewrite(t, input(pod))
+			_, agent := findContainer(res.Pod.Spec.InitContainers, AgentContainerName)
+			var mounted, volume bool
+			for _, m := range agent.VolumeMounts {
+				if m.MountPath == APITokenPath && m.Name == NoAPITokenVolumeName && m.ReadOnly {
+					mounted = true
+				}
+			}
+			for _, v := range res.Pod.Spec.Volumes {
+				if v.Name == NoAPITokenVolumeName && v.EmptyDir != nil {
+					volume = true
+				}
+			}
+			if mounted != tc.masked || volume != tc.masked {
+				t.Errorf("mount %v, volume %v, want %v", mounted, volume, tc.masked)
+			}
+			for _, m := range res.Pod.Spec.Containers[0].VolumeMounts {
+				if m.Name == NoAPITokenVolumeName {
+					t.Errorf("app container got the mask")
+				}
+			}
+		})
+	}
+}

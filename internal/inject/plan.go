@@ -56,6 +56,8 @@ type plan struct {
 	// audiences are the token audiences, sorted ("" = API server default).
 	audiences []string
 	cloud     identity.Cloud
+	// maskAPIToken is set unless the pod opts out of the API token.
+	maskAPIToken bool
 }
 
 // newPlan decides everything the builders need.
@@ -63,6 +65,7 @@ func newPlan(cfg *Config, in *Input, s *settings, vols []secretVolume) (*plan, [
 	var warnings []string
 	spec := &in.Pod.Spec
 	p := &plan{cfg: cfg, volumes: vols, sizeLimit: cfg.VolumeSizeLimit}
+	p.maskAPIToken = spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken
 	if s.sizeLimit != nil {
 		p.sizeLimit = *s.sizeLimit
 	}
@@ -192,7 +195,7 @@ func checkNames(spec *corev1.PodSpec, vols []secretVolume) error {
 			return &Error{Reason: ReasonConflict, Message: fmt.Sprintf("container name %q is reserved for the injected agent, but the pod already has it without annotation %s: %s", c.Name, AnnotationStatus, StatusInjected)}
 		}
 	}
-	added := map[string]bool{TokenVolumeName: true}
+	added := map[string]bool{TokenVolumeName: true, NoAPITokenVolumeName: true}
 	for _, v := range vols {
 		if v.nodePublishSecret != "" {
 			added[nodePublishVolumeName(v.name)] = true

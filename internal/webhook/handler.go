@@ -13,6 +13,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -134,7 +135,7 @@ func (i *Injector) Default(ctx context.Context, obj runtime.Object) error {
 		rec.outcome, rec.reason = OutcomeError, "lookup"
 		i.Log.Error(err, "cannot decide on pod", "namespace", ns, "pod", podName(pod), "failurePolicy", i.FailurePolicy)
 		if i.FailurePolicy == admissionregistrationv1.Fail {
-			return err
+			return apierrors.NewInternalError(err)
 		}
 		rec.warnings = append(rec.warnings, "secrets-store-injector could not decide on this pod and admitted it unchanged (failurePolicy Ignore): "+err.Error())
 		return nil
