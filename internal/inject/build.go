@@ -24,9 +24,9 @@ const (
 	NoAPITokenVolumeName = "ssi-no-api-token"
 	// APITokenPath is where the ServiceAccount admission plugin mounts the
 	// pod's API token.
-	APITokenPath = "/var/run/secrets/kubernetes.io/serviceaccount"
-	nodePublishPrefix      = "ssi-nps-"
-	agentRoot              = "/var/run/secrets-store-injector"
+	APITokenPath      = "/var/run/secrets/kubernetes.io/serviceaccount"
+	nodePublishPrefix = "ssi-nps-"
+	agentRoot         = "/var/run/secrets-store-injector"
 	// VolumeDir/<volume> is where each secrets volume is mounted in the agent.
 	VolumeDir = agentRoot + "/volumes"
 	// TokenDir holds the projected service-account tokens, one file per audience.
