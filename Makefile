@@ -68,8 +68,13 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs (manifests/crds
 .PHONY: manifests
 manifests: generate ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
 
+.PHONY: webhook-config
+webhook-config: ## Generate the MutatingWebhookConfiguration into manifests/webhook/ (from internal/webhook).
+	@mkdir -p manifests/webhook
+	$(GO) run ./hack/webhookconfig --out manifests/webhook/mutatingwebhookconfiguration.yaml
+
 .PHONY: verify
-verify: manifests ## Regenerate everything and fail if the tree changed; check gofmt.
+verify: manifests webhook-config ## Regenerate everything and fail if the tree changed; check gofmt.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@git diff --exit-code -- api manifests $(CHART) || { echo "generated files are stale: run make manifests and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- api manifests $(CHART))" || { git status --porcelain -- api manifests $(CHART); echo "untracked generated files: run make manifests and commit"; exit 1; }

@@ -200,12 +200,16 @@ func TestIntegration(t *testing.T) {
 		}
 		// Through the API server: the same pod created again is stored
 		// with the same spec.
+		before := admissions()
 		again := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "again-", Labels: first.Labels, Annotations: first.Annotations}, Spec: *first.Spec.DeepCopy()}
 		if err := c.Create(ctx, again); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		if diff := cmp.Diff(first.Spec, again.Spec); diff != "" {
 			t.Errorf("second admission changed the pod (-first +second):\n%s", diff)
+		}
+		if admissions() != before {
+			t.Errorf("the API server sent an injected pod to the webhook again (matchConditions)")
 		}
 	})
 
@@ -217,6 +221,17 @@ func TestIntegration(t *testing.T) {
 		}
 		if got := admissions(); got != before {
 			t.Errorf("a pod without secrets-store volumes or annotations reached the webhook (%v admissions, was %v)", got, before)
+		}
+		optOut := seedPod(t, "vault-secrets")
+		optOut.Namespace, optOut.Annotations = ns, map[string]string{inject.AnnotationInject: "false"}
+		if err := c.Create(ctx, optOut); err != nil {
+			t.Fatal(err)
+		}
+		if got := admissions(); got != before {
+			t.Errorf("an opted-out pod reached the webhook")
+		}
+		if optOut.Spec.Volumes[0].CSI == nil {
+			t.Errorf("opted-out pod was rewritten")
 		}
 		other := h.seedNamespace(t, nil)
 		pod := seedPod(t, "vault-secrets")
