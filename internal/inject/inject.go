@@ -64,6 +64,7 @@ type SkipReason string
 // Reasons for leaving a pod unchanged.
 const (
 	SkipExcludedNamespace SkipReason = "excluded-namespace"
+	SkipDisabledNamespace SkipReason = "disabled-namespace"
 	SkipAlreadyInjected   SkipReason = "already-injected"
 	SkipOptedOut          SkipReason = "opted-out"
 	SkipNotEnabled        SkipReason = "not-enabled"
@@ -151,13 +152,19 @@ func Decide(cfg *Config, namespace string, namespaceLabels, annotations map[stri
 	if set && !want {
 		return SkipOptedOut, nil, nil
 	}
+	v, labelled := namespaceLabels[LabelInjection]
+	if v == LabelValueDisabled {
+		// The webhook configuration never sends such namespaces; decide
+		// the same offline.
+		return SkipDisabledNamespace, nil, nil
+	}
 	if set && want {
 		return "", nil, nil
 	}
-	switch v, ok := namespaceLabels[LabelInjection]; {
+	switch {
 	case v == LabelValueEnabled:
 		return "", nil, nil
-	case ok && v != LabelValueDisabled:
+	case labelled:
 		return SkipNotEnabled, []string{fmt.Sprintf("namespace %s has label %s=%q; only %q enables injection", namespace, LabelInjection, v, LabelValueEnabled)}, nil
 	}
 	return SkipNotEnabled, nil, nil

@@ -96,17 +96,18 @@ func TestDecide(t *testing.T) {
 		warn    string
 		wantErr string
 	}{
-		"labelled namespace":            {ns: ns, labels: enabledNS},
-		"annotation in plain namespace": {ns: ns, ann: map[string]string{AnnotationInject: "true"}},
-		"annotation is case-blind":      {ns: ns, ann: map[string]string{AnnotationInject: " True"}},
-		"plain namespace":               {ns: ns, skip: SkipNotEnabled},
-		"label with another value":      {ns: ns, labels: map[string]string{LabelInjection: "true"}, skip: SkipNotEnabled, warn: `only "enabled" enables injection`},
-		"disabled label":                {ns: ns, labels: map[string]string{LabelInjection: LabelValueDisabled}, skip: SkipNotEnabled},
-		"opt out in enabled namespace":  {ns: ns, labels: enabledNS, ann: map[string]string{AnnotationInject: "false"}, skip: SkipOptedOut},
-		"already injected":              {ns: ns, labels: enabledNS, ann: map[string]string{AnnotationStatus: StatusInjected}, skip: SkipAlreadyInjected},
-		"kube-system even when asked":   {ns: "kube-system", labels: enabledNS, ann: map[string]string{AnnotationInject: "true"}, skip: SkipExcludedNamespace},
-		"own namespace":                 {ns: "ssi-system", labels: enabledNS, skip: SkipExcludedNamespace},
-		"malformed inject":              {ns: ns, ann: map[string]string{AnnotationInject: "yes"}, wantErr: `annotation secrets-store-injector.io/inject: "yes" is neither "true" nor "false"`},
+		"labelled namespace":              {ns: ns, labels: enabledNS},
+		"annotation in plain namespace":   {ns: ns, ann: map[string]string{AnnotationInject: "true"}},
+		"annotation is case-blind":        {ns: ns, ann: map[string]string{AnnotationInject: " True"}},
+		"plain namespace":                 {ns: ns, skip: SkipNotEnabled},
+		"label with another value":        {ns: ns, labels: map[string]string{LabelInjection: "true"}, skip: SkipNotEnabled, warn: `only "enabled" enables injection`},
+		"disabled label":                  {ns: ns, labels: map[string]string{LabelInjection: LabelValueDisabled}, skip: SkipDisabledNamespace},
+		"disabled label beats annotation": {ns: ns, labels: map[string]string{LabelInjection: LabelValueDisabled}, ann: map[string]string{AnnotationInject: "true"}, skip: SkipDisabledNamespace},
+		"opt out in enabled namespace":    {ns: ns, labels: enabledNS, ann: map[string]string{AnnotationInject: "false"}, skip: SkipOptedOut},
+		"already injected":                {ns: ns, labels: enabledNS, ann: map[string]string{AnnotationStatus: StatusInjected}, skip: SkipAlreadyInjected},
+		"kube-system even when asked":     {ns: "kube-system", labels: enabledNS, ann: map[string]string{AnnotationInject: "true"}, skip: SkipExcludedNamespace},
+		"own namespace":                   {ns: "ssi-system", labels: enabledNS, skip: SkipExcludedNamespace},
+		"malformed inject":                {ns: ns, ann: map[string]string{AnnotationInject: "yes"}, wantErr: `annotation secrets-store-injector.io/inject: "yes" is neither "true" nor "false"`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
