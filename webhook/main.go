@@ -53,8 +53,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "inject":
 		return injectCmd(args, stdin, stdout, stderr)
 	case "help":
-		fmt.Fprintln(stdout, "usage: ssi-webhook [serve] [flags] | ssi-webhook inject -f FILE|- [-f ...] [--spc FILE ...] [--namespace NS] [--namespace-label k=v ...]")
-		return nil
+		_, err := fmt.Fprintln(stdout, "usage: ssi-webhook [serve] [flags] | ssi-webhook inject -f FILE|- [-f ...] [--spc FILE ...] [--namespace NS] [--namespace-label k=v ...]")
+		return err
 	}
 	return fmt.Errorf("unknown command %q (want serve or inject)", cmd)
 }

@@ -404,7 +404,7 @@ func (w *world) process(d *doc, diag io.Writer) ([]byte, error) {
 	mk, ok := templateOf(gv, kind)
 	if !ok {
 		if workloadKinds[kind] {
-			fmt.Fprintf(diag, "warning: %s: %s %s is not rewritten (only core/v1, apps/v1 and batch/v1 workloads are)\n", d.where(), gv, kind)
+			_, _ = fmt.Fprintf(diag, "warning: %s: %s %s is not rewritten (only core/v1, apps/v1 and batch/v1 workloads are)\n", d.where(), gv, kind)
 		}
 		return d.raw, nil
 	}
@@ -439,11 +439,11 @@ func (w *world) process(d *doc, diag io.Writer) ([]byte, error) {
 		return nil, d.errorf("%w", err)
 	}
 	for _, warn := range res.Warnings {
-		fmt.Fprintf(diag, "warning: %s: %s\n", d.where(), warn)
+		_, _ = fmt.Fprintf(diag, "warning: %s: %s\n", d.where(), warn)
 	}
 	if res.Pod == nil {
 		if res.Skipped == inject.SkipNotEnabled && len(classes) > 0 {
-			fmt.Fprintf(diag, "note: %s: not rewritten: namespace %s is not labelled %s=%s (pass --namespace-label %s=%s) and the pod has no %s: \"true\" annotation\n",
+			_, _ = fmt.Fprintf(diag, "note: %s: not rewritten: namespace %s is not labelled %s=%s (pass --namespace-label %s=%s) and the pod has no %s: \"true\" annotation\n",
 				d.where(), ns, inject.LabelInjection, inject.LabelValueEnabled, inject.LabelInjection, inject.LabelValueEnabled, inject.AnnotationInject)
 		}
 		return d.raw, nil

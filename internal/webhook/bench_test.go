@@ -123,7 +123,7 @@ func BenchmarkAdmissionHTTPS(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		var out admissionv1.AdmissionReview
 		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 			return err

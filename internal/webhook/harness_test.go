@@ -46,7 +46,7 @@ func freeAddr(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
 
@@ -117,7 +117,7 @@ func (h *harness) waitReady(t testing.TB) {
 	for {
 		resp, err := http.Get(h.health + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				break
 			}
@@ -162,7 +162,7 @@ func (h *harness) servedSerial(t testing.TB) *big.Int {
 	if err != nil {
 		t.Fatalf("dial webhook: %v", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber
 }
 

@@ -284,7 +284,7 @@ func TestIntegration(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				t.Errorf("%s: %d", p, resp.StatusCode)
 			}
@@ -294,7 +294,7 @@ func TestIntegration(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		for _, want := range []string{
 			`ssi_webhook_admissions_total{outcome="injected",reason=""}`,
 			`ssi_webhook_admissions_total{outcome="denied",reason="class-not-found"} 1`,
