@@ -15,12 +15,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
@@ -32,12 +34,14 @@ import (
 // MutatingWebhookConfiguration installed, pointing at the real webhook
 // served in-process over TLS.
 type harness struct {
-	env     *testenv.Env
-	server  *Server
-	hook    *envtest.WebhookInstallOptions
-	health  string // base URL of /healthz and /readyz
-	metrics string // base URL of /metrics
-	addr    string // host:port of the webhook
+	env    *testenv.Env
+	server *Server
+	hook   *envtest.WebhookInstallOptions
+	// apiCalls counts the webhook's API requests other than watches.
+	apiCalls atomic.Int64
+	health   string // base URL of /healthz and /readyz
+	metrics  string // base URL of /metrics
+	addr     string // host:port of the webhook
 }
 
 func freeAddr(t testing.TB) string {
@@ -76,7 +80,15 @@ func startHarness(t testing.TB) *harness {
 	h.health, h.metrics = "http://"+healthAddr, "http://"+metricsAddr
 
 	opts := DefaultOptions()
-	opts.RESTConfig = env.Config
+	opts.RESTConfig = rest.CopyConfig(env.Config)
+	opts.RESTConfig.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Query().Get("watch") == "" {
+				h.apiCalls.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
 	opts.Host, opts.Port = h.hook.LocalServingHost, h.hook.LocalServingPort
 	opts.CertDir = h.hook.LocalServingCertDir
 	opts.CertWatchInterval = time.Second
@@ -109,6 +121,10 @@ func startHarness(t testing.TB) *harness {
 	h.waitReady(t)
 	return h
 }
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // waitReady waits for /readyz and for the API server to reach the webhook.
 func (h *harness) waitReady(t testing.TB) {

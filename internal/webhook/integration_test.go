@@ -70,6 +70,11 @@ func TestIntegration(t *testing.T) {
 		"vault-secrets":  {""},
 	}
 	stored := map[string]*corev1.Pod{}
+	// Let the caches see the objects just created, then count: admitting
+	// pods whose namespace, classes and service account exist reads only
+	// the informer caches.
+	time.Sleep(time.Second)
+	callsBefore := h.apiCalls.Load()
 	t.Run("seed deployment pod is stored rewritten", func(t *testing.T) {
 		for class, auds := range audiences {
 			t.Run(class, func(t *testing.T) {
@@ -158,10 +163,19 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	if n := h.apiCalls.Load() - callsBefore; n != 0 {
+		t.Errorf("the webhook made %d API requests while admitting %d pods; want none (informer caches)", n, len(audiences))
+	}
+
 	t.Run("missing class is denied with the class and the problem", func(t *testing.T) {
 		pod := seedPod(t, "no-such-class")
 		pod.Namespace = ns
+		calls := h.apiCalls.Load()
 		err := c.Create(ctx, pod)
+		// A cache miss is confirmed with one read before denying.
+		if n := h.apiCalls.Load() - calls; n != 1 {
+			t.Errorf("%d API requests for a missing class, want 1 confirmation read", n)
+		}
 		if err == nil {
 			t.Fatal("created")
 		}
