@@ -248,8 +248,7 @@ func quantity(ann map[string]string, key string) (*resource.Quantity, error) {
 }
 
 // gcpProvider normalises a workload identity federation provider to its
-// full resource name, which is also the audience of the token exchanged
-// for it.
+// full resource name "//iam.googleapis.com/projects/…" (the STS audience).
 func gcpProvider(v string) (string, error) {
 	const host = "//iam.googleapis.com/"
 	name := strings.TrimPrefix(strings.TrimSpace(v), host)

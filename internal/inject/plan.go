@@ -20,7 +20,6 @@ const (
 	AudienceAWSIRSA          = "sts.amazonaws.com"
 	AudienceAWSPodIdentity   = "pods.eks.amazonaws.com"
 	AudienceAzureWorkload    = "api://AzureADTokenExchange"
-	AudienceAzureTokenProxy  = "api://AKSIdentityBinding"
 	defaultPermission        = fs.FileMode(0o644)
 	startupProbeGraceSeconds = 30
 )
@@ -439,11 +438,11 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 			if cloud.AzureTenantID == "" {
 				cloud.AzureTenantID = sa[SAAnnotationAzureTenantID]
 			}
-			switch {
-			case az.UseVMManagedIdentity || az.UsePodIdentity:
+			if az.UseVMManagedIdentity || az.UsePodIdentity || az.UseAzureTokenProxy {
+				// Node identities: no pod token. (The Azure provider
+				// refuses aad-pod-identity and identity binding with a
+				// message; the agent reports it.)
 				continue
-			case az.UseAzureTokenProxy:
-				auds[AudienceAzureTokenProxy] = true
 			}
 			clientID := az.ClientID
 			if clientID == "" {
@@ -451,9 +450,6 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 			}
 			if cloud.AzureClientID == "" {
 				cloud.AzureClientID = clientID
-			}
-			if az.UseAzureTokenProxy {
-				continue
 			}
 			if clientID == "" && v.nodePublishSecret != "" {
 				// Service principal from the nodePublishSecretRef Secret.
@@ -472,7 +468,7 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 			}
 			if s.gcpWIFProvider != "" {
 				cloud.GCPWorkloadIdentityProvider = s.gcpWIFProvider
-				auds[s.gcpWIFProvider] = true
+				auds[gcpTokenAudience(s.gcpWIFProvider)] = true
 			}
 		case c.Vault != nil:
 			auds[c.Vault.Audience] = true
@@ -485,6 +481,11 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 	sort.Strings(out)
 	return out, cloud, warnings
 }
+
+// gcpTokenAudience is the audience of the token exchanged at Google's STS
+// for a workload identity provider "//iam.googleapis.com/projects/…": the
+// provider's default allowed audience "https://iam.googleapis.com/projects/…".
+func gcpTokenAudience(fullName string) string { return "https:" + fullName }
 
 // tokens names the projected token file of every audience.
 func (p *plan) tokens() []agentconfig.Token {
