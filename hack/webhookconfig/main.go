@@ -48,7 +48,10 @@ func run() error {
 	if *timeout < 1 || *timeout > 30 {
 		return fmt.Errorf("--timeout-seconds %d is not between 1 and 30", *timeout)
 	}
-	o.TimeoutSeconds, o.ServicePort = int32(*timeout), int32(*port)
+	if *port < 1 || *port > 65535 {
+		return fmt.Errorf("--service-port %d is not a port", *port)
+	}
+	o.TimeoutSeconds, o.ServicePort = int32(*timeout), int32(*port) //nolint:gosec // both checked above
 	if *ca != "" {
 		b, err := base64.StdEncoding.DecodeString(*ca)
 		if err != nil {
