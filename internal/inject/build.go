@@ -21,10 +21,10 @@ const (
 	// path in the agent: the ServiceAccount admission plugin, re-run after
 	// the webhook changed the pod, skips containers that already have a
 	// mount there, so the agent gets no Kubernetes API credentials.
-	NoAPITokenVolumeName = "ssi-no-api-token"
+	NoAPITokenVolumeName = "ssi-no-api-token" //nolint:gosec // a volume name, not a credential
 	// APITokenPath is where the ServiceAccount admission plugin mounts the
 	// pod's API token.
-	APITokenPath      = "/var/run/secrets/kubernetes.io/serviceaccount"
+	APITokenPath      = "/var/run/secrets/kubernetes.io/serviceaccount" //nolint:gosec // a path, not a credential
 	nodePublishPrefix = "ssi-nps-"
 	agentRoot         = "/var/run/secrets-store-injector"
 	// VolumeDir/<volume> is where each secrets volume is mounted in the agent.
