@@ -18,8 +18,8 @@ func TestCommands(t *testing.T) {
 	}{
 		"inject with flags": {
 			args: []string{"inject", "-f", seed + "deployment-with-secrets.yaml", "--spc", seed + "aws-secret-provider.yaml",
-				"--namespace-label", "secrets-store-injector.io/injection=enabled", "--native-sidecars=false", "--agent-image", "registry.local/ssi-agent:v1", "--rotation-interval", "45s"},
-			want: []string{"name: ssi-agent-init", "image: registry.local/ssi-agent:v1", `"mode":"rotate"`, `"rotationInterval":"45s"`, "secrets-store-injector.io/status: injected"},
+				"--namespace-label", "secrets-store-injector.io/injection=enabled", "--native-sidecars=false", "--agent-image", "registry.local/ssi-agent:v1", "--rotation-interval", "45s", "--agent-env", "HTTPS_PROXY=http://proxy:3128"},
+			want: []string{"name: ssi-agent-init", "image: registry.local/ssi-agent:v1", `"mode":"rotate"`, `"rotationInterval":"45s"`, "secrets-store-injector.io/status: injected", "name: HTTPS_PROXY\n          value: http://proxy:3128"},
 		},
 		"inject from stdin": {
 			args:  []string{"inject", "-f", "-", "--spc", seed + "vault-secret-provider.yaml", "--namespace", "production"},

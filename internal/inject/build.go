@@ -224,6 +224,7 @@ func (p *plan) agent(name string, mode agentconfig.Mode, tokens []agentconfig.To
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
+	c.Env = append(c.Env, p.cfg.AgentEnv...)
 	if p.runAsGroup != nil {
 		g := *p.runAsGroup
 		c.SecurityContext.RunAsGroup = &g

@@ -9,6 +9,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/ssinjector/ssi/internal/agentconfig"
 )
 
 // Config is the cluster-wide injection policy: what the webhook's flags (and
@@ -45,6 +48,10 @@ type Config struct {
 	ExcludedNamespaces []string
 	// LogLevel and LogFormat are handed to the agent.
 	LogLevel, LogFormat string
+	// AgentEnv are extra environment variables of the agent container,
+	// in order: cluster-wide endpoints and settings such as VAULT_ADDR,
+	// AWS_REGION, HTTPS_PROXY or SSL_CERT_FILE.
+	AgentEnv []corev1.EnvVar
 }
 
 // DefaultConfig returns the defaults of the flags.
@@ -101,6 +108,14 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 		c.ExcludedNamespaces = append(c.ExcludedNamespaces, s)
 		return nil
 	})
+	fs.Func("agent-env", "NAME=VALUE environment variable of the agent container, e.g. VAULT_ADDR=https://vault.vault:8200 (repeatable)", func(s string) error {
+		name, value, ok := strings.Cut(s, "=")
+		if !ok {
+			return fmt.Errorf("%q is not NAME=VALUE", s)
+		}
+		c.AgentEnv = append(c.AgentEnv, corev1.EnvVar{Name: name, Value: value})
+		return nil
+	})
 	fs.StringVar(&c.LogLevel, "agent-log-level", c.LogLevel, "agent log level: info or debug")
 	fs.StringVar(&c.LogFormat, "agent-log-format", c.LogFormat, "agent log format: json or text")
 }
@@ -146,6 +161,18 @@ func (c *Config) Validate() error {
 	if c.TokenExpiration < 10*time.Minute {
 		errs = append(errs, fmt.Errorf("--token-expiration %s is shorter than the API server's minimum of 10m", c.TokenExpiration))
 	}
+	seen := map[string]bool{}
+	for _, e := range c.AgentEnv {
+		switch {
+		case len(validation.IsEnvVarName(e.Name)) > 0:
+			errs = append(errs, fmt.Errorf("--agent-env %q: not an environment variable name", e.Name))
+		case reservedEnv[e.Name]:
+			errs = append(errs, fmt.Errorf("--agent-env %s: set by the webhook itself", e.Name))
+		case seen[e.Name]:
+			errs = append(errs, fmt.Errorf("--agent-env %s: given twice", e.Name))
+		}
+		seen[e.Name] = true
+	}
 	switch c.LogLevel {
 	case "info", "debug":
 	default:
@@ -157,6 +184,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--agent-log-format %q is neither json nor text", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// reservedEnv are the agent variables the webhook sets.
+var reservedEnv = map[string]bool{
+	agentconfig.EnvConfig: true, agentconfig.EnvPodName: true, agentconfig.EnvPodNamespace: true,
+	agentconfig.EnvPodUID: true, agentconfig.EnvServiceAccount: true, agentconfig.EnvNodeName: true,
 }
 
 func (c *Config) excluded(ns string) bool {

@@ -684,6 +684,9 @@ func TestConfigValidate(t *testing.T) {
 		"short tokens":    {func(c *Config) { c.TokenExpiration = 0 }, "--token-expiration"},
 		"limit < request": {func(c *Config) { c.MemoryLimit = resource.MustParse("1Mi") }, "--agent-memory-limit 1Mi is below"},
 		"log format":      {func(c *Config) { c.LogFormat = "xml" }, "--agent-log-format"},
+		"reserved env":    {func(c *Config) { c.AgentEnv = []corev1.EnvVar{{Name: "SSI_AGENT_CONFIG", Value: "{}"}} }, "set by the webhook itself"},
+		"bad env name":    {func(c *Config) { c.AgentEnv = []corev1.EnvVar{{Name: "1X"}} }, "not an environment variable name"},
+		"env twice":       {func(c *Config) { c.AgentEnv = []corev1.EnvVar{{Name: "A"}, {Name: "A"}} }, "given twice"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

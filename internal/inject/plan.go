@@ -428,7 +428,7 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 				warnings = append(warnings, fmt.Sprintf("SecretProviderClass %s: service account %q has no %s annotation, so the agent has no IRSA role to assume (set usePodIdentity: \"true\" for EKS Pod Identity)", c.Name, saName, SAAnnotationAWSRoleARN))
 			}
 			if c.AWS.Region == "" {
-				warnings = append(warnings, fmt.Sprintf("SecretProviderClass %s: parameters.region is empty; the agent cannot read the node's region label and uses AWS_REGION from its environment", c.Name))
+				warnings = append(warnings, fmt.Sprintf("SecretProviderClass %s: parameters.region is empty; the agent cannot read the node's region label and uses AWS_REGION from its environment (--agent-env AWS_REGION=...)", c.Name))
 			}
 		case c.Azure != nil:
 			az := c.Azure
