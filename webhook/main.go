@@ -32,7 +32,7 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd = args[0]
+		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
