@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ssinjector/ssi/internal/provider/aws"
 	"github.com/ssinjector/ssi/internal/provider/azure"
 	"github.com/ssinjector/ssi/internal/provider/gcp"
 	"github.com/ssinjector/ssi/internal/spc"
@@ -23,6 +24,8 @@ func TestAudiencesAgreeWithProviders(t *testing.T) {
 		class string
 		ann   map[string]string
 	}{
+		"aws irsa":                {class: "aws"},
+		"aws pod identity":        {class: "aws-pi"},
 		"azure workload identity": {class: "azure"},
 		"azure class client id":   {class: "azure-client"},
 		"azure vm identity":       {class: "azure-vm"},
@@ -49,6 +52,10 @@ func TestAudiencesAgreeWithProviders(t *testing.T) {
 			}
 			var want []string
 			switch {
+			case class.AWS != nil && class.AWS.UsePodIdentity:
+				want = []string{aws.AudiencePodIdentity}
+			case class.AWS != nil:
+				want = []string{aws.AudienceIRSA}
 			case class.Azure != nil:
 				want = azure.Audiences(class)
 			case class.GCP != nil:
