@@ -66,7 +66,12 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs (manifests/crds
 	rm -rf $(CHART)/crds && mkdir -p $(CHART)/crds && cp manifests/crds/*.yaml $(CHART)/crds/
 
 .PHONY: manifests
-manifests: generate ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
+manifests: generate webhook-config ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
+
+.PHONY: webhook-config
+webhook-config: ## Generate the MutatingWebhookConfiguration into manifests/webhook/ (from internal/webhook).
+	@mkdir -p manifests/webhook
+	$(GO) run ./hack/webhookconfig --out manifests/webhook/mutatingwebhookconfiguration.yaml
 
 .PHONY: verify
 verify: manifests ## Regenerate everything and fail if the tree changed; check gofmt.

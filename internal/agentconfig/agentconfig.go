@@ -81,6 +81,12 @@ type Volume struct {
 	Class Class `json:"class"`
 	// Permission is the mode of files whose object sets none.
 	Permission fs.FileMode `json:"permission,omitempty"`
+	// SecretsDir, when set, holds the keys of the CSI volume's
+	// nodePublishSecretRef Secret, one file per key (a Secret volume
+	// mounted into the agent only). It is what the upstream driver passes
+	// to a provider as the mount request's secrets, e.g. an Azure service
+	// principal's clientid and clientsecret, or GCP's key.json.
+	SecretsDir string `json:"secretsDir,omitempty"`
 }
 
 // Class is the part of a SecretProviderClass the agent needs.
