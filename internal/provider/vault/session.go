@@ -25,11 +25,11 @@ const requestTimeout = 30 * time.Second
 // sessionKey identifies a Vault login: where Vault is and how to reach it,
 // how to log in, and for which pod.
 type sessionKey struct {
-	address, namespace                                string
+	address, namespace                               string
 	caCert, caDir, serverName, clientCert, clientKey string
-	skipVerify                                        bool
-	mount, role, audience                             string
-	podNamespace, podName, podUID, serviceAccount     string
+	skipVerify                                       bool
+	mount, role, audience                            string
+	podNamespace, podName, podUID, serviceAccount    string
 }
 
 func keyOf(v *spc.Vault, pod identity.Pod) sessionKey {
