@@ -75,18 +75,18 @@ func decode(b []byte, encoding string) ([]byte, error) {
 		if err != nil {
 			var ce base64.CorruptInputError
 			if errors.As(err, &ce) {
-				return nil, fmt.Errorf("is not valid base64 (encoding: base64): bad data at byte %d", int64(ce))
+				return nil, fmt.Errorf("not valid base64 (encoding: base64): bad data at byte %d", int64(ce))
 			}
-			return nil, errors.New("is not valid base64 (encoding: base64)")
+			return nil, errors.New("not valid base64 (encoding: base64)")
 		}
 		return out, nil
 	case spc.VaultEncodingHex:
 		out, err := hex.DecodeString(string(b))
 		if err != nil {
 			if errors.Is(err, hex.ErrLength) {
-				return nil, errors.New("is not valid hex (encoding: hex): odd length")
+				return nil, errors.New("not valid hex (encoding: hex): odd length")
 			}
-			return nil, errors.New("is not valid hex (encoding: hex): a character is not a hex digit")
+			return nil, errors.New("not valid hex (encoding: hex): a character is not a hex digit")
 		}
 		return out, nil
 	}

@@ -30,6 +30,8 @@ type apiError struct {
 	Errors []string
 	// Err is the underlying error.
 	Err error
+	// Hint is appended for the user, e.g. on a 404.
+	Hint string
 }
 
 func (e *apiError) Error() string {
@@ -42,6 +44,9 @@ func (e *apiError) Error() string {
 	}
 	if text == "" {
 		text = http.StatusText(e.Status)
+	}
+	if e.Hint != "" {
+		text += " (" + e.Hint + ")"
 	}
 	return fmt.Sprintf("%s: Vault answered %d: %s", e.Op, e.Status, text)
 }

@@ -431,7 +431,7 @@ func TestIntegration(t *testing.T) {
 		mustFetch(t, p, logs, f.request(c, nil))
 		// The role's tokens live 3 s; the provider renews them in the
 		// background.
-		waitFor(t, 30*time.Second, "two token renewals", func() bool {
+		waitUntil(t, 30*time.Second, "two token renewals", func() bool {
 			return f.audit.Count(t, "auth/token/renew-self")-renewals >= 2
 		})
 		if time.Since(loggedIn) < 3*time.Second {
@@ -505,7 +505,7 @@ func testDynamicDatabase(t *testing.T, f *fixture, start func(*testing.T) (*Prov
 
 	// While the lease is renewable, fetches answer Unchanged and mint
 	// nothing; the provider renews the lease in the background.
-	waitFor(t, 30*time.Second, "a lease renewal", func() bool {
+	waitUntil(t, 30*time.Second, "a lease renewal", func() bool {
 		again := mustFetch(t, p, logs, f.request(c, current))
 		for id, o := range again {
 			if !o.Unchanged || o.Version != current[id] {
@@ -562,18 +562,6 @@ func testStopRestart(t *testing.T, env *testenv.Env, start func(*testing.T) (*Pr
 	}
 	if again["password"].Version != objs["password"].Version {
 		t.Error("version changed across a restart with the same content")
-	}
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -271,8 +272,8 @@ func (s *session) login(ctx context.Context, failed *token, why string) (*token,
 				return s.install(&token{value: vt, env: true}, "VAULT_TOKEN"), nil
 			}
 		}
-		aud := k.audience
-		if aud == "" {
+		aud := strconv.Quote(k.audience)
+		if k.audience == "" {
 			aud = "(API server default)"
 		}
 		return nil, withReason(provider.ReasonUnauthenticated, fmt.Errorf("service-account token for audience %s: %w", aud, err))
@@ -377,6 +378,9 @@ func (s *session) read(ctx context.Context, o *spc.VaultObject) (*vaultapi.Secre
 				}
 				t = nt
 				continue
+			}
+			if ae.Status == http.StatusNotFound && !strings.Contains(o.APIPath, "/data/") {
+				ae.Hint = "nothing at this path; KV version 2 secrets are read at <mount>/data/<name>"
 			}
 			return nil, 0, ae
 		}
