@@ -11,7 +11,7 @@ import (
 
 // Bodies as Vault 1.14 sends them (field order included).
 const (
-	bodyKV2 = `{"request_id":"8a5b0c5e-1111-2222-3333-444455556666","lease_id":"","renewable":false,"lease_duration":0,"data":{"data":{"password":"p@ss-kv2-value","port":5432,"ratio":1.50,"enabled":true,"tags":["a","b"],"nested":{"k":"v"},"nothing":null,"b64":"aGVsbG8=","hex":"68656c6c6f","badb64":"c2VjcmV0!!value","badhex":"secretzzvalue","oddhex":"abc","html":"<a&b>"},"metadata":{"created_time":"2026-11-27T02:40:00.123456789Z","custom_metadata":null,"deletion_time":"","destroyed":false,"version":3}},"wrap_info":null,"warnings":null,"auth":null}`
+	bodyKV2      = `{"request_id":"8a5b0c5e-1111-2222-3333-444455556666","lease_id":"","renewable":false,"lease_duration":0,"data":{"data":{"password":"p@ss-kv2-value","port":5432,"ratio":1.50,"enabled":true,"tags":["a","b"],"nested":{"k":"v"},"nothing":null,"b64":"aGVsbG8=","hex":"68656c6c6f","badb64":"c2VjcmV0!!value","badhex":"secretzzvalue","oddhex":"abc","html":"<a&b>"},"metadata":{"created_time":"2026-11-27T02:40:00.123456789Z","custom_metadata":null,"deletion_time":"","destroyed":false,"version":3}},"wrap_info":null,"warnings":null,"auth":null}`
 	wantKV2Whole = `{"request_id":"8a5b0c5e-1111-2222-3333-444455556666","lease_id":"","lease_duration":0,"renewable":false,"data":{"data":{"b64":"aGVsbG8=","badb64":"c2VjcmV0!!value","badhex":"secretzzvalue","enabled":true,"hex":"68656c6c6f","html":"\u003ca\u0026b\u003e","nested":{"k":"v"},"nothing":null,"oddhex":"abc","password":"p@ss-kv2-value","port":5432,"ratio":1.50,"tags":["a","b"]},"metadata":{"created_time":"2026-11-27T02:40:00.123456789Z","custom_metadata":null,"deletion_time":"","destroyed":false,"version":3}},"warnings":null}`
 
 	bodyKV1      = `{"request_id":"r-kv1","lease_id":"","renewable":false,"lease_duration":2764800,"data":{"password":"p@ss-kv1-value","user":"app"},"wrap_info":null,"warnings":null,"auth":null}`
@@ -45,8 +45,8 @@ func TestResponseToFile(t *testing.T) {
 		forbidErr []string
 	}{
 		"kv2 string":                    {body: bodyKV2, object: "secretKey: password", want: "p@ss-kv2-value"},
-		"kv2 integer keeps its text":     {body: bodyKV2, object: "secretKey: port", want: "5432"},
-		"kv2 decimal keeps its text":     {body: bodyKV2, object: "secretKey: ratio", want: "1.50"},
+		"kv2 integer keeps its text":    {body: bodyKV2, object: "secretKey: port", want: "5432"},
+		"kv2 decimal keeps its text":    {body: bodyKV2, object: "secretKey: ratio", want: "1.50"},
 		"kv2 bool":                      {body: bodyKV2, object: "secretKey: enabled", want: "true"},
 		"kv2 array as JSON":             {body: bodyKV2, object: "secretKey: tags", want: `["a","b"]`},
 		"kv2 map as JSON":               {body: bodyKV2, object: "secretKey: nested", want: `{"k":"v"}`},

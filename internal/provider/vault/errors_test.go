@@ -42,15 +42,21 @@ func TestErrors(t *testing.T) {
 			reason: provider.ReasonUnauthenticated, want: []string{"403", "service account name not authorized"},
 		},
 		"login throttled": {
-			setup:  func(fv *fakeVault) { fv.reply("POST", "/v1/auth/kubernetes/login", 429, `{"errors":["rate limit quota exceeded"]}`) },
+			setup: func(fv *fakeVault) {
+				fv.reply("POST", "/v1/auth/kubernetes/login", 429, `{"errors":["rate limit quota exceeded"]}`)
+			},
 			reason: provider.ReasonThrottled, want: []string{"429", "rate limit quota exceeded"},
 		},
 		"login server error": {
-			setup:  func(fv *fakeVault) { fv.reply("POST", "/v1/auth/kubernetes/login", 500, `{"errors":["internal error"]}`) },
+			setup: func(fv *fakeVault) {
+				fv.reply("POST", "/v1/auth/kubernetes/login", 500, `{"errors":["internal error"]}`)
+			},
 			reason: provider.ReasonUnavailable, want: []string{"500", "internal error"},
 		},
 		"login answer without token": {
-			setup:  func(fv *fakeVault) { fv.reply("POST", "/v1/auth/kubernetes/login", 200, `{"request_id":"x","auth":null}`) },
+			setup: func(fv *fakeVault) {
+				fv.reply("POST", "/v1/auth/kubernetes/login", 200, `{"request_id":"x","auth":null}`)
+			},
 			reason: provider.ReasonUnauthenticated, want: []string{"carries no client token"},
 		},
 		"custom auth mount": {
@@ -80,7 +86,9 @@ func TestErrors(t *testing.T) {
 			logins: -1,
 		},
 		"policy denies after a second login": {
-			setup:  func(fv *fakeVault) { fv.reply("GET", path, 403, `{"errors":["1 error occurred:\n\t* permission denied\n\n"]}`) },
+			setup: func(fv *fakeVault) {
+				fv.reply("GET", path, 403, `{"errors":["1 error occurred:\n\t* permission denied\n\n"]}`)
+			},
 			reason: provider.ReasonAccessDenied, want: []string{"GET /v1/secret/data/app", "403", "permission denied"},
 			logins: 2,
 		},

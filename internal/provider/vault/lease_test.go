@@ -79,7 +79,9 @@ func TestLeases(t *testing.T) {
 		},
 		"renewal refused": {
 			ttl: 2, renewable: true,
-			renew:        func(int, time.Duration) (int, string) { return 400, `{"errors":["lease not found or lease is not renewable"]}` },
+			renew: func(int, time.Duration) (int, string) {
+				return 400, `{"errors":["lease not found or lease is not renewable"]}`
+			},
 			wantRenewals: func(n int) bool { return n == 1 },
 		},
 		"renewal keeps failing until the lease ends": {

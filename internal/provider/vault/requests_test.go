@@ -8,9 +8,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"io"
 	"log"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -222,12 +222,12 @@ func TestTLS(t *testing.T) {
 		want   []string // error substrings; empty means success
 	}{
 		"CA file, server name, client certificate": {params: merge(client, with("vaultCACertPath", filepath.Join(dir, "ca.pem"), "vaultTLSServerName", "vault.test"))},
-		"CA directory":                            {params: merge(client, with("vaultCADirectory", caDir, "vaultTLSServerName", "vault.test"))},
-		"skip verify":                             {params: merge(client, with("vaultSkipTLSVerify", "true"))},
-		"CA from VAULT_CACERT, name from class":   {params: merge(client, with("vaultTLSServerName", "vault.test")), env: with("VAULT_CACERT", filepath.Join(dir, "ca.pem"))},
-		"unknown authority":                       {params: merge(client, with("vaultTLSServerName", "vault.test")), want: []string{"certificate signed by unknown authority"}},
-		"wrong server name":                       {params: merge(client, with("vaultCACertPath", filepath.Join(dir, "ca.pem"))), want: []string{"127.0.0.1"}},
-		"no client certificate":                   {params: with("vaultCACertPath", filepath.Join(dir, "ca.pem"), "vaultTLSServerName", "vault.test"), want: []string{"certificate"}},
+		"CA directory":                          {params: merge(client, with("vaultCADirectory", caDir, "vaultTLSServerName", "vault.test"))},
+		"skip verify":                           {params: merge(client, with("vaultSkipTLSVerify", "true"))},
+		"CA from VAULT_CACERT, name from class": {params: merge(client, with("vaultTLSServerName", "vault.test")), env: with("VAULT_CACERT", filepath.Join(dir, "ca.pem"))},
+		"unknown authority":                     {params: merge(client, with("vaultTLSServerName", "vault.test")), want: []string{"certificate signed by unknown authority"}},
+		"wrong server name":                     {params: merge(client, with("vaultCACertPath", filepath.Join(dir, "ca.pem"))), want: []string{"127.0.0.1"}},
+		"no client certificate":                 {params: with("vaultCACertPath", filepath.Join(dir, "ca.pem"), "vaultTLSServerName", "vault.test"), want: []string{"certificate"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			unitEnv(t)
