@@ -113,7 +113,8 @@ func StartPostgres(t testing.TB) *Postgres {
 	}
 	env := environ([]string{"PG", "LC_", "LANG="}, "LANG=C", "LC_ALL=C")
 	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", pg.User, "--pwfile="+pwFile,
+	initdb := exec.Command( //nolint:gosec // runs the PostgreSQL server binaries found above
+		filepath.Join(bin, "initdb"), "-D", data, "-U", pg.User, "--pwfile="+pwFile,
 		"--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions")
 	initdb.Env = env
 	initdb.Dir = dir
@@ -127,7 +128,8 @@ func StartPostgres(t testing.TB) *Postgres {
 		if pg.Port, err = FreePort(); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(pg.Port),
+		cmd := exec.Command(filepath.Join(bin, "postgres"), //nolint:gosec // as initdb
+			"-D", data, "-p", strconv.Itoa(pg.Port),
 			"-c", "listen_addresses=127.0.0.1", "-k", "",
 			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 			"-c", "max_connections=40", "-c", "shared_buffers=16MB")
@@ -155,7 +157,7 @@ func (pg *Postgres) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		if done, err := pg.proc.exited(); done {
-			return fmt.Errorf("postgres exited: %v", err)
+			return fmt.Errorf("postgres exited: %w", exitErr(err))
 		}
 		b, _ := os.ReadFile(pg.LogPath)
 		if strings.Contains(string(b), "database system is ready to accept connections") {
@@ -182,8 +184,8 @@ func postgresCredential() (*syscall.Credential, error) {
 		if err != nil {
 			continue
 		}
-		uid, err1 := strconv.Atoi(u.Uid)
-		gid, err2 := strconv.Atoi(u.Gid)
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
 		if err1 != nil || err2 != nil {
 			continue
 		}

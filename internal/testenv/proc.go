@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -107,6 +106,14 @@ func logTail(path string, n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
+// exitErr describes how a process ended; nil means it exited with 0.
+func exitErr(err error) error {
+	if err == nil {
+		return errors.New("exit status 0")
+	}
+	return err
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 // Callers that start a server on it retry when the port was taken since.
 func FreePort() (int, error) {
@@ -114,7 +121,7 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -124,7 +131,7 @@ func waitTCP(p *proc, addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		if done, err := p.exited(); done {
-			return fmt.Errorf("%s exited before listening on %s: %v", p.name, addr, err)
+			return fmt.Errorf("%s exited before listening on %s: %w", p.name, addr, exitErr(err))
 		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -156,5 +163,3 @@ func environ(dropPrefixes []string, extra ...string) []string {
 	}
 	return append(out, extra...)
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -143,7 +143,7 @@ ui            = false
 		args = []string{"server", "-dev", "-dev-root-token-id=" + v.RootToken,
 			fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", v.port), "-dev-no-store-token"}
 	}
-	cmd := exec.Command(v.bin, args...)
+	cmd := exec.Command(v.bin, args...) //nolint:gosec // runs the pinned bin/vault
 	cmd.Dir = v.Dir
 	godebug := vaultGODEBUG
 	if g := os.Getenv("GODEBUG"); g != "" {
@@ -215,14 +215,17 @@ func (v *Vault) waitActive(timeout time.Duration) error {
 		p := v.proc
 		v.mu.Unlock()
 		if done, err := p.exited(); done {
-			return fmt.Errorf("vault exited: %v", err)
+			return fmt.Errorf("vault exited: %w", exitErr(err))
 		}
 		h, err := v.Client.Sys().Health()
 		if err == nil && h.Initialized && !h.Sealed && !h.Standby {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("vault at %s not active after %s (health %+v, err %v)", v.Addr, timeout, h, err)
+			if err == nil {
+				err = errors.New("initialised, unsealed and active not all true")
+			}
+			return fmt.Errorf("vault at %s not active after %s (health %+v): %w", v.Addr, timeout, h, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -514,7 +517,7 @@ func (a *VaultAudit) Requests() ([]AuditRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out []AuditRequest
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)

@@ -56,7 +56,7 @@ func BenchmarkFetch(b *testing.B) {
 	})
 	b.Run("warm", func(b *testing.B) {
 		p := New(Options{})
-		defer p.Close()
+		defer func() { _ = p.Close() }()
 		first, err := p.Fetch(ctx, req)
 		if err != nil {
 			b.Fatal(err)

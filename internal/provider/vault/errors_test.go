@@ -167,7 +167,7 @@ func TestErrors(t *testing.T) {
 				ctx = tc.ctx(ctx)
 			}
 			objs, err := p.Fetch(ctx, req)
-			logs.err(err)
+			logs.record(err)
 			if err == nil {
 				t.Fatalf("fetch succeeded with %d objects", len(objs))
 			}

@@ -176,5 +176,6 @@ func unitFetch(t *testing.T, p *Provider, logs *logCapture, req provider.Request
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	objs, err := p.Fetch(ctx, req)
-	return objs, logs.err(err)
+	logs.record(err)
+	return objs, err
 }

@@ -89,7 +89,8 @@ func fetch(t *testing.T, p *Provider, logs *logCapture, req provider.Request) ([
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	objs, err := p.Fetch(ctx, req)
-	return objs, logs.err(err)
+	logs.record(err)
+	return objs, err
 }
 
 func mustFetch(t *testing.T, p *Provider, logs *logCapture, req provider.Request) map[string]provider.Object {

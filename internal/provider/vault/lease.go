@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -169,8 +170,8 @@ func (s *session) runLease(ctx context.Context, l *lease) {
 		}
 		now := time.Now()
 		if err != nil {
-			ae, _ := err.(*apiError)
-			if ae != nil && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests {
 				s.leaseDue(l, "Vault refused to renew it: "+ae.Error())
 				return
 			}
@@ -202,7 +203,7 @@ func (s *session) renewLease(ctx context.Context, tok *token, l *lease) (time.Du
 	r := s.client.NewRequest(http.MethodPut, "/v1/sys/leases/renew")
 	r.ClientToken = tok.value
 	_ = r.SetJSONBody(map[string]any{"lease_id": l.id, "increment": int64(l.ttl / time.Second)})
-	resp, err := s.client.RawRequestWithContext(ctx, r)
+	resp, err := s.client.RawRequestWithContext(ctx, r) //nolint:staticcheck // see session.login
 	if err != nil {
 		closeBody(resp)
 		return 0, false, newAPIError("renew the lease of "+l.path, resp, err)

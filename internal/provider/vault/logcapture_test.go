@@ -36,21 +36,13 @@ func newLogCapture(t testing.TB, secrets ...string) (*slog.Logger, *logCapture) 
 	return log, c
 }
 
-// err records err (if any) for the final check and returns it.
-func (c *logCapture) err(err error) error {
+// record keeps err (if any) for the final check.
+func (c *logCapture) record(err error) {
 	if err != nil {
 		c.mu.Lock()
 		c.errs = append(c.errs, err.Error())
 		c.mu.Unlock()
 	}
-	return err
-}
-
-// logs returns what was logged so far.
-func (c *logCapture) logs() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
 }
 
 // assertClean fails the test if a secret appears in a log line or error.
@@ -76,7 +68,7 @@ func (c *logCapture) assertClean(t testing.TB, secrets ...string) {
 
 // providerError asserts err is a *provider.Error with the reason and that
 // its message names the class and object and contains every want string.
-func providerError(t testing.TB, err error, class, object string, reason provider.Reason, want ...string) *provider.Error {
+func providerError(t testing.TB, err error, class, object string, reason provider.Reason, want ...string) {
 	t.Helper()
 	var pe *provider.Error
 	if !errors.As(err, &pe) {
@@ -104,5 +96,4 @@ func providerError(t testing.TB, err error, class, object string, reason provide
 	if strings.Contains(msg, "\n") {
 		t.Errorf("error spans lines: %q", msg)
 	}
-	return pe
 }

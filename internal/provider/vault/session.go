@@ -195,7 +195,7 @@ func (p *Provider) goBackground(f func()) bool {
 func newClient(v *spc.Vault) (*vaultapi.Client, error) {
 	cfg := vaultapi.DefaultConfig()
 	if cfg.Error != nil {
-		return nil, withReason(provider.ReasonInvalidConfig, fmt.Errorf("Vault client settings from the VAULT_* environment: %w", cfg.Error))
+		return nil, withReason(provider.ReasonInvalidConfig, fmt.Errorf("read the VAULT_* client settings of the environment: %w", cfg.Error))
 	}
 	if v.Address != "" {
 		cfg.Address = v.Address
@@ -216,7 +216,7 @@ func newClient(v *spc.Vault) (*vaultapi.Client, error) {
 	}
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
-		return nil, withReason(provider.ReasonInvalidConfig, fmt.Errorf("Vault client for %s: %w", cfg.Address, err))
+		return nil, withReason(provider.ReasonInvalidConfig, fmt.Errorf("create the Vault client for %s: %w", cfg.Address, err))
 	}
 	c.ClearToken()
 	if v.Namespace != "" {
@@ -239,7 +239,7 @@ func (s *session) current(ctx context.Context) (*token, error) {
 	t := s.tok
 	s.mu.Unlock()
 	now := time.Now()
-	if t.usable(now) && !(t.final && now.After(t.renewAt)) {
+	if t.usable(now) && (!t.final || !now.After(t.renewAt)) {
 		return t, nil
 	}
 	// A token in the last third of its final lifetime would take any lease
@@ -284,7 +284,10 @@ func (s *session) login(ctx context.Context, failed *token, why string) (*token,
 	if err := r.SetJSONBody(map[string]string{"role": k.role, "jwt": jwt}); err != nil {
 		return nil, withReason(provider.ReasonUnknown, fmt.Errorf("%s: encode the request", op))
 	}
-	resp, err := s.client.RawRequestWithContext(ctx, r)
+	// Raw requests (deprecated for general use) because the provider needs
+	// what upstream does: any method with a JSON body, a per-request token
+	// on a shared client, and the raw answer for api.ParseSecret.
+	resp, err := s.client.RawRequestWithContext(ctx, r) //nolint:staticcheck // see above
 	if err != nil {
 		closeBody(resp)
 		ae := newAPIError(op, resp, err)
@@ -366,7 +369,7 @@ func (s *session) read(ctx context.Context, o *spc.VaultObject) (*vaultapi.Secre
 				return nil, 0, withReason(provider.ReasonInvalidConfig, fmt.Errorf("%s: secretArgs cannot be sent as JSON (%s)", op, jsonErrorKind(err)))
 			}
 		}
-		resp, err := s.client.RawRequestWithContext(ctx, r)
+		resp, err := s.client.RawRequestWithContext(ctx, r) //nolint:staticcheck // see login
 		if err != nil {
 			closeBody(resp)
 			ae := newAPIError(op, resp, err)
@@ -477,7 +480,7 @@ func (s *session) renewToken(t *token) {
 	r := s.client.NewRequest(http.MethodPut, "/v1/auth/token/renew-self")
 	r.ClientToken = t.value
 	_ = r.SetJSONBody(map[string]int64{"increment": int64(t.ttl / time.Second)})
-	resp, err := s.client.RawRequestWithContext(ctx, r)
+	resp, err := s.client.RawRequestWithContext(ctx, r) //nolint:staticcheck // see login
 	if err != nil {
 		closeBody(resp)
 		if s.ctx.Err() != nil {
