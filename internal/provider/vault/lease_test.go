@@ -67,9 +67,9 @@ func TestLeases(t *testing.T) {
 		wantRenewals func(n int) bool
 	}{
 		"renewed until the maximum TTL caps it": {
-			ttl: 2, renewable: true,
+			ttl: 3, renewable: true,
 			renew: func(n int, _ time.Duration) (int, string) {
-				granted := 2
+				granted := 3
 				if n >= 2 {
 					granted = 1 // the maximum TTL is near
 				}
@@ -78,19 +78,19 @@ func TestLeases(t *testing.T) {
 			wantRenewals: func(n int) bool { return n == 2 },
 		},
 		"renewal refused": {
-			ttl: 2, renewable: true,
+			ttl: 3, renewable: true,
 			renew: func(int, time.Duration) (int, string) {
 				return 400, `{"errors":["lease not found or lease is not renewable"]}`
 			},
 			wantRenewals: func(n int) bool { return n == 1 },
 		},
 		"renewal keeps failing until the lease ends": {
-			ttl: 2, renewable: true,
+			ttl: 3, renewable: true,
 			renew:        func(int, time.Duration) (int, string) { return 500, `{"errors":["internal error"]}` },
 			wantRenewals: func(n int) bool { return n >= 1 },
 		},
 		"not renewable": {
-			ttl: 2, renewable: false,
+			ttl: 3, renewable: false,
 			renew:        func(int, time.Duration) (int, string) { return 500, `{"errors":["must not be called"]}` },
 			wantRenewals: func(n int) bool { return n == 0 },
 		},
@@ -176,7 +176,7 @@ func TestTokenLifecycle(t *testing.T) {
 	t.Run("renewed, then replaced by a fetch after its maximum TTL", func(t *testing.T) {
 		unitEnv(t)
 		fv := newFakeVault(t)
-		fv.loginTTL = 2
+		fv.loginTTL = 3
 		fv.reply("GET", "/v1/secret/data/app", 200, bodyKV2)
 		var mu sync.Mutex
 		renewals := 0
@@ -185,10 +185,10 @@ func TestTokenLifecycle(t *testing.T) {
 			renewals++
 			n := renewals
 			mu.Unlock()
-			if r.Token != "hvs.token-1" || r.Body["increment"] != float64(2) {
+			if r.Token != "hvs.token-1" || r.Body["increment"] != float64(3) {
 				t.Errorf("renew-self with token %q body %v", r.Token, r.Body)
 			}
-			granted := 2
+			granted := 3
 			if n >= 2 {
 				granted = 1
 			}
