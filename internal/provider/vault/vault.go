@@ -1,0 +1,184 @@
+// Package vault is the provider "vault": it reads HashiCorp Vault secrets
+// with the parameters and file semantics of the upstream Vault CSI provider
+// (Kubernetes auth with the pod's service-account token, Vault namespaces,
+// TLS options, KV version 1 and 2, secretKey extraction or the whole
+// response as JSON, GET/PUT/POST with secretArgs, encodings).
+//
+// Beyond upstream, a Provider lives as long as its process and keeps state
+// between fetches: the Vault token of each pod and Vault configuration is
+// kept and renewed, and secrets that come with a lease (dynamic secrets
+// such as database credentials) are read once and their leases renewed in
+// the background; later fetches answer Unchanged for them instead of minting
+// new credentials every rotation. When a lease can no longer be renewed the
+// next fetch reads the secret again, and the provider asks for that fetch
+// early through provider.Waker. Close stops the background work; leases are
+// never revoked, so the files already written stay valid until they expire.
+package vault
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/spc"
+)
+
+// Name is the spec.provider value this provider serves.
+const Name = spc.ProviderVault
+
+// Options tune a Provider. The zero value is usable.
+type Options struct {
+	// Logger receives the provider's log lines (logins, renewals, lease
+	// ends); they carry paths, roles and durations, never tokens or
+	// values. Nil discards them.
+	Logger *slog.Logger
+	// HMACKey keys object versions. Nil means 32 random bytes per
+	// Provider, so versions are stable for the life of the process.
+	HMACKey []byte
+	// EnvToken lets a fetch whose identity has no service-account token
+	// use the VAULT_TOKEN environment variable as the Vault token, as the
+	// vault CLI does; meant for local mode. Kubernetes auth is used
+	// whenever a service-account token is available.
+	EnvToken bool
+	// IdleTimeout drops the token and leases of a pod and Vault
+	// configuration that no fetch used for this long, for processes that
+	// serve many pods (the node shim). Zero keeps them for the process's
+	// life, as the in-pod agent wants.
+	IdleTimeout time.Duration
+}
+
+// Provider is the Vault provider. It is safe for concurrent use and must be
+// closed to stop its background renewals.
+type Provider struct {
+	log         *slog.Logger
+	key         []byte
+	envToken    bool
+	idleTimeout time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	sessions map[sessionKey]*session
+	closed   bool
+
+	wake chan struct{}
+}
+
+var (
+	_ provider.Provider = (*Provider)(nil)
+	_ provider.Waker    = (*Provider)(nil)
+	_ io.Closer         = (*Provider)(nil)
+)
+
+// New returns a Provider.
+func New(opts Options) *Provider {
+	key := opts.HMACKey
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			panic(fmt.Sprintf("vault provider: no randomness for the version key: %v", err))
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Provider{
+		log:         log.With("provider", Name),
+		key:         key,
+		envToken:    opts.EnvToken,
+		idleTimeout: opts.IdleTimeout,
+		ctx:         ctx,
+		cancel:      cancel,
+		sessions:    map[sessionKey]*session{},
+		wake:        make(chan struct{}, 1),
+	}
+}
+
+// Name implements provider.Provider.
+func (p *Provider) Name() string { return Name }
+
+// Wake implements provider.Waker: it receives when a lease can no longer be
+// renewed, so the secret should be read again before it expires.
+func (p *Provider) Wake() <-chan struct{} { return p.wake }
+
+func (p *Provider) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops token and lease renewal. Nothing is revoked.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.sessions = map[sessionKey]*session{}
+	p.mu.Unlock()
+	p.cancel()
+	p.wg.Wait()
+	return nil
+}
+
+// Fetch implements provider.Provider. Objects that share secretPath and
+// method share one response per fetch, as upstream, so a dynamic username
+// and password belong together.
+func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.Object, error) {
+	c := req.Class
+	if c == nil || c.Vault == nil {
+		class := ""
+		if c != nil {
+			class = c.Key()
+		}
+		return nil, &provider.Error{Class: class, Provider: Name, Reason: provider.ReasonInvalidConfig,
+			Err: errors.New("the class has no vault parameters")}
+	}
+	s, err := p.session(req)
+	if err != nil {
+		return nil, &provider.Error{Class: c.Key(), Provider: Name, Reason: classify(err), Err: err}
+	}
+	responses := map[groupKey]*response{}
+	out := make([]provider.Object, 0, len(c.Vault.Objects))
+	for i := range c.Vault.Objects {
+		o := &c.Vault.Objects[i]
+		fail := func(err error) ([]provider.Object, error) {
+			return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: o.ObjectName, Reason: classify(err), Err: err}
+		}
+		gk := groupOf(o)
+		resp, ok := responses[gk]
+		if !ok {
+			if resp, err = s.get(ctx, c.Key(), o, gk); err != nil {
+				return fail(err)
+			}
+			responses[gk] = resp
+		}
+		content, stable, err := render(resp.secret, o)
+		if err != nil {
+			return fail(err)
+		}
+		ver, err := version(p.key, o, stable)
+		if err != nil {
+			return fail(withReason(provider.ReasonInvalidConfig, err))
+		}
+		if cur, ok := req.Current[o.ObjectName]; ok && cur == ver {
+			out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Unchanged: true})
+			continue
+		}
+		mode := o.FilePermission
+		if mode == 0 {
+			mode = req.Permission
+		}
+		out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Files: []atomicdir.File{{Path: o.ObjectName, Mode: mode, Data: content}}})
+	}
+	return out, nil
+}
