@@ -65,8 +65,12 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs (manifests/crds
 	rm -rf manifests/crds && $(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:dir=manifests/crds
 	rm -rf $(CHART)/crds && mkdir -p $(CHART)/crds && cp manifests/crds/*.yaml $(CHART)/crds/
 
+.PHONY: csidriver
+csidriver: ## Generate manifests/csidriver.yaml, the node shim's CSIDriver (from internal/csi).
+	$(GO) run ./hack/csidriver --out manifests/csidriver.yaml
+
 .PHONY: manifests
-manifests: generate webhook-config ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
+manifests: generate webhook-config csidriver ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
 
 .PHONY: webhook-config
 webhook-config: ## Generate the MutatingWebhookConfiguration into manifests/webhook/ (from internal/webhook).
