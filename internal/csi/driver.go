@@ -35,6 +35,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -96,6 +97,9 @@ type Options struct {
 	MetricsAddr string
 	// Kubeconfig is a kubeconfig file; in-cluster configuration when empty.
 	Kubeconfig string
+	// Config, when set, is the API server connection and Kubeconfig is
+	// ignored (embedding and tests).
+	Config *rest.Config
 	// Providers are the built-in providers, the same set the agent uses.
 	Providers provider.Set
 	// Version is reported by GetPluginInfo; the module version when empty.

@@ -49,9 +49,11 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	log := opts.Logger
-	cfg, err := restConfig(opts.Kubeconfig)
-	if err != nil {
-		return err
+	cfg := opts.Config
+	if cfg == nil {
+		if cfg, err = restConfig(opts.Kubeconfig); err != nil {
+			return err
+		}
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "ssi-agent-csi/" + opts.Version
