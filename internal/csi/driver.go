@@ -213,11 +213,13 @@ type Driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedNodeServer
 
-	opts    Options
-	deps    Deps
-	log     *slog.Logger
-	metrics *metrics
-	routed  map[string]bool
+	opts Options
+	deps Deps
+	log  *slog.Logger
+	// realRoot is the kubelet root dir with symbolic links resolved.
+	realRoot string
+	metrics  *metrics
+	routed   map[string]bool
 
 	ready    atomic.Bool
 	rejected atomic.Value // string: why kubelet rejected the registration
@@ -259,6 +261,10 @@ func NewDriver(opts Options, deps Deps) (*Driver, error) {
 	}
 	for _, p := range opts.PluginProviders {
 		d.routed[p] = true
+	}
+	d.realRoot = opts.KubeletRootDir
+	if r, err := filepath.EvalSymlinks(opts.KubeletRootDir); err == nil {
+		d.realRoot = r
 	}
 	d.metrics = newMetrics(deps.Registerer, func() float64 {
 		d.mu.Lock()

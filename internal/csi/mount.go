@@ -72,7 +72,8 @@ func (SystemMounter) MountTmpfs(path string) error {
 
 // Unmount implements Mounter.
 func (SystemMounter) Unmount(path string) error {
-	err := unix.Unmount(path, 0)
+	// Never follow a symbolic link planted at the target.
+	err := unix.Unmount(path, unix.UMOUNT_NOFOLLOW)
 	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
 		return nil
 	}

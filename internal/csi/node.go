@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,32 +125,49 @@ func (d *Driver) validatePublish(req *csi.NodePublishVolumeRequest) (*publishReq
 	return pr, nil
 }
 
-// checkTarget requires an absolute target inside the kubelet root dir,
-// also after resolving symbolic links in its existing parents.
+// checkTarget requires an absolute target inside the kubelet root dir
+// (lexically; resolveTarget checks symbolic links before anything is
+// created).
 func (d *Driver) checkTarget(p string) (string, error) {
 	if !filepath.IsAbs(p) {
 		return "", status.Errorf(codes.InvalidArgument, "target_path %q is not absolute", p)
 	}
 	target := filepath.Clean(p)
+	if !within(d.opts.KubeletRootDir, target) {
+		return "", status.Errorf(codes.InvalidArgument, "target_path %q is not inside the kubelet root dir %s", p, d.opts.KubeletRootDir)
+	}
+	return target, nil
+}
+
+// resolveTarget requires the nearest existing parent of target to stay
+// inside the kubelet root dir once symbolic links are resolved.
+func (d *Driver) resolveTarget(target string) error {
 	root := d.opts.KubeletRootDir
-	if !within(root, target) {
-		return "", status.Errorf(codes.InvalidArgument, "target_path %q is not inside the kubelet root dir %s", p, root)
-	}
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		realRoot = root
-	}
 	for dir := filepath.Dir(target); within(root, dir); dir = filepath.Dir(dir) {
-		real, err := filepath.EvalSymlinks(dir)
+		real, err := realPath(dir)
 		if err != nil {
 			continue // not there yet; check the next existing parent
 		}
-		if !within(realRoot, real) && !within(root, real) && real != realRoot {
-			return "", status.Errorf(codes.InvalidArgument, "target_path %q resolves outside the kubelet root dir %s", p, root)
+		if !within(d.realRoot, real) && !within(root, real) {
+			return status.Errorf(codes.InvalidArgument, "target_path %q resolves outside the kubelet root dir %s", target, root)
 		}
-		break
+		return nil
 	}
-	return target, nil
+	return nil
+}
+
+// realPath resolves dir with one open and one readlink of /proc/self/fd,
+// cheaper than resolving every component, or else with EvalSymlinks.
+func realPath(dir string) (string, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	if real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd)); err == nil && filepath.IsAbs(real) {
+		return real, nil
+	}
+	return filepath.EvalSymlinks(dir)
 }
 
 // within reports whether p is strictly inside dir (both clean).
@@ -175,9 +193,14 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 
 	if pv != nil {
 		if !d.opts.EnableRotation || start.Sub(pv.last) < d.opts.RotationPollInterval {
+			// A republish inside the interval: nothing but this lookup.
 			d.metrics.publish.WithLabelValues("", "skipped").Inc()
 			return &csi.NodePublishVolumeResponse{}, nil
 		}
+	}
+	if err := d.resolveTarget(pr.target); err != nil {
+		d.metrics.publish.WithLabelValues("", "invalid").Inc()
+		return nil, err
 	}
 	mounted, err := d.deps.Mounter.IsMountPoint(pr.target)
 	if err != nil {
@@ -234,8 +257,11 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 		d.metrics.publish.WithLabelValues(class.Provider, string(provider.ReasonInvalidConfig)).Inc()
 		return status.Error(codes.FailedPrecondition, err.Error())
 	}
-	if err := os.MkdirAll(pr.target, 0o750); err != nil {
-		return status.Errorf(codes.Internal, "create target %s: %v", pr.target, err)
+	// Kubelet creates the parent; the target is the shim's to create.
+	if err := os.Mkdir(pr.target, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := os.MkdirAll(pr.target, 0o750); err != nil {
+			return status.Errorf(codes.Internal, "create target %s: %v", pr.target, err)
+		}
 	}
 	if err := d.deps.Mounter.MountTmpfs(pr.target); err != nil {
 		return status.Errorf(codes.Internal, "%v", err)
@@ -396,6 +422,9 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	}
 	target, err := d.checkTarget(req.GetTargetPath())
 	if err != nil {
+		return nil, err
+	}
+	if err := d.resolveTarget(target); err != nil {
 		return nil, err
 	}
 	unlock := d.locks.lock(target)

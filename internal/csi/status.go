@@ -37,6 +37,9 @@ type StatusQueue struct {
 	mu      sync.Mutex
 	want    map[types.NamespacedName]*ssiv1.SecretProviderClassPodStatus
 	failing map[types.NamespacedName]bool
+	// known is the object as last written, so that the next write of the
+	// same object is one update instead of create, get and update.
+	known   map[types.NamespacedName]*ssiv1.SecretProviderClassPodStatus
 	written int
 }
 
@@ -52,6 +55,7 @@ func NewStatusQueue(w client.Writer, r client.Reader, events record.EventRecorde
 		q:       workqueue.NewTypedRateLimitingQueue(rl),
 		want:    map[types.NamespacedName]*ssiv1.SecretProviderClassPodStatus{},
 		failing: map[types.NamespacedName]bool{},
+		known:   map[types.NamespacedName]*ssiv1.SecretProviderClassPodStatus{},
 	}
 }
 
@@ -71,6 +75,7 @@ func (s *StatusQueue) Drop(namespace, name string) {
 	s.mu.Lock()
 	delete(s.want, key)
 	delete(s.failing, key)
+	delete(s.known, key)
 	s.mu.Unlock()
 }
 
@@ -149,26 +154,38 @@ func (s *StatusQueue) sync(ctx context.Context, key types.NamespacedName) (*ssiv
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err := s.w.Create(ctx, st.DeepCopy())
-	if apierrors.IsAlreadyExists(err) {
-		cur := &ssiv1.SecretProviderClassPodStatus{}
-		if err := s.r.Get(ctx, key, cur); err != nil {
-			return st, err
+	s.mu.Lock()
+	known := s.known[key]
+	s.mu.Unlock()
+	var (
+		written *ssiv1.SecretProviderClassPodStatus
+		err     error
+	)
+	if known != nil {
+		written, err = s.update(ctx, known.DeepCopy(), st)
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			known = nil // changed or deleted behind our back: start over
 		}
-		if cur.Labels == nil {
-			cur.Labels = map[string]string{}
+	}
+	if known == nil {
+		written = st.DeepCopy()
+		err = s.w.Create(ctx, written)
+		if apierrors.IsAlreadyExists(err) {
+			cur := &ssiv1.SecretProviderClassPodStatus{}
+			if err := s.r.Get(ctx, key, cur); err != nil {
+				return st, err
+			}
+			written, err = s.update(ctx, cur, st)
 		}
-		for k, v := range st.Labels {
-			cur.Labels[k] = v
-		}
-		cur.OwnerReferences = st.OwnerReferences
-		cur.Status = st.Status
-		err = s.w.Update(ctx, cur)
 	}
 	if err != nil {
+		s.mu.Lock()
+		delete(s.known, key)
+		s.mu.Unlock()
 		return st, err
 	}
 	s.mu.Lock()
+	s.known[key] = written
 	if s.want[key] == st {
 		delete(s.want, key)
 	}
@@ -177,6 +194,22 @@ func (s *StatusQueue) sync(ctx context.Context, key types.NamespacedName) (*ssiv
 	s.mu.Unlock()
 	s.log.Debug("recorded SecretProviderClassPodStatus", "status", key.String(), "objects", len(st.Status.Objects))
 	return st, nil
+}
+
+// update writes the wanted labels, owners and status onto cur.
+func (s *StatusQueue) update(ctx context.Context, cur, st *ssiv1.SecretProviderClassPodStatus) (*ssiv1.SecretProviderClassPodStatus, error) {
+	if cur.Labels == nil {
+		cur.Labels = map[string]string{}
+	}
+	for k, v := range st.Labels {
+		cur.Labels[k] = v
+	}
+	cur.OwnerReferences = st.OwnerReferences
+	cur.Status = st.Status
+	if err := s.w.Update(ctx, cur); err != nil {
+		return nil, err
+	}
+	return cur, nil
 }
 
 // podOwner is the owner reference upstream sets: the pod, without the

@@ -129,3 +129,62 @@ func TestStatusQueueDrop(t *testing.T) {
 		t.Errorf("a dropped status was written: %d objects", len(list.Items))
 	}
 }
+
+// TestStatusQueueKnownObject: once written, the next write of the same
+// object is a single update; a conflict (someone else changed it) falls
+// back to get and update.
+func TestStatusQueueKnownObject(t *testing.T) {
+	var creates, gets, updates atomic.Int32
+	c := fake.NewClientBuilder().WithScheme(Scheme()).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			creates.Add(1)
+			return c.Create(ctx, obj, opts...)
+		},
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			gets.Add(1)
+			return c.Get(ctx, key, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			updates.Add(1)
+			return c.Update(ctx, obj, opts...)
+		},
+	}).Build()
+	q := NewStatusQueue(c, c, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx, 1); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pod := identity.Pod{Namespace: "ns", Name: "p", UID: "u"}
+	write := func(v string) {
+		t.Helper()
+		n := q.Written()
+		q.Record(NewPodStatus(pod, "db", "/t", "node", map[string]string{"a": v}))
+		waitFor(t, "write "+v, func() bool { return q.Written() == n+1 })
+	}
+	counts := func() [3]int32 { return [3]int32{creates.Load(), gets.Load(), updates.Load()} }
+
+	write("1")
+	if got := counts(); got != [3]int32{1, 0, 0} {
+		t.Errorf("first write: create/get/update = %v", got)
+	}
+	write("2")
+	if got := counts(); got != [3]int32{1, 0, 1} {
+		t.Errorf("second write: create/get/update = %v, want one update more", got)
+	}
+	// Someone else updates the object: our resourceVersion is stale.
+	cur := &ssiv1.SecretProviderClassPodStatus{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: "p-ns-db"}, cur); err != nil {
+		t.Fatal(err)
+	}
+	cur.Labels["other"] = "x"
+	if err := c.Update(context.Background(), cur); err != nil {
+		t.Fatal(err)
+	}
+	write("3")
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: "p-ns-db"}, cur); err != nil {
+		t.Fatal(err)
+	}
+	if cur.Status.Objects[0].Version != "3" || cur.Labels["other"] != "x" {
+		t.Errorf("after a conflict: %+v labels %v", cur.Status.Objects, cur.Labels)
+	}
+}
