@@ -52,6 +52,7 @@ func csiOptions(args []string) (csi.Options, error) {
 	fs.DurationVar(&o.PluginTimeout, "plugin-timeout", 0, "timeout of one provider plugin call (default 60s)")
 	fs.IntVar(&o.MaxCallRecvMsgSize, "max-call-recv-msg-size", 0, "largest provider plugin response in bytes (default 4 MiB)")
 	fs.BoolVar(&o.ServiceAccountAnnotations, "service-account-annotations", true, "read the pod's service account for cloud identity annotations (needs get on serviceaccounts)")
+	fs.StringVar(&o.GCPWorkloadIdentityProvider, "gcp-workload-identity-provider", "", "GCP workload identity provider (or identitynamespace:<pool>:<provider>) the pods' tokens are exchanged at")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8095", `address of /metrics, /healthz and /readyz ("" disables)`)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration, then $KUBECONFIG)")
 	fs.BoolVar(&jsonLogs, "log-format-json", false, "log in JSON")

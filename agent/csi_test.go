@@ -38,13 +38,15 @@ func TestCSIOptions(t *testing.T) {
 			args: []string{"--endpoint", "unix:///k/plugins/x/csi.sock", "--nodeid", "n", "--kubelet-root-dir", "/k",
 				"--provider-volume", "/p", "--additional-provider-volume-paths", "/a, /b", "--plugin-providers", "aws,gcp",
 				"--enable-secret-rotation=false", "--rotation-poll-interval", "30s", "--metrics-addr", "", "--plugins-registry-dir", "-",
-				"--kubelet-registration-path", "/host/csi.sock", "--max-call-recv-msg-size", "8388608", "--plugin-timeout", "5s"},
+				"--kubelet-registration-path", "/host/csi.sock", "--max-call-recv-msg-size", "8388608", "--plugin-timeout", "5s",
+				"--gcp-workload-identity-provider", "projects/1/locations/global/workloadIdentityPools/p/providers/k"},
 			check: func(t *testing.T, o csi.Options) {
 				eq(t, o.Endpoint, "unix:///k/plugins/x/csi.sock")
 				eq(t, o.KubeletRootDir, "/k")
 				eq(t, o.RegistrationDir, "-")
 				eq(t, o.KubeletRegistrationPath, "/host/csi.sock")
 				eq(t, o.MetricsAddr, "")
+				eq(t, o.GCPWorkloadIdentityProvider, "projects/1/locations/global/workloadIdentityPools/p/providers/k")
 				if !reflect.DeepEqual(o.ProviderDirs, []string{"/a", "/b", "/p"}) || !reflect.DeepEqual(o.PluginProviders, []string{"aws", "gcp"}) {
 					t.Errorf("dirs %v routes %v", o.ProviderDirs, o.PluginProviders)
 				}

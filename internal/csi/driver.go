@@ -93,6 +93,12 @@ type Options struct {
 	// account for cloud identity annotations (IRSA role, GCP service
 	// account, Azure client id); needs get on serviceaccounts.
 	ServiceAccountAnnotations bool
+	// GCPWorkloadIdentityProvider is the cluster's workload identity
+	// provider (or GKE identity namespace audience), handed to the gcp
+	// provider for every pod: the shim's own credentials are the node's,
+	// so "auth: pod-adc" classes federate the pod's token there. Add the
+	// matching token audience to the CSIDriver's tokenRequests.
+	GCPWorkloadIdentityProvider string
 	// MetricsAddr serves /metrics, /healthz and /readyz; empty disables.
 	MetricsAddr string
 	// Kubeconfig is a kubeconfig file; in-cluster configuration when empty.

@@ -68,7 +68,7 @@ func (f *fakeMounter) Unmount(p string) error {
 		delete(f.mounted, p)
 		entries, _ := os.ReadDir(p)
 		for _, e := range entries {
-			os.RemoveAll(filepath.Join(p, e.Name()))
+			_ = os.RemoveAll(filepath.Join(p, e.Name()))
 		}
 	}
 	return nil

@@ -111,10 +111,11 @@ const saTTL = time.Minute
 func (d *Driver) cloud(ctx context.Context, c *spc.Class, pod identity.Pod) identity.Cloud {
 	ann := d.saAnnotations(ctx, pod.Namespace, pod.ServiceAccount)
 	cl := identity.Cloud{
-		AWSRoleARN:        ann[annAWSRoleARN],
-		GCPServiceAccount: ann[annGCPSA],
-		AzureClientID:     ann[annAzureClientID],
-		AzureTenantID:     ann[annAzureTenantID],
+		AWSRoleARN:                  ann[annAWSRoleARN],
+		GCPServiceAccount:           ann[annGCPSA],
+		GCPWorkloadIdentityProvider: d.opts.GCPWorkloadIdentityProvider,
+		AzureClientID:               ann[annAzureClientID],
+		AzureTenantID:               ann[annAzureTenantID],
 	}
 	if c.Azure != nil {
 		if c.Azure.ClientID != "" {

@@ -127,7 +127,9 @@ func TestTargetSymlinkOutsideRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := publishReq(filepath.Join(h.root, "pods", "uid-1", "mount"), web)
-	os.MkdirAll(filepath.Join(outside, "uid-1"), 0o750)
+	if err := os.MkdirAll(filepath.Join(outside, "uid-1"), 0o750); err != nil {
+		t.Fatal(err)
+	}
 	_, err := h.d.NodePublishVolume(context.Background(), req)
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "resolves outside") {
 		t.Fatalf("err = %v, want InvalidArgument about resolving outside", err)
@@ -357,7 +359,9 @@ func TestRepublish(t *testing.T) {
 		if _, err := h2.d.NodePublishVolume(ctx, publishReq(tg, web)); err != nil {
 			t.Fatal(err)
 		}
-		h2.d.deps.Classes.(client.Client).Delete(ctx, spcObject("team-a", "db", "test", nil))
+		if err := h2.d.deps.Classes.(client.Client).Delete(ctx, spcObject("team-a", "db", "test", nil)); err != nil {
+			t.Fatal(err)
+		}
 		h2.clk.Advance(5 * time.Minute)
 		if _, err := h2.d.NodePublishVolume(ctx, publishReq(tg, web)); err != nil {
 			t.Fatalf("republish with the class gone: %v", err)
@@ -529,6 +533,7 @@ func TestCloudIdentity(t *testing.T) {
 	tests := map[string]struct {
 		class *ssiv1.SecretProviderClass
 		read  bool
+		wip   string
 		want  identity.Cloud
 	}{
 		"from the service account": {
@@ -541,10 +546,17 @@ func TestCloudIdentity(t *testing.T) {
 			want: identity.Cloud{AWSRoleARN: "arn:aws:iam::1:role/web", GCPServiceAccount: "web@p.iam.gserviceaccount.com", AzureClientID: "class-client", AzureTenantID: "class-tenant"},
 		},
 		"lookup disabled": {class: spcObject("team-a", "db", "test", nil), read: false, want: identity.Cloud{}},
+		"cluster workload identity provider": {
+			class: spcObject("team-a", "db", "test", nil), read: false, wip: "projects/1/locations/global/workloadIdentityPools/p/providers/k",
+			want: identity.Cloud{GCPWorkloadIdentityProvider: "projects/1/locations/global/workloadIdentityPools/p/providers/k"},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			h := newHarness(t, func(o *Options) { o.ServiceAccountAnnotations = tc.read }, sa.object(), tc.class)
+			h := newHarness(t, func(o *Options) {
+				o.ServiceAccountAnnotations = tc.read
+				o.GCPWorkloadIdentityProvider = tc.wip
+			}, sa.object(), tc.class)
 			c, err := h.d.parseClass(tc.class)
 			if err != nil {
 				t.Fatal(err)

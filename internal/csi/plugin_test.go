@@ -57,7 +57,7 @@ func TestPluginForwarding(t *testing.T) {
 				o.PluginProviders = tc.routes
 				o.PluginTimeout = 10 * time.Second
 			}, tc.class)
-			t.Cleanup(func() { h.d.Close() })
+			t.Cleanup(func() { _ = h.d.Close() })
 			target := kubeletTarget(t, h.root, "uid-1", "secrets")
 			ctx := context.Background()
 			if _, err := h.d.NodePublishVolume(ctx, publishReq(target, web)); err != nil {
@@ -111,7 +111,7 @@ func TestPluginFirstPublishFailure(t *testing.T) {
 	srv.SetReturnError(errors.New("permission denied for path /db"))
 	h := newHarness(t, func(o *Options) { o.ProviderDirs = []string{dir}; o.PluginTimeout = 10 * time.Second },
 		spcObject("team-a", "db", "akeyless", map[string]string{"objects": "x"}))
-	t.Cleanup(func() { h.d.Close() })
+	t.Cleanup(func() { _ = h.d.Close() })
 	target := kubeletTarget(t, h.root, "uid-1", "secrets")
 	_, err := h.d.NodePublishVolume(context.Background(), publishReq(target, web))
 	if err == nil || !strings.Contains(err.Error(), "permission denied for path /db") {

@@ -93,7 +93,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	defer closeProviders(opts)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -118,7 +118,7 @@ func Run(ctx context.Context, opts Options) error {
 				errc <- fmt.Errorf("metrics server: %w", err)
 			}
 		}()
-		defer srv.Close()
+		defer func() { _ = srv.Close() }()
 	}
 	go func() { errc <- d.Serve(ctx) }()
 	log.Info("node CSI shim started", "driver", opts.DriverName, "node", opts.NodeID, "endpoint", opts.Endpoint,

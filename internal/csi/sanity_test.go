@@ -41,7 +41,7 @@ func requireMounts(t testing.TB, root string) {
 	if err := (SystemMounter{}).Unmount(probe); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(probe)
+	_ = os.Remove(probe)
 	t.Cleanup(func() { unmountUnder(t, root) })
 }
 
@@ -53,7 +53,7 @@ func mountsUnder(t testing.TB, root string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -133,7 +133,12 @@ func TestSanity(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
 
 	ctrlSock := filepath.Join(root, "controller.sock")
 	l, err := listenUnix(ctrlSock)
@@ -143,7 +148,7 @@ func TestSanity(t *testing.T) {
 	cs := grpc.NewServer()
 	csi.RegisterControllerServer(cs, ephemeralController{})
 	csi.RegisterIdentityServer(cs, d)
-	go cs.Serve(l)
+	go func() { _ = cs.Serve(l) }()
 	t.Cleanup(cs.Stop)
 	waitFor(t, "the CSI socket", func() bool { _, err := os.Stat(sock); return err == nil })
 

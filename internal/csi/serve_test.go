@@ -27,7 +27,7 @@ func shortDir(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(d) })
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
 	return d
 }
 
@@ -37,7 +37,7 @@ func dial(t testing.TB, sock string) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { _ = conn.Close() })
 	return conn
 }
 
@@ -59,7 +59,9 @@ func TestServeAndRegister(t *testing.T) {
 	go func() { done <- d.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
 	})
 
 	regSock := filepath.Join(root, "plugins_registry", "secrets-store.csi.k8s.io-reg.sock")

@@ -47,7 +47,7 @@ const (
 	KeyPodNamespace   = "csi.storage.k8s.io/pod.namespace"
 	KeyPodUID         = "csi.storage.k8s.io/pod.uid"
 	KeyServiceAccount = "csi.storage.k8s.io/serviceAccount.name"
-	KeyTokens         = "csi.storage.k8s.io/serviceAccount.tokens"
+	KeyTokens         = "csi.storage.k8s.io/serviceAccount.tokens" //nolint:gosec // a key name, not a credential
 	KeyEphemeral      = "csi.storage.k8s.io/ephemeral"
 )
 
@@ -125,7 +125,9 @@ func ValidName(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+		default:
 			return false
 		}
 	}
@@ -374,7 +376,7 @@ func Objects(resp *v1alpha1.MountResponse) ([]provider.Object, error) {
 		if f.GetMode() < 0 || f.GetMode() > 0o777 {
 			return nil, &provider.Error{Reason: provider.ReasonInvalidContent, Err: fmt.Errorf("the plugin returned file %q with mode %d, outside 0..0777", f.GetPath(), f.GetMode())}
 		}
-		af := atomicdir.File{Path: f.GetPath(), Mode: fs.FileMode(f.GetMode()), Data: f.GetContents()}
+		af := atomicdir.File{Path: f.GetPath(), Mode: fs.FileMode(uint32(f.GetMode()) & 0o777), Data: f.GetContents()} //nolint:gosec // range checked above
 		if i, dup := byPath[af.Path]; dup {
 			files[i] = af
 			continue

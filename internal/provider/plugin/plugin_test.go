@@ -249,7 +249,7 @@ func socketDir(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(d) })
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
 	return d
 }
 
@@ -274,7 +274,7 @@ func TestUpstreamFakeProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	ctx := context.Background()
 	m := Mount{
 		VolumeContext: map[string]string{"secretProviderClass": "db", KeyPodNamespace: "team-a", KeyPodName: "web-0"},
@@ -388,7 +388,7 @@ func serve(t *testing.T, sock string, srv v1alpha1.CSIDriverProviderServer) func
 	}
 	g := grpc.NewServer()
 	v1alpha1.RegisterCSIDriverProviderServer(g, srv)
-	go g.Serve(l)
+	go func() { _ = g.Serve(l) }()
 	t.Cleanup(g.Stop)
 	return g.Stop
 }
@@ -403,7 +403,7 @@ func TestMountRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	m := Mount{
 		VolumeContext: map[string]string{"secretProviderClass": "db", KeyPodNamespace: "team-a", KeyTokens: `{"vault":{"token":"jwt"}}`},
 		Secrets:       map[string]string{"clientid": "c"},
@@ -457,7 +457,7 @@ func TestNilSecrets(t *testing.T) {
 	rec := &recorder{}
 	serve(t, filepath.Join(dir, "rec.sock"), rec)
 	c, _ := New("rec", Options{Dirs: []string{dir}})
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	if _, err := c.Bind(Mount{}).Fetch(context.Background(), provider.Request{Class: class("rec", nil)}); err != nil {
 		t.Fatal(err)
 	}
@@ -476,14 +476,14 @@ func TestPluginRestart(t *testing.T) {
 	sock := filepath.Join(dir, "rec.sock")
 	stop := serve(t, sock, &recorder{})
 	c, _ := New("rec", Options{Dirs: []string{dir}, Timeout: 20 * time.Second})
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	ctx := context.Background()
 	req := provider.Request{Class: class("rec", nil)}
 	if _, err := c.Bind(Mount{}).Fetch(ctx, req); err != nil {
 		t.Fatal(err)
 	}
 	stop()
-	os.Remove(sock)
+	_ = os.Remove(sock)
 	if _, err := c.Bind(Mount{}).Fetch(ctx, req); provider.ReasonOf(err) != provider.ReasonUnavailable {
 		t.Fatalf("with the plugin gone: err = %v, want Unavailable", err)
 	}
