@@ -127,13 +127,14 @@ func TestIntegration(t *testing.T) {
 	}
 
 	prov := newTestProvider("test", map[string]string{"db-password": "s3cr3t-value", "api-key": "k3y-value"})
+	const interval = 1500 * time.Millisecond
 	node, _ := startShim(t, Options{
 		NodeID:                    "node-1",
 		KubeletRootDir:            root,
 		Endpoint:                  "unix://" + filepath.Join(root, "plugins", DriverName, "csi.sock"),
 		RegistrationDir:           filepath.Join(root, "plugins_registry"),
 		EnableRotation:            true,
-		RotationPollInterval:      2 * time.Minute,
+		RotationPollInterval:      interval,
 		ServiceAccountAnnotations: true,
 		Providers:                 provider.NewSet(prov),
 		Config:                    env.Config,
@@ -215,6 +216,49 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("republish: nothing inside the interval, new content after, files kept on failure", func(t *testing.T) {
+		calls := prov.count()
+		if _, err := node.NodePublishVolume(ctx, publishReq(target, pv)); err != nil {
+			t.Fatal(err)
+		}
+		if n := prov.count(); n != calls {
+			t.Fatalf("a republish inside the interval called the provider (%d calls, was %d)", n, calls)
+		}
+		prov.set(map[string]string{"db-password": "rotated-value", "api-key": "k3y-value"}, nil)
+		time.Sleep(interval + 100*time.Millisecond)
+		if _, err := node.NodePublishVolume(ctx, publishReq(target, pv)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readVolume(t, target); got["db-password"] != "rotated-value" || got["api-key"] != "k3y-value" {
+			t.Errorf("volume after rotation = %v", got)
+		}
+		if e := waitEvent(t, env, nsA, "web-0", ReasonRotationComplete); e.Type != corev1.EventTypeNormal || !strings.Contains(e.Message, "rotated db-password") {
+			t.Errorf("event = %s %q", e.Type, e.Message)
+		}
+		st := &ssiv1.SecretProviderClassPodStatus{}
+		key := client.ObjectKey{Namespace: nsA, Name: "web-0-" + nsA + "-db"}
+		waitFor(t, "the status to record the new version", func() bool {
+			return env.Client.Get(ctx, key, st) == nil && len(st.Status.Objects) == 2 &&
+				st.Status.Objects[1].ID == "db-password" && st.Status.Objects[1].Version == versionOf("rotated-value")
+		})
+
+		prov.set(nil, &provider.Error{Class: nsA + "/db", Provider: "test", Reason: provider.ReasonUnavailable, Err: errors.New("backend down")})
+		time.Sleep(interval + 100*time.Millisecond)
+		if _, err := node.NodePublishVolume(ctx, publishReq(target, pv)); err != nil {
+			t.Fatalf("a failing republish failed the volume: %v", err)
+		}
+		if got := readVolume(t, target); got["db-password"] != "rotated-value" {
+			t.Errorf("volume after a failed refresh = %v", got)
+		}
+		if m := mountsUnder(t, root); len(m) != 1 || m[0] != target {
+			t.Errorf("mounts after a failed refresh = %v", m)
+		}
+		if e := waitEvent(t, env, nsA, "web-0", ReasonRotationFailed); !strings.Contains(e.Message, "backend down") {
+			t.Errorf("event = %q", e.Message)
+		}
+		prov.set(map[string]string{"db-password": "s3cr3t-value", "api-key": "k3y-value"}, nil)
+	})
+
 	t.Run("provider failure: event, no mount", func(t *testing.T) {
 		prov.set(nil, &provider.Error{Class: nsA + "/db", Provider: "test", Object: "db-password", Reason: provider.ReasonAccessDenied,
 			Err: errors.New("role web may not read db-password")})
@@ -235,7 +279,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("no secret value or token in any event", func(t *testing.T) {
 		for _, e := range podEvents(t, env, nsA, "web-0") {
-			for _, v := range []string{"s3cr3t-value", "k3y-value", token} {
+			for _, v := range []string{"s3cr3t-value", "k3y-value", "rotated-value", token} {
 				if strings.Contains(e.Message, v) {
 					t.Errorf("event %s carries a secret", e.Reason)
 				}

@@ -147,6 +147,13 @@ func (d *Driver) saAnnotations(ctx context.Context, ns, name string) map[string]
 		d.log.Debug("service account not readable", "serviceAccount", key, "err", err)
 	}
 	d.mu.Lock()
+	if len(d.sas) >= 1024 {
+		for k, e := range d.sas {
+			if now.Sub(e.at) >= saTTL {
+				delete(d.sas, k)
+			}
+		}
+	}
 	d.sas[key] = saEntry{annotations: sa.Annotations, at: now}
 	d.mu.Unlock()
 	return sa.Annotations

@@ -222,6 +222,13 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		d.metrics.publishSeconds.WithLabelValues("republish").Observe(d.deps.Now().Sub(start).Seconds())
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
+	if pv != nil {
+		// Known but no longer mounted (unmounted behind the shim's back):
+		// start over.
+		d.mu.Lock()
+		delete(d.vols, pr.target)
+		d.mu.Unlock()
+	}
 	if err := d.firstPublish(ctx, pr); err != nil {
 		return nil, err
 	}

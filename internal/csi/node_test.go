@@ -606,3 +606,27 @@ func TestSocketPath(t *testing.T) {
 		})
 	}
 }
+
+// TestRemountAfterExternalUnmount: a known volume that is no longer
+// mounted when its interval has passed is published from scratch.
+func TestRemountAfterExternalUnmount(t *testing.T) {
+	h := newHarness(t, nil, spcObject("team-a", "db", "test", nil))
+	target := kubeletTarget(t, h.root, "uid-1", "secrets")
+	ctx := context.Background()
+	if _, err := h.d.NodePublishVolume(ctx, publishReq(target, web)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.mnt.Unmount(target); err != nil {
+		t.Fatal(err)
+	}
+	h.clk.Advance(3 * time.Minute)
+	if _, err := h.d.NodePublishVolume(ctx, publishReq(target, web)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := h.mnt.IsMountPoint(target); !ok || h.mnt.mounts != 2 {
+		t.Errorf("mounted=%v mounts=%d, want mounted again", ok, h.mnt.mounts)
+	}
+	if got := readVolume(t, target); got["db-password"] != "s3cr3t" {
+		t.Errorf("volume = %v", got)
+	}
+}
