@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/vault"
 )
 
 // builtinProviders registers the providers compiled into ssi-agent, one
@@ -11,6 +12,7 @@ import (
 // true for `ssi-agent fetch`, where providers may fall back to the
 // caller's ambient credentials.
 func builtinProviders(log *slog.Logger, local bool) provider.Set {
-	_, _ = log, local
-	return provider.NewSet()
+	return provider.NewSet(
+		vault.New(vault.Options{Logger: log, EnvToken: local}),
+	)
 }
