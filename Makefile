@@ -66,8 +66,9 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs (manifests/crds
 	rm -rf $(CHART)/crds && mkdir -p $(CHART)/crds && cp manifests/crds/*.yaml $(CHART)/crds/
 
 .PHONY: csidriver
-csidriver: ## Generate manifests/csidriver.yaml, the node shim's CSIDriver (from internal/csi).
-	$(GO) run ./hack/csidriver --out manifests/csidriver.yaml
+csidriver: ## Generate the node shim's CSIDriver into manifests/csi/ (from internal/csi).
+	@mkdir -p manifests/csi
+	$(GO) run ./hack/csidriver --out manifests/csi/csidriver.yaml
 
 .PHONY: manifests
 manifests: generate webhook-config csidriver ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).

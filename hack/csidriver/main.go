@@ -1,6 +1,6 @@
 // Command csidriver writes the CSIDriver object of the node CSI shim, built
 // by csi.DriverObject, as YAML. `make csidriver` runs it into
-// manifests/csidriver.yaml; `make verify` fails when that file is stale.
+// manifests/csi/csidriver.yaml; `make verify` fails when that file is stale.
 //
 //	go run ./hack/csidriver [--audience A ...] [--token-in-secrets] [--out FILE]
 package main

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestManifestUpToDate fails when manifests/csidriver.yaml differs from
+// TestManifestUpToDate fails when manifests/csi/csidriver.yaml differs from
 // what the generator writes (run `make csidriver`).
 func TestManifestUpToDate(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "csidriver.yaml")
@@ -18,11 +18,11 @@ func TestManifestUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(filepath.Join("..", "..", "manifests", "csidriver.yaml"))
+	got, err := os.ReadFile(filepath.Join("..", "..", "manifests", "csi", "csidriver.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("manifests/csidriver.yaml is stale: run `make csidriver`\n--- committed\n%s\n--- generated\n%s", got, want)
+		t.Errorf("manifests/csi/csidriver.yaml is stale: run `make csidriver`\n--- committed\n%s\n--- generated\n%s", got, want)
 	}
 }
