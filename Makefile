@@ -65,8 +65,13 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs (manifests/crds
 	rm -rf manifests/crds && $(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:dir=manifests/crds
 	rm -rf $(CHART)/crds && mkdir -p $(CHART)/crds && cp manifests/crds/*.yaml $(CHART)/crds/
 
+.PHONY: csidriver
+csidriver: ## Generate the node shim's CSIDriver into manifests/csi/ (from internal/csi).
+	@mkdir -p manifests/csi
+	$(GO) run ./hack/csidriver --out manifests/csi/csidriver.yaml
+
 .PHONY: manifests
-manifests: generate webhook-config ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
+manifests: generate webhook-config csidriver ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
 
 .PHONY: webhook-config
 webhook-config: ## Generate the MutatingWebhookConfiguration into manifests/webhook/ (from internal/webhook).

@@ -30,7 +30,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	_ = ctx
 	switch args[0] {
-	case "run", "fetch", "csi":
+	case "csi":
+		return runCSI(ctx, args[1:])
+	case "run", "fetch":
 		return errors.New(args[0] + ": not built yet in this revision")
 	}
 	return fmt.Errorf("unknown command %q (want run, fetch or csi)", args[0])

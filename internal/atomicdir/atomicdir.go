@@ -175,16 +175,9 @@ func write(dir string, files []File, now func() time.Time) (Result, error) {
 	}
 	tsName := filepath.Base(tsDir)
 
-	tmpLink := filepath.Join(dir, tmpDataDir)
-	_ = os.Remove(tmpLink)
-	if err := os.Symlink(tsName, tmpLink); err != nil {
+	if err := publish(dir, tsName, oldTS == ""); err != nil {
 		_ = os.RemoveAll(tsDir)
-		return Result{}, fmt.Errorf("create %s: %w", tmpDataDir, err)
-	}
-	if err := os.Rename(tmpLink, filepath.Join(dir, DataDir)); err != nil {
-		_ = os.Remove(tmpLink)
-		_ = os.RemoveAll(tsDir)
-		return Result{}, fmt.Errorf("swap %s: %w", DataDir, err)
+		return Result{}, err
 	}
 
 	// From here on the new set is published; the remaining steps only fix up
@@ -204,6 +197,11 @@ func write(dir string, files []File, now func() time.Time) (Result, error) {
 	}
 	stamp := now()
 	for _, name := range changed {
+		if oldTS == "" {
+			// First set: every name was just created, which watchers
+			// already saw under that name.
+			break
+		}
 		if err := touch(dir, name, stamp); err != nil {
 			errs = append(errs, err)
 		}
@@ -214,6 +212,36 @@ func write(dir string, files []File, now func() time.Time) (Result, error) {
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// publish points "..data" at tsName: a new symlink when there was none
+// (creating it is atomic), otherwise a temporary symlink renamed over it.
+func publish(dir, tsName string, first bool) error {
+	data := filepath.Join(dir, DataDir)
+	if first {
+		err := os.Symlink(tsName, data)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", DataDir, err)
+		}
+	}
+	tmpLink := filepath.Join(dir, tmpDataDir)
+	err := os.Symlink(tsName, tmpLink)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by an interrupted write.
+		_ = os.Remove(tmpLink)
+		err = os.Symlink(tsName, tmpLink)
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmpDataDir, err)
+	}
+	if err := os.Rename(tmpLink, data); err != nil {
+		_ = os.Remove(tmpLink)
+		return fmt.Errorf("swap %s: %w", DataDir, err)
+	}
+	return nil
 }
 
 // Read returns the published set of dir, with modes; it resolves "..data"
@@ -238,18 +266,53 @@ func Read(dir string) ([]File, error) {
 func writeSet(root string, payload map[string]File) error {
 	for _, f := range payload {
 		full := filepath.Join(root, filepath.FromSlash(f.Path))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return fmt.Errorf("create directory for %s: %w", f.Path, err)
+		// Top-level files go straight into root, which exists.
+		if strings.Contains(f.Path, "/") {
+			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+				return fmt.Errorf("create directory for %s: %w", f.Path, err)
+			}
 		}
-		if err := os.WriteFile(full, f.Data, f.Mode); err != nil {
+		if err := writeFile(full, f.Data, f.Mode); err != nil {
 			return fmt.Errorf("write %s: %w", f.Path, err)
-		}
-		// WriteFile's mode is filtered by the umask; set it exactly.
-		if err := os.Chmod(full, f.Mode); err != nil {
-			return fmt.Errorf("chmod %s: %w", f.Path, err)
 		}
 	}
 	return nil
+}
+
+// writeFile creates a new file with exactly mode (set again after the
+// umask filtered it) using plain system calls: an os.File would also try
+// to register the descriptor with the runtime poller, five more calls per
+// file, which dominates publishing a volume of small secrets. O_EXCL: the
+// timestamped directory is new, so nothing may be there already.
+func writeFile(name string, data []byte, mode fs.FileMode) error {
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(mode.Perm()))
+	})
+	if err != nil {
+		return err
+	}
+	for len(data) > 0 {
+		n, err := retryEINTR(func() (int, error) { return unix.Write(fd, data) })
+		if err != nil {
+			_ = unix.Close(fd)
+			return err
+		}
+		data = data[n:]
+	}
+	if err := unix.Fchmod(fd, uint32(mode.Perm())); err != nil {
+		_ = unix.Close(fd)
+		return fmt.Errorf("chmod: %w", err)
+	}
+	return unix.Close(fd)
+}
+
+func retryEINTR(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if !errors.Is(err, unix.EINTR) {
+			return n, err
+		}
+	}
 }
 
 func readSet(root string) (map[string]File, error) {
@@ -335,8 +398,18 @@ func sortedKeys(m map[string]bool) []string {
 func ensureLink(dir, name string) error {
 	want := filepath.Join(DataDir, name)
 	link := filepath.Join(dir, name)
-	if got, err := os.Readlink(link); err == nil && got == want {
+	got, err := os.Readlink(link)
+	if err == nil && got == want {
 		return nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		// Nothing there yet: creating the link is atomic by itself.
+		if err := os.Symlink(want, link); err == nil || !errors.Is(err, fs.ErrExist) {
+			if err != nil {
+				return fmt.Errorf("create symlink for %s: %w", name, err)
+			}
+			return nil
+		}
 	}
 	tmp := filepath.Join(dir, DataDir+"_link_tmp")
 	_ = os.Remove(tmp)

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/ssinjector/ssi/internal/csi"
+)
+
+func TestCSIOptions(t *testing.T) {
+	tests := map[string]struct {
+		args    []string
+		env     string
+		check   func(t *testing.T, o csi.Options)
+		wantErr bool
+	}{
+		"defaults": {
+			args: []string{"--nodeid", "node-1"},
+			check: func(t *testing.T, o csi.Options) {
+				want := csi.Options{
+					DriverName: csi.DriverName, Endpoint: csi.DefaultEndpoint, NodeID: "node-1",
+					KubeletRootDir: "/var/lib/kubelet", EnableRotation: true, RotationPollInterval: 2 * time.Minute,
+					ProviderDirs:              []string{"/etc/kubernetes/secrets-store-csi-providers", "/var/run/secrets-store-csi-providers"},
+					ServiceAccountAnnotations: true, MetricsAddr: ":8095",
+				}
+				o.Logger = nil
+				if !reflect.DeepEqual(o, want) {
+					t.Errorf("options =\n%+v\nwant\n%+v", o, want)
+				}
+			},
+		},
+		"node from the environment": {
+			env:   "node-env",
+			check: func(t *testing.T, o csi.Options) { eq(t, o.NodeID, "node-env") },
+		},
+		"everything set": {
+			args: []string{"--endpoint", "unix:///k/plugins/x/csi.sock", "--nodeid", "n", "--kubelet-root-dir", "/k",
+				"--provider-volume", "/p", "--additional-provider-volume-paths", "/a, /b", "--plugin-providers", "aws,gcp",
+				"--enable-secret-rotation=false", "--rotation-poll-interval", "30s", "--metrics-addr", "", "--plugins-registry-dir", "-",
+				"--kubelet-registration-path", "/host/csi.sock", "--max-call-recv-msg-size", "8388608", "--plugin-timeout", "5s",
+				"--gcp-workload-identity-provider", "projects/1/locations/global/workloadIdentityPools/p/providers/k"},
+			check: func(t *testing.T, o csi.Options) {
+				eq(t, o.Endpoint, "unix:///k/plugins/x/csi.sock")
+				eq(t, o.KubeletRootDir, "/k")
+				eq(t, o.RegistrationDir, "-")
+				eq(t, o.KubeletRegistrationPath, "/host/csi.sock")
+				eq(t, o.MetricsAddr, "")
+				eq(t, o.GCPWorkloadIdentityProvider, "projects/1/locations/global/workloadIdentityPools/p/providers/k")
+				if !reflect.DeepEqual(o.ProviderDirs, []string{"/a", "/b", "/p"}) || !reflect.DeepEqual(o.PluginProviders, []string{"aws", "gcp"}) {
+					t.Errorf("dirs %v routes %v", o.ProviderDirs, o.PluginProviders)
+				}
+				if o.EnableRotation || o.RotationPollInterval != 30*time.Second || o.MaxCallRecvMsgSize != 8<<20 || o.PluginTimeout != 5*time.Second {
+					t.Errorf("options = %+v", o)
+				}
+			},
+		},
+		"stray argument": {args: []string{"extra"}, wantErr: true},
+		"unknown flag":   {args: []string{"--nope"}, wantErr: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("SSI_NODE_NAME", tc.env)
+			o, err := csiOptions(tc.args)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			if tc.check != nil {
+				tc.check(t, o)
+			}
+		})
+	}
+}
+
+func eq(t *testing.T, got, want string) {
+	t.Helper()
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

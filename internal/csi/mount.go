@@ -1,0 +1,120 @@
+package csi
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mounter is the node's mount table as the shim needs it.
+type Mounter interface {
+	// IsMountPoint reports whether path is a mount point. A missing path
+	// is not one.
+	IsMountPoint(path string) (bool, error)
+	// MountTmpfs mounts an empty tmpfs on the existing directory path.
+	MountTmpfs(path string) error
+	// Unmount unmounts path; a path that is not mounted or missing is not
+	// an error.
+	Unmount(path string) error
+}
+
+// TmpfsFlags and TmpfsData are how secrets volumes are mounted: no device
+// files and no set-uid programs can appear in them, and the root is
+// readable by every user the pod runs as.
+const (
+	TmpfsFlags = unix.MS_NOSUID | unix.MS_NODEV
+	TmpfsData  = "mode=0755"
+)
+
+// SystemMounter mounts with mount(2) in the shim's mount namespace, which
+// shares the kubelet directory with the host (bidirectional propagation).
+type SystemMounter struct{}
+
+// IsMountPoint compares the device of path with its parent's and, when they
+// are equal (a bind mount of the same file system), reads the mount table.
+func (SystemMounter) IsMountPoint(path string) (bool, error) {
+	var st, parent unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		if errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.EIO) || errors.Is(err, unix.ESTALE) {
+			// A broken mount is still a mount point; the caller unmounts it.
+			return true, nil
+		}
+		return false, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return false, nil
+	}
+	if err := unix.Lstat(filepath.Dir(path), &parent); err != nil {
+		return false, fmt.Errorf("stat %s: %w", filepath.Dir(path), err)
+	}
+	if st.Dev != parent.Dev {
+		return true, nil
+	}
+	return inMountInfo("/proc/self/mountinfo", path)
+}
+
+// MountTmpfs implements Mounter.
+func (SystemMounter) MountTmpfs(path string) error {
+	if err := unix.Mount("tmpfs", path, "tmpfs", TmpfsFlags, TmpfsData); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", path, err)
+	}
+	return nil
+}
+
+// Unmount implements Mounter.
+func (SystemMounter) Unmount(path string) error {
+	// Never follow a symbolic link planted at the target.
+	err := unix.Unmount(path, unix.UMOUNT_NOFOLLOW)
+	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return fmt.Errorf("unmount %s: %w", path, err)
+}
+
+// inMountInfo reports whether path is the mount point of a line of a
+// mountinfo file (field 5, with octal escapes).
+func inMountInfo(file, path string) (bool, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeMountInfo(fields[4]) == path {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
+}
+
+// unescapeMountInfo decodes the \NNN octal escapes the kernel uses for
+// spaces, tabs, newlines and backslashes in mountinfo paths.
+func unescapeMountInfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
