@@ -203,6 +203,8 @@ type harness struct {
 	env     *testenv.Env
 	r       *Reconciler
 	metrics *Metrics
+	// stop stops the manager (also done when the test ends).
+	stop func()
 }
 
 // startController runs a manager with the controller until the test ends.
@@ -244,18 +246,23 @@ func startController(t *testing.T, env *testenv.Env, cfg *rest.Config, opts Opti
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
+	h := &harness{t: t, env: env, r: r, metrics: opts.Metrics}
+	var once gosync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("manager: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("manager did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("manager did not stop within 30s")
-		}
-	})
-	return &harness{t: t, env: env, r: r, metrics: opts.Metrics}
+		})
+	}
+	t.Cleanup(h.stop)
+	return h
 }
 
 // namespace creates a namespace and removes the test's pods, classes and

@@ -139,7 +139,7 @@ func RBAC(o RBACOptions) []client.Object {
 					Message: fmt.Sprintf("the sync controller changes and deletes only Secrets labelled %s=true", LabelManaged),
 				},
 				{
-					Expression: fmt.Sprintf("request.subResource != 'token' || (has(object.spec.expirationSeconds) && object.spec.expirationSeconds <= %d)", MaxTokenSeconds),
+					Expression: fmt.Sprintf("request.resource.resource != 'serviceaccounts' || (has(object.spec.expirationSeconds) && object.spec.expirationSeconds <= %d)", MaxTokenSeconds),
 					Message:    fmt.Sprintf("the sync controller requests only tokens that expire within %d seconds", MaxTokenSeconds),
 				},
 			},
