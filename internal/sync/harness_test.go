@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func controlPlane(t *testing.T) *testenv.Env {
+func controlPlane(t testing.TB) *testenv.Env {
 	t.Helper()
 	testenv.SkipIfShort(t)
 	if sharedEnvErr != nil {
@@ -199,7 +199,7 @@ func decodeClaims(tok string) (tokenClaims, error) {
 
 // harness is one running controller.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	env     *testenv.Env
 	r       *Reconciler
 	metrics *Metrics
@@ -209,13 +209,13 @@ type harness struct {
 
 // startController runs a manager with the controller until the test ends.
 // cfg nil means the control plane's admin configuration.
-func startController(t *testing.T, env *testenv.Env, cfg *rest.Config, opts Options, mo func(*manager.Options)) *harness {
+func startController(t testing.TB, env *testenv.Env, cfg *rest.Config, opts Options, mo func(*manager.Options)) *harness {
 	t.Helper()
 	if cfg == nil {
 		cfg = env.Config
 	}
 	if opts.Logger.GetSink() == nil {
-		opts.Logger = testr.NewWithOptions(t, testr.Options{Verbosity: 1})
+		opts.Logger = testr.NewWithInterface(t, testr.Options{Verbosity: 1})
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics()
@@ -268,7 +268,7 @@ func startController(t *testing.T, env *testenv.Env, cfg *rest.Config, opts Opti
 // namespace creates a namespace and removes the test's pods, classes and
 // Secrets from it when the test ends (envtest runs no namespace
 // controller), after the controller stopped.
-func namespace(t *testing.T, env *testenv.Env, prefix string) string {
+func namespace(t testing.TB, env *testenv.Env, prefix string) string {
 	t.Helper()
 	ns := env.Namespace(t, prefix, nil)
 	t.Cleanup(func() { wipe(env, ns) })
@@ -282,7 +282,7 @@ func wipe(env *testenv.Env, ns string) {
 	_ = env.Client.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(ns))
 }
 
-func namedNamespace(t *testing.T, env *testenv.Env, name string) string {
+func namedNamespace(t testing.TB, env *testenv.Env, name string) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := env.Client.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -292,7 +292,7 @@ func namedNamespace(t *testing.T, env *testenv.Env, name string) string {
 	return name
 }
 
-func create(t *testing.T, env *testenv.Env, obj client.Object) {
+func create(t testing.TB, env *testenv.Env, obj client.Object) {
 	t.Helper()
 	if err := env.Client.Create(context.Background(), obj); err != nil {
 		t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
@@ -300,7 +300,7 @@ func create(t *testing.T, env *testenv.Env, obj client.Object) {
 }
 
 // serviceAccount creates a service account unless it exists.
-func serviceAccount(t *testing.T, env *testenv.Env, ns, name string, annotations map[string]string) {
+func serviceAccount(t testing.TB, env *testenv.Env, ns, name string, annotations map[string]string) {
 	t.Helper()
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations}}
 	if err := env.Client.Create(context.Background(), sa); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -309,7 +309,7 @@ func serviceAccount(t *testing.T, env *testenv.Env, ns, name string, annotations
 }
 
 // loadClass reads a SecretProviderClass from YAML and moves it to ns.
-func loadClass(t *testing.T, path, ns string) *ssiv1.SecretProviderClass {
+func loadClass(t testing.TB, path, ns string) *ssiv1.SecretProviderClass {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -323,7 +323,7 @@ func loadClass(t *testing.T, path, ns string) *ssiv1.SecretProviderClass {
 	return c
 }
 
-func classYAML(t *testing.T, ns, doc string) *ssiv1.SecretProviderClass {
+func classYAML(t testing.TB, ns, doc string) *ssiv1.SecretProviderClass {
 	t.Helper()
 	c := &ssiv1.SecretProviderClass{}
 	if err := yaml.UnmarshalStrict([]byte(doc), c); err != nil {
@@ -355,7 +355,7 @@ func csiPod(ns, name, sa, class string) *corev1.Pod {
 
 // injectedPod is shaped like a pod the webhook rewrote: the volume became
 // an emptyDir and the agent's configuration names the class.
-func injectedPod(t *testing.T, ns, name, sa string, classes ...string) *corev1.Pod {
+func injectedPod(t testing.TB, ns, name, sa string, classes ...string) *corev1.Pod {
 	t.Helper()
 	cfg := agentconfig.Config{Mode: agentconfig.ModeSidecar}
 	for i, c := range classes {
@@ -386,7 +386,7 @@ func injectedPod(t *testing.T, ns, name, sa string, classes ...string) *corev1.P
 }
 
 // eventually polls cond every 50ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -412,7 +412,7 @@ func getSecret(env *testenv.Env, ns, name string) (*corev1.Secret, error) {
 }
 
 // waitSecret waits until the Secret exists and check passes on it.
-func waitSecret(t *testing.T, env *testenv.Env, ns, name string, check func(*corev1.Secret) string) *corev1.Secret {
+func waitSecret(t testing.TB, env *testenv.Env, ns, name string, check func(*corev1.Secret) string) *corev1.Secret {
 	t.Helper()
 	var got *corev1.Secret
 	eventually(t, 30*time.Second, fmt.Sprintf("Secret %s/%s as expected", ns, name), func() (bool, string) {
@@ -431,7 +431,7 @@ func waitSecret(t *testing.T, env *testenv.Env, ns, name string, check func(*cor
 	return got
 }
 
-func waitNoSecret(t *testing.T, env *testenv.Env, ns, name string) {
+func waitNoSecret(t testing.TB, env *testenv.Env, ns, name string) {
 	t.Helper()
 	eventually(t, 30*time.Second, fmt.Sprintf("Secret %s/%s deleted", ns, name), func() (bool, string) {
 		_, err := getSecret(env, ns, name)
@@ -446,7 +446,7 @@ func waitNoSecret(t *testing.T, env *testenv.Env, ns, name string) {
 }
 
 // assertNoSecret checks, for a while, that a Secret does not appear.
-func assertNoSecret(t *testing.T, env *testenv.Env, ns, name string, d time.Duration) {
+func assertNoSecret(t testing.TB, env *testenv.Env, ns, name string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
@@ -474,7 +474,7 @@ func classEvents(env *testenv.Env, ns, class string) []eventsv1.Event {
 
 // waitEvent waits for an event on the class with the reason and a note
 // containing every fragment, and returns its note.
-func waitEvent(t *testing.T, env *testenv.Env, ns, class, reason string, fragments ...string) string {
+func waitEvent(t testing.TB, env *testenv.Env, ns, class, reason string, fragments ...string) string {
 	t.Helper()
 	var note string
 	eventually(t, 30*time.Second, fmt.Sprintf("event %s on SecretProviderClass %s/%s containing %q", reason, ns, class, fragments), func() (bool, string) {

@@ -2,6 +2,11 @@ package sync
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -24,7 +29,7 @@ const dbCreds = `{"username":"app","password":"s3cr3t-1"}`
 
 // vaultClass is a Vault class with one object; the fake provider serves it
 // under the name vault, so the class parses with the real Vault schema.
-func vaultClass(t *testing.T, ns, name, secretObjects string) *ssiv1.SecretProviderClass {
+func vaultClass(t testing.TB, ns, name, secretObjects string) *ssiv1.SecretProviderClass {
 	t.Helper()
 	return classYAML(t, ns, fmt.Sprintf(`
 apiVersion: secrets-store.csi.x-k8s.io/v1
@@ -568,4 +573,45 @@ spec:
 `))
 	create(t, env, csiPod(ns, "app-0", "app", "plugin"))
 	waitEvent(t, env, ns, "plugin", ReasonProviderNotAvailable, `provider "acme" is not available to the sync controller (built in: vault)`)
+}
+
+// A kubernetes.io/tls Secret from one PEM object: tls.crt gets the
+// certificates, tls.key the key as SEC1; the API server accepts the pair.
+func TestTLSSecret(t *testing.T) {
+	env := controlPlane(t)
+	ns := namespace(t, env, "tls")
+	serviceAccount(t, env, ns, "app", nil)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, certPEM := testCert(t, key, &key.PublicKey, "web.example")
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(key)
+	sec1, _ := x509.MarshalECPrivateKey(key)
+	bundle := string(certPEM) + string(pemOf("PRIVATE KEY", pkcs8))
+	fake := newFake("vault", map[string]string{"db-password": bundle, "db-user": "x"})
+	startController(t, env, nil, Options{Providers: provider.NewSet(fake)}, nil)
+	create(t, env, vaultClass(t, ns, "web", `
+  - secretName: web-tls
+    type: kubernetes.io/tls
+    data:
+    - objectName: db-password
+      key: tls.key
+    - objectName: db-password
+      key: tls.crt
+`))
+	create(t, env, csiPod(ns, "web-0", "app", "web"))
+	s := waitSecret(t, env, ns, "web-tls", nil)
+	if s.Type != corev1.SecretTypeTLS {
+		t.Errorf("type %s", s.Type)
+	}
+	if string(s.Data["tls.crt"]) != string(certPEM) {
+		t.Errorf("tls.crt:\n%s", s.Data["tls.crt"])
+	}
+	if string(s.Data["tls.key"]) != string(pemOf("EC PRIVATE KEY", sec1)) {
+		t.Errorf("tls.key is not the SEC1 form of the key")
+	}
+	if _, err := tls.X509KeyPair(s.Data["tls.crt"], s.Data["tls.key"]); err != nil {
+		t.Errorf("tls.crt and tls.key do not pair: %v", err)
+	}
 }

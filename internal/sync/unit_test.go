@@ -214,7 +214,7 @@ func TestCheckObjects(t *testing.T) {
 }
 
 // testCert returns a self-signed certificate for key, PEM encoded.
-func testCert(t *testing.T, key any, pub any, cn string) (*x509.Certificate, []byte) {
+func testCert(t testing.TB, key any, pub any, cn string) (*x509.Certificate, []byte) {
 	t.Helper()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
