@@ -288,7 +288,7 @@ func (r *Reconciler) allowsSync(ctx context.Context, namespace, name string) (bo
 // ownedSecrets are the managed Secrets this controller created for key.
 func (r *Reconciler) ownedSecrets(ctx context.Context, key types.NamespacedName) (map[string]*corev1.Secret, error) {
 	var list corev1.SecretList
-	if err := r.own.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingFields{indexSecretSource: key.Name}); err != nil {
+	if err := r.own.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingFields{indexSyncedFrom: key.Name}); err != nil {
 		return nil, fmt.Errorf("list Secrets synced from SecretProviderClass %s: %w", key, err)
 	}
 	out := map[string]*corev1.Secret{}
@@ -822,5 +822,5 @@ func (r *Reconciler) jitter(d time.Duration) time.Duration {
 	if d <= 0 {
 		return time.Second
 	}
-	return d + time.Duration(rand.Int64N(int64(d)/10+1))
+	return d + time.Duration(rand.Int64N(int64(d)/10+1)) //nolint:gosec // spreading load needs no unpredictability
 }

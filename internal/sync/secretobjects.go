@@ -107,13 +107,10 @@ func parseSecretObject(i int, o *ssiv1.SecretObject) (secretSpec, []string) {
 	}
 	var errs []string
 	fail := func(format string, args ...any) { errs = append(errs, where+": "+fmt.Sprintf(format, args...)) }
-	switch {
-	case s.name == "":
+	if s.name == "" {
 		fail("secretName is empty")
-	default:
-		if msgs := validation.IsDNS1123Subdomain(s.name); len(msgs) > 0 {
-			fail("secretName is not a valid Secret name: %s", strings.Join(msgs, "; "))
-		}
+	} else if msgs := validation.IsDNS1123Subdomain(s.name); len(msgs) > 0 {
+		fail("secretName is not a valid Secret name: %s", strings.Join(msgs, "; "))
 	}
 	if s.typ == "" {
 		fail("type is empty; set it, for example to Opaque or kubernetes.io/tls")

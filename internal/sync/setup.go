@@ -85,7 +85,7 @@ type Options struct {
 	// failure up to RotationInterval. Zero means DefaultMinBackoff.
 	MinBackoff time.Duration
 	// MaxConcurrentReconciles is the number of classes synced at once;
-	// zero means 2.
+	// zero means 4.
 	MaxConcurrentReconciles int
 	// Clock decides when fetches are due; nil means the real clock.
 	Clock clock.Clock
@@ -114,7 +114,7 @@ func (o *Options) defaults(mgr manager.Manager) {
 		o.MinBackoff = DefaultMinBackoff
 	}
 	if o.MaxConcurrentReconciles <= 0 {
-		o.MaxConcurrentReconciles = 2
+		o.MaxConcurrentReconciles = 4
 	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
@@ -136,8 +136,8 @@ func (o *Options) defaults(mgr manager.Manager) {
 
 // Index names of the controller's private cache.
 const (
-	indexPodClasses   = "ssi.sync/classes"
-	indexSecretSource = "ssi.sync/synced-from"
+	indexPodClasses = "ssi.sync/classes"
+	indexSyncedFrom = "ssi.sync/synced-from"
 )
 
 // Setup adds the controller to mgr. SecretProviderClasses and service
@@ -170,7 +170,7 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("index pods by class: %w", err)
 	}
-	if err := own.IndexField(ctx, &corev1.Secret{}, indexSecretSource, func(o client.Object) []string {
+	if err := own.IndexField(ctx, &corev1.Secret{}, indexSyncedFrom, func(o client.Object) []string {
 		if n := o.GetAnnotations()[AnnotationSyncedFrom]; n != "" {
 			return []string{n}
 		}
