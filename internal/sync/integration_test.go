@@ -615,3 +615,49 @@ func TestTLSSecret(t *testing.T) {
 		t.Errorf("tls.crt and tls.key do not pair: %v", err)
 	}
 }
+
+// A synced Secret changed or deleted by someone else is restored at once
+// from the content held in memory, without a fetch.
+func TestTamperedSecretIsRestored(t *testing.T) {
+	env := controlPlane(t)
+	ns := namespace(t, env, "tamper")
+	serviceAccount(t, env, ns, "app", nil)
+	fake := newFake("vault", map[string]string{"db-password": "pw", "db-user": "app"})
+	startController(t, env, nil, Options{Providers: provider.NewSet(fake)}, nil)
+	create(t, env, vaultClass(t, ns, "db", `
+  - secretName: db
+    type: Opaque
+    labels: {team: a}
+    data:
+    - objectName: db-password
+      key: password
+`))
+	create(t, env, csiPod(ns, "app-0", "app", "db"))
+	s := waitSecret(t, env, ns, "db", nil)
+	ctx := context.Background()
+
+	s.Data["password"] = []byte("tampered")
+	s.Data["extra"] = []byte("x")
+	s.Labels["team"] = "b"
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	waitSecret(t, env, ns, "db", func(s *corev1.Secret) string {
+		if string(s.Data["password"]) != "pw" || len(s.Data) != 1 || s.Labels["team"] != "a" {
+			return "not restored"
+		}
+		return ""
+	})
+	if err := env.Client.Delete(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	waitSecret(t, env, ns, "db", func(n *corev1.Secret) string {
+		if n.UID == s.UID {
+			return "still the deleted Secret"
+		}
+		return ""
+	})
+	if n := len(fake.callsIn(ns)); n != 1 {
+		t.Errorf("%d fetches, want 1: restoring needs no fetch", n)
+	}
+}
