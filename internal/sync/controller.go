@@ -15,10 +15,11 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -62,7 +63,7 @@ type Reconciler struct {
 	own       cache.Cache   // pods (trimmed) and managed Secrets
 	providers provider.Set
 	tokens    *tokenCache
-	recorder  events.EventRecorder
+	recorder  record.EventRecorder
 	metrics   *Metrics
 	clock     clock.Clock
 	opts      Options
@@ -71,6 +72,9 @@ type Reconciler struct {
 
 	mu     gosync.Mutex
 	states map[types.NamespacedName]*classState
+	// recent holds when each Warning (by class, reason and message) was
+	// last recorded, to record an unchanged problem only now and then.
+	recent map[string]time.Time
 }
 
 // classState is what the controller remembers of a class between syncs.
@@ -406,7 +410,8 @@ func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv
 	}
 	r.metrics.Errors.WithLabelValues(metricReason).Inc()
 	r.metrics.Syncs.WithLabelValues(parsed.Provider, ResultError).Inc()
-	r.warn(class, reason, "Fetch", "%s (attempt %d, next in %s); Secrets keep their last synced content", last, st.failures, backoff.Truncate(time.Millisecond))
+	r.log.Info("fetch failed", "attempt", st.failures, "retryIn", backoff.String(), "reason", reason)
+	r.warn(class, reason, "Fetch", "%s; retried with backoff; Secrets keep their last synced content", last)
 	return nil, backoff, last
 }
 
@@ -742,27 +747,44 @@ func (r *Reconciler) warn(class *ssiv1.SecretProviderClass, reason, action, form
 }
 
 // event records an event on the class (or, when the class is gone, on
-// the Secret concerned).
+// the Secret concerned). An identical Warning is recorded at most once per
+// Options.WarningRepeat; a different message always is.
 func (r *Reconciler) event(class *ssiv1.SecretProviderClass, related runtime.Object, typ, reason, action, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	r.log.Info(msg, "reason", reason, "type", typ)
 	var regarding runtime.Object = class
 	if class == nil {
 		if related == nil {
 			return
 		}
-		regarding, related = related, nil
+		regarding = related
 	}
-	if related != nil {
-		if s, ok := related.(*corev1.Secret); ok {
-			related = &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-				ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, UID: s.UID}}
+	if typ == corev1.EventTypeWarning {
+		m, _ := meta.Accessor(regarding)
+		key := m.GetNamespace() + "/" + m.GetName() + "|" + reason + "|" + msg
+		now := r.clock.Now()
+		r.mu.Lock()
+		last, seen := r.recent[key]
+		if !seen || now.Sub(last) >= r.opts.WarningRepeat {
+			r.recent[key] = now
+		}
+		if len(r.recent) > 4096 {
+			for k, t := range r.recent {
+				if now.Sub(t) >= r.opts.WarningRepeat {
+					delete(r.recent, k)
+				}
+			}
+		}
+		r.mu.Unlock()
+		if seen && now.Sub(last) < r.opts.WarningRepeat {
+			r.log.V(1).Info(msg, "reason", reason, "type", typ, "action", action, "repeated", true)
+			return
 		}
 	}
+	r.log.Info(msg, "reason", reason, "type", typ, "action", action)
 	if len(msg) > 1000 {
 		msg = msg[:997] + "..."
 	}
-	r.recorder.Eventf(regarding, related, typ, reason, action, "%s", msg)
+	r.recorder.Event(regarding, typ, reason, msg)
 }
 
 func (r *Reconciler) state(key types.NamespacedName) *classState {

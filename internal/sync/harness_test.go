@@ -18,7 +18,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -458,14 +457,14 @@ func assertNoSecret(t testing.TB, env *testenv.Env, ns, name string, d time.Dura
 }
 
 // classEvents lists the events regarding a class.
-func classEvents(env *testenv.Env, ns, class string) []eventsv1.Event {
-	list, err := env.Clientset.EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{})
+func classEvents(env *testenv.Env, ns, class string) []corev1.Event {
+	list, err := env.Clientset.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		return nil
 	}
-	var out []eventsv1.Event
+	var out []corev1.Event
 	for _, e := range list.Items {
-		if e.Regarding.Kind == "SecretProviderClass" && e.Regarding.Name == class {
+		if e.InvolvedObject.Kind == "SecretProviderClass" && e.InvolvedObject.Name == class {
 			out = append(out, e)
 		}
 	}
@@ -481,16 +480,16 @@ func waitEvent(t testing.TB, env *testenv.Env, ns, class, reason string, fragmen
 		var seen []string
 	next:
 		for _, e := range classEvents(env, ns, class) {
-			seen = append(seen, e.Reason+": "+e.Note)
+			seen = append(seen, e.Reason+": "+e.Message)
 			if e.Reason != reason {
 				continue
 			}
 			for _, f := range fragments {
-				if !strings.Contains(e.Note, f) {
+				if !strings.Contains(e.Message, f) {
 					continue next
 				}
 			}
-			note = e.Note
+			note = e.Message
 			return true, ""
 		}
 		return false, strings.Join(seen, " | ")

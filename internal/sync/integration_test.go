@@ -426,6 +426,26 @@ func TestMalformedSecretObjects(t *testing.T) {
 			want:   `secretObjects[0] (Secret "bad"): type is empty; set it, for example to Opaque or kubernetes.io/tls; the Secret is not synced`,
 		},
 	}
+	// Two problems of one class: both are visible, each with its message.
+	cases["two problems in one class"] = struct {
+		decl   string
+		secret string
+		want   string
+	}{
+		decl: `
+  - secretName: bad
+    type: Opaque
+    data:
+    - key: password
+  - secretName: worse
+    type: Opaque
+    data:
+    - objectName: db-user
+      key: ""
+`,
+		secret: "bad",
+		want:   `secretObjects[1] (Secret "worse"): data[0].key is empty; name the key of the Secret; the Secret is not synced`,
+	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			ns := namespace(t, env, "malformed")
@@ -443,9 +463,9 @@ func TestMalformedSecretObjects(t *testing.T) {
 			if strings.Contains(want, "%s") {
 				want = fmt.Sprintf(want, ns+"/db")
 			}
-			note := waitEvent(t, env, ns, "db", ReasonInvalidSecretObject)
-			if note != want {
-				t.Errorf("event note\n got: %s\nwant: %s", note, want)
+			waitEvent(t, env, ns, "db", ReasonInvalidSecretObject, want)
+			if name == "two problems in one class" {
+				waitEvent(t, env, ns, "db", ReasonInvalidSecretObject, `secretObjects[0] (Secret "bad"): data[0].objectName is empty`)
 			}
 			waitSecret(t, env, ns, "good", nil)
 			assertNoSecret(t, env, ns, tc.secret, 500*time.Millisecond)

@@ -50,10 +50,10 @@ func (o RBACOptions) Username() string {
 //   - ClusterRole and ClusterRoleBinding ssi-sync: watch pods,
 //     SecretProviderClasses and service accounts (list, watch); mint
 //     service-account tokens (create serviceaccounts/token); keep Secrets
-//     (get, list, watch, create, update, delete); record events.
+//     (get, list, watch, create, update, delete); record core/v1 events.
 //   - Role and RoleBinding ssi-sync-leader-election in the controller's
 //     namespace: the Lease of leader election (create; get and update of
-//     that one Lease only) and events about it.
+//     that one Lease only).
 //   - ValidatingAdmissionPolicy and binding ssi-sync-guard, for requests of
 //     the controller's user only, expressing what RBAC cannot: Secrets it
 //     creates or updates carry secrets-store.csi.k8s.io/managed=true and
@@ -76,7 +76,7 @@ func RBAC(o RBACOptions) []client.Object {
 			{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
-			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		},
 	}
 	clusterBinding := &rbacv1.ClusterRoleBinding{
@@ -93,7 +93,6 @@ func RBAC(o RBACOptions) []client.Object {
 			// object is not known to RBAC.
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{LeaderElectionID}, Verbs: []string{"get", "update"}},
-			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		},
 	}
 	roleBinding := &rbacv1.RoleBinding{

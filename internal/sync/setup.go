@@ -28,7 +28,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -92,8 +94,12 @@ type Options struct {
 	// Minter mints service-account tokens; nil means the TokenRequest API
 	// through the manager's client.
 	Minter TokenMinter
-	// Recorder records events; nil means the manager's recorder.
-	Recorder events.EventRecorder
+	// Recorder records events; nil means core/v1 events through a
+	// broadcaster of the controller's own (see newRecorder).
+	Recorder record.EventRecorder
+	// WarningRepeat is how long an identical Warning on a class is not
+	// recorded again; zero means 10 minutes.
+	WarningRepeat time.Duration
 	// Metrics; nil means DefaultMetrics.
 	Metrics *Metrics
 	// Logger; zero means the manager's logger.
@@ -122,8 +128,8 @@ func (o *Options) defaults(mgr manager.Manager) {
 	if o.Minter == nil {
 		o.Minter = ClientMinter{Client: mgr.GetClient()}
 	}
-	if o.Recorder == nil {
-		o.Recorder = mgr.GetEventRecorder("ssi-" + ControllerName)
+	if o.WarningRepeat <= 0 {
+		o.WarningRepeat = 10 * time.Minute
 	}
 	if o.Metrics == nil {
 		o.Metrics = DefaultMetrics()
@@ -150,6 +156,13 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		return nil, errors.New("sync controller: no providers")
 	}
 	opts.defaults(mgr)
+	if opts.Recorder == nil {
+		rec, err := newRecorder(mgr)
+		if err != nil {
+			return nil, err
+		}
+		opts.Recorder = rec
+	}
 
 	managed := labels.SelectorFromSet(labels.Set{LabelManaged: "true"})
 	own, err := cache.New(mgr.GetConfig(), cache.Options{
@@ -195,6 +208,7 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		opts:      opts,
 		log:       opts.Logger,
 		states:    map[types.NamespacedName]*classState{},
+		recent:    map[string]time.Time{},
 		wake:      make(chan event.GenericEvent, 1024),
 	}
 
@@ -221,6 +235,29 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// newRecorder records core/v1 events. Unlike events.k8s.io/v1, whose
+// series merge events that differ only in their note (so a second, different
+// problem of a class would stay invisible behind the first for minutes),
+// core/v1 events keep each distinct message. The broadcaster stops with
+// the manager.
+func newRecorder(mgr manager.Manager) (record.EventRecorder, error) {
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("sync controller events client: %w", err)
+	}
+	b := record.NewBroadcaster()
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		w := b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+		<-ctx.Done()
+		w.Stop()
+		b.Shutdown()
+		return nil
+	})); err != nil {
+		return nil, err
+	}
+	return b.NewRecorder(mgr.GetScheme(), corev1.EventSource{Component: "ssi-" + ControllerName}), nil
 }
 
 // leaderCache runs the controller's own informers only on the leader.
