@@ -681,3 +681,42 @@ func TestTamperedSecretIsRestored(t *testing.T) {
 		t.Errorf("%d fetches, want 1: restoring needs no fetch", n)
 	}
 }
+
+// wakingFake is a fake provider that asks for an early fetch.
+type wakingFake struct {
+	*fakeProvider
+	wake chan struct{}
+}
+
+func (w wakingFake) Wake() <-chan struct{} { return w.wake }
+
+// A provider's early-refetch signal (provider.Waker, e.g. a Vault lease
+// that can no longer be renewed) fetches its classes at once, long before
+// the rotation interval.
+func TestProviderWakeRefetches(t *testing.T) {
+	env := controlPlane(t)
+	ns := namespace(t, env, "wake")
+	serviceAccount(t, env, ns, "app", nil)
+	fake := wakingFake{newFake("vault", map[string]string{"db-password": "pw-1", "db-user": "app"}), make(chan struct{}, 1)}
+	startController(t, env, nil, Options{Providers: provider.NewSet(fake), RotationInterval: time.Hour}, nil)
+	create(t, env, vaultClass(t, ns, "db", `
+  - secretName: db
+    type: Opaque
+    data:
+    - objectName: db-password
+      key: password
+`))
+	create(t, env, csiPod(ns, "app-0", "app", "db"))
+	waitSecret(t, env, ns, "db", nil)
+	fake.set("db-password", "pw-2")
+	fake.wake <- struct{}{}
+	waitSecret(t, env, ns, "db", func(s *corev1.Secret) string {
+		if string(s.Data["password"]) != "pw-2" {
+			return "not fetched again"
+		}
+		return ""
+	})
+	if n := len(fake.callsIn(ns)); n != 2 {
+		t.Errorf("%d fetches, want 2", n)
+	}
+}

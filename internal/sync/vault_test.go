@@ -147,18 +147,36 @@ func TestVaultPodlessMalformedAndDenied(t *testing.T) {
 		t.Errorf("pod-less Secret: owners %s", ownerKinds(s))
 	}
 
-	// Malformed: an object the class does not have.
-	bad := seedVaultClass(t, ns, v.Addr, "database-cred")
-	bad.Name = "typo"
-	bad.Spec.SecretObjects[0].SecretName = "typo-credentials"
-	create(t, env, bad)
-	create(t, env, csiPod(ns, "typo-0", "app", "typo"))
-	note := waitEvent(t, env, ns, "typo", ReasonInvalidSecretObject)
-	want := `secretObjects[0] (Secret "typo-credentials"): data[0].objectName "database-cred" is not an object of SecretProviderClass ` + ns + `/typo (its objects are "database-creds"); the Secret is not synced`
-	if note != want {
-		t.Errorf("event\n got: %s\nwant: %s", note, want)
+	// Malformed secretObjects: an event with a precise message, no Secret.
+	malformed := map[string]struct {
+		data []*ssiv1.SecretObjectData
+		want string
+	}{
+		"unknown-object": {
+			data: []*ssiv1.SecretObjectData{{ObjectName: "database-cred", Key: "credentials"}},
+			want: `data[0].objectName "database-cred" is not an object of SecretProviderClass ` + ns + `/unknown-object (its objects are "database-creds"); the Secret is not synced`,
+		},
+		"missing-object-name": {
+			data: []*ssiv1.SecretObjectData{{Key: "credentials"}},
+			want: `data[0].objectName is empty; name an object of the class; the Secret is not synced`,
+		},
+		"duplicate-key": {
+			data: []*ssiv1.SecretObjectData{{ObjectName: "database-creds", Key: "credentials"}, {ObjectName: "database-creds", Key: "credentials"}},
+			want: `data[1].key "credentials" is already used by data[0]; each key of a Secret must be unique; the Secret is not synced`,
+		},
 	}
-	assertNoSecret(t, env, ns, "typo-credentials", time.Second)
+	for name, tc := range malformed {
+		bad := seedVaultClass(t, ns, v.Addr, "database-creds")
+		bad.Name = name
+		bad.Spec.SecretObjects[0].SecretName = name + "-credentials"
+		bad.Spec.SecretObjects[0].Data = tc.data
+		create(t, env, bad)
+		create(t, env, csiPod(ns, name+"-0", "app", name))
+		waitEvent(t, env, ns, name, ReasonInvalidSecretObject, `secretObjects[0] (Secret "`+name+`-credentials"): `+tc.want)
+	}
+	for name := range malformed {
+		assertNoSecret(t, env, ns, name+"-credentials", 300*time.Millisecond)
+	}
 
 	// A service account Vault's role does not admit.
 	denied := seedVaultClass(t, ns, v.Addr, "database-creds")
@@ -166,7 +184,7 @@ func TestVaultPodlessMalformedAndDenied(t *testing.T) {
 	denied.Spec.SecretObjects[0].SecretName = "denied-credentials"
 	create(t, env, denied)
 	create(t, env, csiPod(ns, "intruder-0", "intruder", "denied"))
-	note = waitEvent(t, env, ns, "denied", ReasonFetchFailed, "SecretProviderClass "+ns+"/denied (provider vault)")
+	note := waitEvent(t, env, ns, "denied", ReasonFetchFailed, "SecretProviderClass "+ns+"/denied (provider vault)")
 	if strings.Contains(note, "pw-1") {
 		t.Errorf("event carries a value: %s", note)
 	}
