@@ -348,7 +348,9 @@ func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv
 		// Versions of another configuration must not make the provider
 		// answer Unchanged for content it would now produce differently.
 		st.objects, st.files, st.failures = nil, nil, 0
+		r.mu.Lock()
 		st.generation, st.provider = class.Generation, parsed.Provider
+		r.mu.Unlock()
 	}
 	idChanged := st.files != nil
 	for _, c := range cands {
