@@ -9,27 +9,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
+	"github.com/ssinjector/ssi/internal/inject"
 )
 
-// Names shared with the node shim and the webhook: the upstream CSI driver
-// name and volume attribute, and the marks the webhook leaves on the pods
-// it rewrites.
+// Names shared with the webhook (internal/inject is their source) and the
+// node shim: the upstream CSI driver name and volume attribute, and the
+// marks the webhook leaves on the pods it rewrites.
 const (
 	// CSIDriver is the driver name pods use in their csi volumes.
-	CSIDriver = "secrets-store.csi.k8s.io"
+	CSIDriver = inject.CSIDriver
 	// ClassAttribute is the csi volumeAttributes key naming the class.
-	ClassAttribute = "secretProviderClass"
+	ClassAttribute = inject.ClassAttribute
 	// AnnotationStatus marks a pod the webhook rewrote.
-	AnnotationStatus = Prefix + "status"
+	AnnotationStatus = inject.AnnotationStatus
 	// StatusInjected is the value of AnnotationStatus on a rewritten pod.
-	StatusInjected = "injected"
+	StatusInjected = inject.StatusInjected
 	// AnnotationGCPWorkloadIdentityProvider is the pod annotation naming a
 	// GCP workload identity federation provider.
-	AnnotationGCPWorkloadIdentityProvider = Prefix + "gcp-workload-identity-provider"
+	AnnotationGCPWorkloadIdentityProvider = inject.AnnotationGCPWorkloadIdentityProvider
+	// Prefix is the prefix of the product's annotations and labels.
+	Prefix = inject.Prefix
 )
-
-// Prefix is the prefix of the product's annotations and labels.
-const Prefix = "secrets-store-injector.io/"
 
 // PodClasses returns the names of the SecretProviderClasses a pod consumes,
 // sorted and without duplicates: the classes of its secrets-store csi
