@@ -188,6 +188,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			continue
 		}
 		c, err := r.applySecret(ctx, class, sec, owned)
+		if errors.Is(err, errConflict) {
+			continue
+		}
 		if err != nil {
 			writeErr = errors.Join(writeErr, err)
 			continue
@@ -400,9 +403,14 @@ func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv
 
 	// Every candidate failed: report, back off, keep what was synced.
 	st.failures++
+	limit := interval
+	if pendingConsumer(consumers) && limit > maxPendingBackoff {
+		// A pod may be waiting for the Secret to start.
+		limit = maxPendingBackoff
+	}
 	backoff := r.opts.MinBackoff << min(st.failures-1, 16)
-	if backoff > interval || backoff <= 0 {
-		backoff = interval
+	if backoff > limit || backoff <= 0 {
+		backoff = limit
 	}
 	st.nextAttempt = r.clock.Now().Add(backoff)
 	reason := ReasonFetchFailed
@@ -415,6 +423,19 @@ func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv
 	r.log.Info("fetch failed", "attempt", st.failures, "retryIn", backoff.String(), "reason", reason)
 	r.warn(class, reason, "Fetch", "%s; retried with backoff; Secrets keep their last synced content", last)
 	return nil, backoff, last
+}
+
+// maxPendingBackoff bounds the retry delay of a failed fetch while a
+// consuming pod is Pending.
+const maxPendingBackoff = 30 * time.Second
+
+func pendingConsumer(consumers []consumer) bool {
+	for _, c := range consumers {
+		if c.pod != nil && (c.pod.Status.Phase == corev1.PodPending || c.pod.Status.Phase == "") {
+			return true
+		}
+	}
+	return false
 }
 
 // retryOtherIdentity reports failures another consumer's identity may not
@@ -577,6 +598,10 @@ func ownerReferences(class *ssiv1.SecretProviderClass, consumers []consumer) []m
 	return out
 }
 
+// errConflict reports a Secret the controller must leave alone; the
+// conflict is already reported.
+var errConflict = errors.New("secret name taken")
+
 // applySecret creates or updates one Secret; changed reports a write.
 func (r *Reconciler) applySecret(ctx context.Context, class *ssiv1.SecretProviderClass, want *corev1.Secret, owned map[string]*corev1.Secret) (bool, error) {
 	cur := owned[want.Name]
@@ -593,7 +618,7 @@ func (r *Reconciler) applySecret(ctx context.Context, class *ssiv1.SecretProvide
 		}
 		if from := other.Annotations[AnnotationSyncedFrom]; from != "" && from != class.Name {
 			r.conflict(class, want.Name, fmt.Sprintf("Secret %s is synced from SecretProviderClass %s; a Secret can be declared by one class only", want.Name, from))
-			return false, nil
+			return false, errConflict
 		}
 		cur = &other
 		r.event(class, cur, corev1.EventTypeNormal, ReasonSecretAdopted, "Update", "adopting Secret %s, labelled %s=true but not created by this controller", want.Name, LabelManaged)
@@ -633,7 +658,7 @@ func (r *Reconciler) create(ctx context.Context, class *ssiv1.SecretProviderClas
 		var live corev1.Secret
 		if gerr := r.live.Get(ctx, client.ObjectKeyFromObject(want), &live); gerr == nil && live.Labels[LabelManaged] != "true" {
 			r.conflict(class, want.Name, fmt.Sprintf("Secret %s already exists and is not labelled %s=true; the sync controller does not overwrite it", want.Name, LabelManaged))
-			return false, nil
+			return false, errConflict
 		}
 		return false, fmt.Errorf("create Secret %s/%s: %w", want.Namespace, want.Name, err)
 	}

@@ -480,7 +480,7 @@ func TestForeignSecretsAreLeftAlone(t *testing.T) {
 	ns := namespace(t, env, "foreign")
 	serviceAccount(t, env, ns, "app", nil)
 	fake := newFake("vault", map[string]string{"db-password": "pw", "db-user": "app"})
-	startController(t, env, nil, Options{Providers: provider.NewSet(fake)}, nil)
+	h := startController(t, env, nil, Options{Providers: provider.NewSet(fake)}, nil)
 
 	create(t, env, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine"}, Data: map[string][]byte{"password": []byte("hand-made")}})
 	create(t, env, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "upstream", Labels: map[string]string{LabelManaged: "true"}},
@@ -507,6 +507,10 @@ func TestForeignSecretsAreLeftAlone(t *testing.T) {
 		return ""
 	})
 	waitEvent(t, env, ns, "db", ReasonSecretAdopted, "adopting Secret upstream")
+	eventually(t, 10*time.Second, "one managed Secret (the conflicting one is not)", func() (bool, string) {
+		v := testutil.ToFloat64(h.metrics.Managed)
+		return v == 1, fmt.Sprint(v)
+	})
 	if err := env.Client.Delete(context.Background(), pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
