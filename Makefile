@@ -71,12 +71,16 @@ csidriver: ## Generate the node shim's CSIDriver into manifests/csi/ (from inter
 	$(GO) run ./hack/csidriver --out manifests/csi/csidriver.yaml
 
 .PHONY: manifests
-manifests: generate webhook-config csidriver ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
+manifests: generate webhook-config csidriver sync-rbac ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
 
 .PHONY: webhook-config
 webhook-config: ## Generate the MutatingWebhookConfiguration into manifests/webhook/ (from internal/webhook).
 	@mkdir -p manifests/webhook
 	$(GO) run ./hack/webhookconfig --out manifests/webhook/mutatingwebhookconfiguration.yaml
+
+.PHONY: sync-rbac
+sync-rbac: ## Write the sync controller's RBAC and admission policy (manifests/sync/rbac.yaml).
+	$(GO) run ./hack/syncrbac --out manifests/sync/rbac.yaml
 
 .PHONY: verify
 verify: manifests ## Regenerate everything and fail if the tree changed; check gofmt.

@@ -37,9 +37,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "serve":
 		opts := webhook.DefaultOptions()
+		var sf syncFlags
 		fs := flag.NewFlagSet("ssi-webhook serve", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		opts.AddFlags(fs)
+		sf.addFlags(fs)
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
@@ -48,6 +50,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		if fs.NArg() > 0 {
 			return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+		}
+		if err := sf.apply(&opts); err != nil {
+			return err
 		}
 		return webhook.Run(ctx, opts)
 	case "inject":

@@ -1,0 +1,32 @@
+// Command syncrbac writes the sync controller's access objects
+// (internal/sync.RBAC) as YAML; `make manifests` runs it into
+// manifests/sync/rbac.yaml.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	ssisync "github.com/ssinjector/ssi/internal/sync"
+)
+
+func main() {
+	var o ssisync.RBACOptions
+	out := flag.String("out", "manifests/sync/rbac.yaml", "file to write")
+	flag.StringVar(&o.Namespace, "namespace", ssisync.DefaultNamespace, "namespace of the webhook Deployment")
+	flag.StringVar(&o.ServiceAccount, "service-account", ssisync.DefaultServiceAccount, "service account of the webhook Deployment")
+	flag.Parse()
+	b, err := ssisync.RBACYAML(o)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(*out), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(*out, b, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "syncrbac:", err)
+		os.Exit(1)
+	}
+}

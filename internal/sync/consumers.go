@@ -1,0 +1,205 @@
+package sync
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ssinjector/ssi/internal/agentconfig"
+	"github.com/ssinjector/ssi/internal/inject"
+)
+
+// Names shared with the webhook (internal/inject is their source) and the
+// node shim: the upstream CSI driver name and volume attribute, and the
+// marks the webhook leaves on the pods it rewrites.
+const (
+	// CSIDriver is the driver name pods use in their csi volumes.
+	CSIDriver = inject.CSIDriver
+	// ClassAttribute is the csi volumeAttributes key naming the class.
+	ClassAttribute = inject.ClassAttribute
+	// AnnotationStatus marks a pod the webhook rewrote.
+	AnnotationStatus = inject.AnnotationStatus
+	// StatusInjected is the value of AnnotationStatus on a rewritten pod.
+	StatusInjected = inject.StatusInjected
+	// AnnotationGCPWorkloadIdentityProvider is the pod annotation naming a
+	// GCP workload identity federation provider.
+	AnnotationGCPWorkloadIdentityProvider = inject.AnnotationGCPWorkloadIdentityProvider
+	// Prefix is the prefix of the product's annotations and labels.
+	Prefix = inject.Prefix
+)
+
+// PodClasses returns the names of the SecretProviderClasses a pod consumes,
+// sorted and without duplicates: the classes of its secrets-store csi
+// volumes (pods the node shim serves, and plugin-provider volumes the
+// webhook leaves in place), and, for a pod the webhook rewrote, the classes
+// of the volumes in its agent configuration. Only names are returned: a
+// class is always looked up in the pod's own namespace, whatever namespace
+// the agent configuration records.
+func PodClasses(pod *corev1.Pod) []string {
+	seen := map[string]bool{}
+	for _, v := range pod.Spec.Volumes {
+		if v.CSI == nil || v.CSI.Driver != CSIDriver {
+			continue
+		}
+		if n := strings.TrimSpace(v.CSI.VolumeAttributes[ClassAttribute]); n != "" {
+			seen[n] = true
+		}
+	}
+	if pod.Annotations[AnnotationStatus] == StatusInjected {
+		for _, c := range agentContainers(&pod.Spec) {
+			for _, e := range c.Env {
+				if e.Name != agentconfig.EnvConfig {
+					continue
+				}
+				for _, n := range agentConfigClasses(e.Value) {
+					seen[n] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// agentContainers are the containers (init or regular) that carry an agent
+// configuration.
+func agentContainers(spec *corev1.PodSpec) []*corev1.Container {
+	var out []*corev1.Container
+	for _, list := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range list {
+			for _, e := range list[i].Env {
+				if e.Name == agentconfig.EnvConfig {
+					out = append(out, &list[i])
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// agentConfigSummary is the part of agentconfig.Config the controller
+// reads. It is decoded leniently: a configuration of another version still
+// names its classes the same way.
+type agentConfigSummary struct {
+	Volumes []struct {
+		Name  string `json:"name"`
+		Class struct {
+			Name string `json:"name"`
+		} `json:"class"`
+	} `json:"volumes"`
+}
+
+func agentConfigClasses(s string) []string {
+	var c agentConfigSummary
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
+		return nil
+	}
+	var out []string
+	for _, v := range c.Volumes {
+		if n := strings.TrimSpace(v.Class.Name); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Live reports whether a pod still consumes its classes: not being deleted
+// and not finished. Pending pods are live: they may be waiting for the
+// Secret to start.
+func Live(pod *corev1.Pod) bool {
+	if pod.DeletionTimestamp != nil {
+		return false
+	}
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded, corev1.PodFailed:
+		return false
+	}
+	return true
+}
+
+// ServiceAccountName is the pod's service account ("default" when unset,
+// as the API server's admission sets it).
+func ServiceAccountName(pod *corev1.Pod) string {
+	if pod.Spec.ServiceAccountName != "" {
+		return pod.Spec.ServiceAccountName
+	}
+	return "default"
+}
+
+// TrimPod reduces a pod to what the controller reads, for the informer
+// cache: identity, owners, liveness, service account, node, the
+// secrets-store csi volumes, the product's annotations, and for rewritten
+// pods an agent configuration reduced to its volume and class names.
+// Everything else (containers, env, status details, managed fields) is
+// dropped, so that caching every pod of a large cluster stays cheap.
+// TrimPod is idempotent.
+func TrimPod(pod *corev1.Pod) *corev1.Pod {
+	out := &corev1.Pod{
+		TypeMeta: pod.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              pod.Name,
+			Namespace:         pod.Namespace,
+			UID:               pod.UID,
+			ResourceVersion:   pod.ResourceVersion,
+			Generation:        pod.Generation,
+			CreationTimestamp: pod.CreationTimestamp,
+			DeletionTimestamp: pod.DeletionTimestamp,
+			OwnerReferences:   pod.OwnerReferences,
+		},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: pod.Spec.ServiceAccountName,
+			NodeName:           pod.Spec.NodeName,
+		},
+		Status: corev1.PodStatus{Phase: pod.Status.Phase},
+	}
+	for k, v := range pod.Annotations {
+		if strings.HasPrefix(k, Prefix) {
+			if out.Annotations == nil {
+				out.Annotations = map[string]string{}
+			}
+			out.Annotations[k] = v
+		}
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.CSI != nil && v.CSI.Driver == CSIDriver {
+			out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
+				Driver:           v.CSI.Driver,
+				VolumeAttributes: map[string]string{ClassAttribute: v.CSI.VolumeAttributes[ClassAttribute]},
+			}}})
+		}
+	}
+	if pod.Annotations[AnnotationStatus] == StatusInjected {
+		var sum agentConfigSummary
+		for _, c := range agentContainers(&pod.Spec) {
+			for _, e := range c.Env {
+				if e.Name != agentconfig.EnvConfig {
+					continue
+				}
+				var one agentConfigSummary
+				if json.Unmarshal([]byte(e.Value), &one) == nil {
+					sum.Volumes = append(sum.Volumes, one.Volumes...)
+				}
+			}
+		}
+		if b, err := json.Marshal(sum); err == nil && len(sum.Volumes) > 0 {
+			out.Spec.InitContainers = []corev1.Container{{Name: "ssi-agent", Env: []corev1.EnvVar{{Name: agentconfig.EnvConfig, Value: string(b)}}}}
+		}
+	}
+	return out
+}
+
+// trimTransform is TrimPod as a cache transform.
+func trimTransform(obj any) (any, error) {
+	if pod, ok := obj.(*corev1.Pod); ok {
+		return TrimPod(pod), nil
+	}
+	return obj, nil
+}

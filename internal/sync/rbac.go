@@ -1,0 +1,177 @@
+package sync
+
+import (
+	"bytes"
+	"fmt"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// Installation defaults of the webhook Deployment the controller runs in.
+const (
+	DefaultNamespace      = "ssi-system"
+	DefaultServiceAccount = "ssi-webhook"
+	// LeaderElectionID is the Lease the replicas compete for.
+	LeaderElectionID = "ssi-sync"
+	// MaxTokenSeconds is the longest token lifetime the admission policy
+	// lets the controller request.
+	MaxTokenSeconds = 3600
+)
+
+// RBACOptions name the installation the access objects are for.
+type RBACOptions struct {
+	Namespace      string
+	ServiceAccount string
+}
+
+func (o RBACOptions) withDefaults() RBACOptions {
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if o.ServiceAccount == "" {
+		o.ServiceAccount = DefaultServiceAccount
+	}
+	return o
+}
+
+// Username is the controller's user name as the API server sees it.
+func (o RBACOptions) Username() string {
+	o = o.withDefaults()
+	return fmt.Sprintf("system:serviceaccount:%s:%s", o.Namespace, o.ServiceAccount)
+}
+
+// RBAC returns the access objects of the sync controller, as
+// `make manifests` writes them to manifests/sync/rbac.yaml:
+//
+//   - ClusterRole and ClusterRoleBinding ssi-sync: watch pods,
+//     SecretProviderClasses and service accounts (list, watch); mint
+//     service-account tokens (create serviceaccounts/token); keep Secrets
+//     (get, list, watch, create, update, delete); record core/v1 events.
+//   - Role and RoleBinding ssi-sync-leader-election in the controller's
+//     namespace: the Lease of leader election (create; get and update of
+//     that one Lease only).
+//   - ValidatingAdmissionPolicy and binding ssi-sync-guard, for requests of
+//     the controller's user only, expressing what RBAC cannot: Secrets it
+//     creates or updates carry secrets-store.csi.k8s.io/managed=true and
+//     the synced-from annotation, Secrets it updates or deletes were
+//     labelled managed before, and tokens it requests live at most an hour.
+//
+// What neither can express (RBAC has no per-label or per-relation rules)
+// is documented in docs/sync.md: reading is cluster-wide, and a token may
+// be minted for any service account (bound tokens only for the service
+// account the pod runs as, which the API server checks).
+func RBAC(o RBACOptions) []client.Object {
+	o = o.withDefaults()
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: o.ServiceAccount, Namespace: o.Namespace}}
+	clusterRole := &rbacv1.ClusterRole{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ssi-sync", Labels: rbacLabels()},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
+			{APIGroups: []string{"secrets-store.csi.x-k8s.io"}, Resources: []string{"secretproviderclasses"}, Verbs: []string{"list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		},
+	}
+	clusterBinding := &rbacv1.ClusterRoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ssi-sync", Labels: rbacLabels()},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "ssi-sync"},
+		Subjects:   subject,
+	}
+	role := &rbacv1.Role{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ssi-sync-leader-election", Namespace: o.Namespace, Labels: rbacLabels()},
+		Rules: []rbacv1.PolicyRule{
+			// create cannot be limited by name: the name of a new
+			// object is not known to RBAC.
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{LeaderElectionID}, Verbs: []string{"get", "update"}},
+		},
+	}
+	roleBinding := &rbacv1.RoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ssi-sync-leader-election", Namespace: o.Namespace, Labels: rbacLabels()},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "ssi-sync-leader-election"},
+		Subjects:   subject,
+	}
+	fail := admissionregistrationv1.Fail
+	managed := fmt.Sprintf("'%s'", LabelManaged)
+	syncedFrom := fmt.Sprintf("'%s'", AnnotationSyncedFrom)
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ssi-sync-guard", Labels: rbacLabels()},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: &fail,
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{
+					{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
+					}},
+					{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"serviceaccounts/token"}},
+					}},
+				},
+			},
+			MatchConditions: []admissionregistrationv1.MatchCondition{{
+				Name:       "sync-controller",
+				Expression: fmt.Sprintf("request.userInfo.username == '%s'", o.Username()),
+			}},
+			Validations: []admissionregistrationv1.Validation{
+				{
+					Expression: fmt.Sprintf("request.resource.resource != 'secrets' || request.operation == 'DELETE' || "+
+						"(has(object.metadata.labels) && %[1]s in object.metadata.labels && object.metadata.labels[%[1]s] == 'true' && "+
+						"has(object.metadata.annotations) && %[2]s in object.metadata.annotations)", managed, syncedFrom),
+					Message: fmt.Sprintf("the sync controller writes only Secrets labelled %s=true and annotated %s", LabelManaged, AnnotationSyncedFrom),
+				},
+				{
+					Expression: fmt.Sprintf("request.resource.resource != 'secrets' || request.operation == 'CREATE' || "+
+						"(has(oldObject.metadata.labels) && %[1]s in oldObject.metadata.labels && oldObject.metadata.labels[%[1]s] == 'true')", managed),
+					Message: fmt.Sprintf("the sync controller changes and deletes only Secrets labelled %s=true", LabelManaged),
+				},
+				{
+					Expression: fmt.Sprintf("request.resource.resource != 'serviceaccounts' || (has(object.spec.expirationSeconds) && object.spec.expirationSeconds <= %d)", MaxTokenSeconds),
+					Message:    fmt.Sprintf("the sync controller requests only tokens that expire within %d seconds", MaxTokenSeconds),
+				},
+			},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicyBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ssi-sync-guard", Labels: rbacLabels()},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        "ssi-sync-guard",
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+		},
+	}
+	return []client.Object{clusterRole, clusterBinding, role, roleBinding, policy, binding}
+}
+
+func rbacLabels() map[string]string {
+	return map[string]string{"app.kubernetes.io/name": "secrets-store-injector", "app.kubernetes.io/component": "sync-controller"}
+}
+
+// RBACYAML renders RBAC as a YAML stream with a header naming its source.
+func RBACYAML(o RBACOptions) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("# Access of the secret sync controller (internal/sync.RBAC).\n# Generated by `make manifests`; do not edit. See docs/sync.md.\n")
+	for _, obj := range RBAC(o) {
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			return nil, fmt.Errorf("render %T: %w", obj, err)
+		}
+		b = bytes.Replace(b, []byte("  creationTimestamp: null\n"), nil, 1)
+		b = bytes.TrimSuffix(b, []byte("status: {}\n"))
+		buf.WriteString("---\n")
+		buf.Write(b)
+	}
+	return buf.Bytes(), nil
+}

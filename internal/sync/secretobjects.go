@@ -1,0 +1,248 @@
+package sync
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/spc"
+)
+
+// Labels and annotations the controller puts on the Secrets it writes.
+const (
+	// LabelManaged is the upstream driver's mark of a synced Secret; the
+	// controller only ever watches, changes or deletes Secrets carrying it.
+	LabelManaged = "secrets-store.csi.k8s.io/managed"
+	// AnnotationSyncedFrom names the SecretProviderClass (same namespace)
+	// a Secret was written for; it marks the Secrets this controller
+	// created, the only ones it deletes.
+	AnnotationSyncedFrom = Prefix + "synced-from"
+)
+
+// Keys of a kubernetes.io/tls Secret.
+const (
+	keyTLSCert = corev1.TLSCertKey
+	keyTLSKey  = corev1.TLSPrivateKeyKey
+)
+
+// item is one key of a Secret and the object file it is taken from.
+type item struct {
+	objectName string
+	key        string
+}
+
+// secretSpec is one validated secretObjects entry.
+type secretSpec struct {
+	index       int
+	name        string
+	typ         corev1.SecretType
+	labels      map[string]string
+	annotations map[string]string
+	items       []item
+}
+
+// problem is one invalid secretObjects entry. Its message names the entry
+// and field and never contains object content.
+type problem struct {
+	secretName string
+	message    string
+}
+
+func (p problem) String() string { return p.message }
+
+// parseSecretObjects validates spec.secretObjects the way the upstream
+// driver does (secretName, type and data required; objectName and key
+// trimmed and required; kubernetes.io/tls takes only tls.crt and tls.key),
+// and beyond it rejects what the API server would reject later with a
+// less precise message (invalid names, keys, labels and annotations), a
+// key declared twice in one Secret, and a Secret declared twice.
+func parseSecretObjects(objs []*ssiv1.SecretObject) ([]secretSpec, []problem) {
+	var specs []secretSpec
+	var problems []problem
+	first := map[string]int{}
+	dup := map[string]bool{}
+	for i, o := range objs {
+		if o == nil {
+			problems = append(problems, problem{message: fmt.Sprintf("secretObjects[%d] is null", i)})
+			continue
+		}
+		s, errs := parseSecretObject(i, o)
+		if len(errs) > 0 {
+			for _, e := range errs {
+				problems = append(problems, problem{secretName: s.name, message: e})
+			}
+			continue
+		}
+		if j, ok := first[s.name]; ok {
+			dup[s.name] = true
+			problems = append(problems, problem{secretName: s.name, message: fmt.Sprintf("secretObjects[%d]: Secret %q is already declared by secretObjects[%d]; declare each Secret once", i, s.name, j)})
+			continue
+		}
+		first[s.name] = i
+		specs = append(specs, s)
+	}
+	// A Secret declared twice is ambiguous: sync neither declaration.
+	out := specs[:0]
+	for _, s := range specs {
+		if !dup[s.name] {
+			out = append(out, s)
+		}
+	}
+	return out, problems
+}
+
+func parseSecretObject(i int, o *ssiv1.SecretObject) (secretSpec, []string) {
+	s := secretSpec{index: i, name: strings.TrimSpace(o.SecretName), typ: corev1.SecretType(strings.TrimSpace(o.Type))}
+	where := fmt.Sprintf("secretObjects[%d]", i)
+	if s.name != "" {
+		where = fmt.Sprintf("secretObjects[%d] (Secret %q)", i, s.name)
+	}
+	var errs []string
+	fail := func(format string, args ...any) { errs = append(errs, where+": "+fmt.Sprintf(format, args...)) }
+	if s.name == "" {
+		fail("secretName is empty")
+	} else if msgs := validation.IsDNS1123Subdomain(s.name); len(msgs) > 0 {
+		fail("secretName is not a valid Secret name: %s", strings.Join(msgs, "; "))
+	}
+	if s.typ == "" {
+		fail("type is empty; set it, for example to Opaque or kubernetes.io/tls")
+	}
+	if len(o.Data) == 0 {
+		fail("data is empty; list at least one objectName and key")
+	}
+	keys := map[string]int{}
+	for j, d := range o.Data {
+		if d == nil {
+			fail("data[%d] is null", j)
+			continue
+		}
+		it := item{objectName: strings.TrimSpace(d.ObjectName), key: strings.TrimSpace(d.Key)}
+		if it.objectName == "" {
+			fail("data[%d].objectName is empty; name an object of the class", j)
+		}
+		switch {
+		case it.key == "":
+			fail("data[%d].key is empty; name the key of the Secret", j)
+		case s.typ == corev1.SecretTypeTLS && it.key != keyTLSCert && it.key != keyTLSKey:
+			fail("data[%d].key %q is not supported for type kubernetes.io/tls: only %s and %s are", j, it.key, keyTLSCert, keyTLSKey)
+		default:
+			if msgs := validation.IsConfigMapKey(it.key); len(msgs) > 0 {
+				fail("data[%d].key %q is not a valid Secret key: %s", j, it.key, strings.Join(msgs, "; "))
+			}
+		}
+		if it.key != "" {
+			if k, ok := keys[it.key]; ok {
+				fail("data[%d].key %q is already used by data[%d]; each key of a Secret must be unique", j, it.key, k)
+				continue
+			}
+			keys[it.key] = j
+		}
+		s.items = append(s.items, it)
+	}
+	if s.typ == corev1.SecretTypeTLS && len(errs) == 0 {
+		if _, ok := keys[keyTLSCert]; !ok {
+			fail("type kubernetes.io/tls needs a data entry with key %s", keyTLSCert)
+		}
+		if _, ok := keys[keyTLSKey]; !ok {
+			fail("type kubernetes.io/tls needs a data entry with key %s", keyTLSKey)
+		}
+	}
+	if el := metav1validation.ValidateLabels(o.Labels, field.NewPath("labels")); len(el) > 0 {
+		fail("%s", el.ToAggregate().Error())
+	}
+	if el := apivalidation.ValidateAnnotations(o.Annotations, field.NewPath("annotations")); len(el) > 0 {
+		fail("%s", el.ToAggregate().Error())
+	}
+	if _, ok := o.Annotations[AnnotationSyncedFrom]; ok {
+		fail("annotations: %s is set by the sync controller and cannot be declared", AnnotationSyncedFrom)
+	}
+	s.labels = copyMap(o.Labels)
+	s.annotations = copyMap(o.Annotations)
+	return s, errs
+}
+
+// checkObjects reports the items whose objectName is not a file the class
+// produces. Classes of plugin providers declare no files before a fetch;
+// for them the check runs on the fetched files only.
+func checkObjects(s secretSpec, class *spc.Class, have func(string) bool, known []string) []string {
+	var errs []string
+	for j, it := range s.items {
+		if have(it.objectName) {
+			continue
+		}
+		list := "it produces no files"
+		if len(known) > 0 {
+			list = "its objects are " + strings.Join(quoteAll(known), ", ")
+		}
+		errs = append(errs, fmt.Sprintf("secretObjects[%d] (Secret %q): data[%d].objectName %q is not an object of SecretProviderClass %s (%s)",
+			s.index, s.name, j, it.objectName, class.Key(), list))
+	}
+	return errs
+}
+
+// classFiles returns a lookup of the file paths a built-in class produces
+// and their sorted list, from the parsed parameters (no fetch).
+func classFiles(class *spc.Class) (func(string) bool, []string) {
+	files := class.Files()
+	names := make([]string, 0, len(files))
+	exact := map[string]bool{}
+	var dirs []string
+	for _, f := range files {
+		names = append(names, f.Path)
+		if f.Dir {
+			dirs = append(dirs, f.Path)
+		} else {
+			exact[f.Path] = true
+		}
+	}
+	return func(p string) bool {
+		if exact[p] {
+			return true
+		}
+		// A version-history directory holds "<dir>/<i>".
+		for _, d := range dirs {
+			if rest, ok := strings.CutPrefix(p, d+"/"); ok {
+				if _, err := strconv.Atoi(rest); err == nil {
+					return true
+				}
+			}
+		}
+		return false
+	}, names
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

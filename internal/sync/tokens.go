@@ -1,0 +1,141 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	gosync "sync"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ssinjector/ssi/internal/identity"
+)
+
+// TokenRequest asks for one service-account token.
+type TokenRequest struct {
+	Namespace      string
+	ServiceAccount string
+	// Audience is the token's audience; identity.DefaultAudience asks for
+	// the API server's own.
+	Audience string
+	// Expiration is the requested lifetime.
+	Expiration time.Duration
+	// PodName and PodUID bind the token to a pod: it stops being valid
+	// when the pod is deleted, and the API server refuses to bind it to a
+	// pod running as another service account. Empty for pod-less sync.
+	PodName string
+	PodUID  types.UID
+}
+
+// TokenMinter mints service-account tokens.
+type TokenMinter interface {
+	// Mint returns a token; errors never contain token material.
+	Mint(ctx context.Context, req TokenRequest) (string, error)
+}
+
+// ClientMinter mints tokens with the TokenRequest API (create on
+// serviceaccounts/token).
+type ClientMinter struct {
+	Client client.Client
+}
+
+// Mint implements TokenMinter.
+func (m ClientMinter) Mint(ctx context.Context, req TokenRequest) (string, error) {
+	secs := int64(req.Expiration / time.Second)
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs}}
+	if req.Audience != identity.DefaultAudience {
+		tr.Spec.Audiences = []string{req.Audience}
+	}
+	if req.PodName != "" {
+		tr.Spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: req.PodName, UID: req.PodUID}
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.ServiceAccount}}
+	if err := m.Client.SubResource("token").Create(ctx, sa, tr); err != nil {
+		return "", fmt.Errorf("TokenRequest for service account %s/%s (audience %q): %w", req.Namespace, req.ServiceAccount, audienceName(req.Audience), err)
+	}
+	if tr.Status.Token == "" {
+		return "", fmt.Errorf("TokenRequest for service account %s/%s returned no token", req.Namespace, req.ServiceAccount)
+	}
+	return tr.Status.Token, nil
+}
+
+func audienceName(a string) string {
+	if a == identity.DefaultAudience {
+		return "API server default"
+	}
+	return a
+}
+
+// errToken marks token failures, so that they are reported as such and
+// not as failures of the backend.
+var errToken = errors.New("service-account token")
+
+// tokenCache keeps one cached token source per service account and pod,
+// so that a rotation reuses a token minted a moment before instead of
+// calling TokenRequest for every fetch.
+type tokenCache struct {
+	minter     TokenMinter
+	expiration time.Duration
+	clock      clock.PassiveClock
+
+	mu      gosync.Mutex
+	sources map[tokenKey]*tokenEntry
+}
+
+type tokenKey struct {
+	namespace, serviceAccount string
+	podUID                    types.UID
+}
+
+type tokenEntry struct {
+	cached   *identity.Cached
+	lastUsed time.Time
+}
+
+// source returns the token source of a service account, bound to a pod
+// unless podName is empty.
+func (c *tokenCache) source(namespace, serviceAccount, podName string, podUID types.UID) identity.TokenSource {
+	k := tokenKey{namespace: namespace, serviceAccount: serviceAccount, podUID: podUID}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sources == nil {
+		c.sources = map[tokenKey]*tokenEntry{}
+	}
+	e := c.sources[k]
+	if e == nil {
+		mint := identity.FuncTokens(func(ctx context.Context, audience string) (string, error) {
+			tok, err := c.minter.Mint(ctx, TokenRequest{
+				Namespace: namespace, ServiceAccount: serviceAccount, Audience: audience,
+				Expiration: c.expiration, PodName: podName, PodUID: podUID,
+			})
+			if err != nil {
+				return "", fmt.Errorf("%w: %w", errToken, err)
+			}
+			return tok, nil
+		})
+		// Reuse a token for half its life: a provider that logs in with
+		// it (Vault) gets one valid long enough to finish.
+		e = &tokenEntry{cached: &identity.Cached{Source: mint, TTL: c.expiration / 2, Now: c.clock.Now}}
+		c.sources[k] = e
+	}
+	e.lastUsed = c.clock.Now()
+	return e.cached
+}
+
+// prune drops sources not used for longer than a token lives.
+func (c *tokenCache) prune() {
+	now := c.clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.sources {
+		if now.Sub(e.lastUsed) > c.expiration {
+			delete(c.sources, k)
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/aws"
+	"github.com/ssinjector/ssi/internal/provider/azure"
+	"github.com/ssinjector/ssi/internal/provider/gcp"
+	"github.com/ssinjector/ssi/internal/provider/vault"
+	ssisync "github.com/ssinjector/ssi/internal/sync"
+	"github.com/ssinjector/ssi/internal/webhook"
+)
+
+// syncFlags are the flags of the secret sync controller (Helm value
+// syncSecret.enabled and rotationPollInterval).
+type syncFlags struct {
+	enabled     bool
+	rotation    time.Duration
+	leaderElect bool
+}
+
+func (s *syncFlags) addFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&s.enabled, "sync-secrets", false, "sync SecretProviderClass secretObjects into Kubernetes Secrets (syncSecret.enabled)")
+	fs.DurationVar(&s.rotation, "rotation-poll-interval", ssisync.DefaultRotationInterval, "time between fetches of a synced class (rotationPollInterval)")
+	fs.BoolVar(&s.leaderElect, "leader-elect", true, "with --sync-secrets: elect one replica to sync (Lease "+ssisync.LeaderElectionID+" in --namespace)")
+}
+
+// apply adds the sync controller to the webhook's manager when enabled.
+func (s *syncFlags) apply(o *webhook.Options) error {
+	if !s.enabled {
+		return nil
+	}
+	if s.rotation <= 0 {
+		return errors.New("--rotation-poll-interval must be positive")
+	}
+	if s.leaderElect && o.Namespace == "" {
+		return errors.New("--sync-secrets with --leader-elect needs --namespace (or $POD_NAMESPACE) for the Lease")
+	}
+	prev := o.ManagerOptions
+	ns := o.Namespace
+	o.ManagerOptions = func(mo *manager.Options) {
+		if prev != nil {
+			prev(mo)
+		}
+		mo.LeaderElection = s.leaderElect
+		mo.LeaderElectionID = ssisync.LeaderElectionID
+		mo.LeaderElectionNamespace = ns
+		mo.LeaderElectionReleaseOnCancel = true
+	}
+	o.Setup = append(o.Setup, func(mgr manager.Manager) error {
+		set, closers := syncProviders(s.rotation, slog.New(logr.ToSlogHandler(mgr.GetLogger().WithName("sync-providers"))))
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			<-ctx.Done()
+			for _, c := range closers {
+				_ = c.Close()
+			}
+			return nil
+		})); err != nil {
+			return err
+		}
+		if _, err := ssisync.Setup(mgr, ssisync.Options{Providers: set, RotationInterval: s.rotation}); err != nil {
+			return fmt.Errorf("sync controller: %w", err)
+		}
+		return nil
+	})
+	return nil
+}
+
+// syncProviders are the built-in providers, set up for a process that
+// fetches on behalf of pods it is not: no ambient identity is lent to a
+// pod, and per-pod Vault sessions end when their pods stop being synced.
+func syncProviders(rotation time.Duration, log *slog.Logger) (provider.Set, []io.Closer) {
+	v := vault.New(vault.Options{IdleTimeout: 3 * rotation, Logger: log})
+	g := gcp.New(gcp.Options{OutsidePod: true})
+	return provider.NewSet(
+		aws.New(aws.Options{OutsidePod: true}),
+		azure.New(azure.Options{}),
+		g,
+		v,
+	), []io.Closer{v, g}
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	ssisync "github.com/ssinjector/ssi/internal/sync"
+	"github.com/ssinjector/ssi/internal/testenv"
+)
+
+func TestSyncFlags(t *testing.T) {
+	tests := map[string]struct {
+		args    []string
+		wantErr string
+	}{
+		"rotation interval zero":            {args: []string{"serve", "--sync-secrets", "--rotation-poll-interval", "0s", "--namespace", "ssi-system"}, wantErr: "--rotation-poll-interval must be positive"},
+		"leader election needs a namespace": {args: []string{"serve", "--sync-secrets", "--namespace", ""}, wantErr: "needs --namespace"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), append(tc.args, "--cert-dir", t.TempDir()), strings.NewReader(""), &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// writeServingCert writes a self-signed tls.crt and tls.key into dir.
+func writeServingCert(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ssi-webhook"},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// `ssi-webhook serve --sync-secrets` runs the sync controller with the
+// built-in providers, leader-elected: against a real API server and a real
+// Vault, a pod consuming a class gets its Secret, a rotation in Vault
+// reaches it, and the Secret goes with the pod.
+func TestServeSyncsSecrets(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	ctx := context.Background()
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.Env.KubeConfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kubeconfig)
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ssi-system"}}); err != nil {
+		t.Fatal(err)
+	}
+	ns := env.Namespace(t, "app", nil)
+	env.ServiceAccount(t, ns, "app", nil)
+	v := testenv.StartVault(t, testenv.VaultOptions{})
+	v.EnableKubernetesAuth(t, env, "")
+	v.Policy(t, "db", `path "secret/data/db" { capabilities = ["read"] }`)
+	v.KubernetesRole(t, "", testenv.KubernetesRole{Name: "app", ServiceAccounts: []string{"app"}, Namespaces: []string{ns}, Policies: []string{"db"}})
+	v.PutKV2(t, "secret", "db", map[string]any{"password": "pw-1"})
+
+	certs := t.TempDir()
+	writeServingCert(t, certs)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	var errOut bytes.Buffer
+	go func() {
+		done <- run(runCtx, []string{"serve", "--sync-secrets", "--rotation-poll-interval", "500ms", "--namespace", "ssi-system",
+			"--cert-dir", certs, "--host", "127.0.0.1", "--port", fmt.Sprint(freePort(t)), "--native-sidecars", "true",
+			"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--log-format", "text"},
+			strings.NewReader(""), &bytes.Buffer{}, &errOut)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("serve did not stop within 30s")
+		}
+	})
+
+	class := &ssiv1.SecretProviderClass{}
+	if err := yaml.UnmarshalStrict([]byte(fmt.Sprintf(`
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: db
+  namespace: %s
+spec:
+  provider: vault
+  parameters:
+    vaultAddress: %q
+    roleName: app
+    objects: |
+      - objectName: db-password
+        secretPath: secret/data/db
+        secretKey: password
+  secretObjects:
+  - secretName: db
+    type: Opaque
+    data:
+    - objectName: db-password
+      key: password
+`, ns, v.Addr)), class); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(ctx, class); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-0"},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "app",
+			Containers:         []corev1.Container{{Name: "app", Image: "app", VolumeMounts: []corev1.VolumeMount{{Name: "s", MountPath: "/mnt/s", ReadOnly: true}}}},
+			Volumes: []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
+				Driver: ssisync.CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{ssisync.ClassAttribute: "db"}}}}},
+		},
+	}
+	if err := env.Client.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 60s; serve log:\n%s", what, errOut.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	secret := func() *corev1.Secret {
+		s := &corev1.Secret{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, s); err != nil {
+			return nil
+		}
+		return s
+	}
+	waitFor("Secret with pw-1", func() bool { s := secret(); return s != nil && string(s.Data["password"]) == "pw-1" })
+	v.PutKV2(t, "secret", "db", map[string]any{"password": "pw-2"})
+	waitFor("Secret rotated to pw-2", func() bool { s := secret(); return s != nil && string(s.Data["password"]) == "pw-2" })
+	lease := &coordinationv1.Lease{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "ssi-system", Name: ssisync.LeaderElectionID}, lease); err != nil {
+		t.Errorf("Lease: %v", err)
+	}
+	if err := env.Client.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("Secret deleted", func() bool {
+		err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &corev1.Secret{})
+		return apierrors.IsNotFound(err)
+	})
+}
