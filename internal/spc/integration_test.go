@@ -1,4 +1,4 @@
-package spc
+package spc_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/testenv"
 )
 
@@ -22,8 +23,8 @@ func TestSeedClassesRoundTripThroughAPIServer(t *testing.T) {
 	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "production"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range seedClasses(t) {
-		want := loadClass(t, path)
+	for _, path := range spc.SeedClasses(t) {
+		want := spc.LoadClass(t, path)
 		t.Run(want.Name, func(t *testing.T) {
 			obj := want.DeepCopy()
 			if err := env.Client.Create(ctx, obj); err != nil {
@@ -36,7 +37,7 @@ func TestSeedClassesRoundTripThroughAPIServer(t *testing.T) {
 			if !reflect.DeepEqual(got.Spec, want.Spec) {
 				t.Fatalf("spec changed in the round trip:\n got %+v\nwant %+v", got.Spec, want.Spec)
 			}
-			c, err := Parse(&got)
+			c, err := spc.Parse(&got)
 			if err != nil {
 				t.Fatalf("parse after round trip: %v", err)
 			}
