@@ -1,0 +1,21 @@
+package main
+
+import (
+	"context"
+	"flag"
+
+	"github.com/ssinjector/ssi/internal/agent"
+)
+
+// runAgent is `ssi-agent run`. Its configuration comes from the environment
+// the webhook set (SSI_AGENT_CONFIG and the SSI_POD_* variables); the flags
+// only exist for debugging a pod by hand.
+func runAgent(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("ssi-agent run", flag.ContinueOnError)
+	opts := agent.Options{Providers: builtinProviders()}
+	fs.StringVar(&opts.TerminationLog, "termination-log", agent.DefaultTerminationLog, `file for the termination message ("-" for none)`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return agent.Run(ctx, opts)
+}
