@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 
@@ -23,6 +24,9 @@ func runFetch(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.LogLevel, "log-level", "info", "info or debug")
 	fs.StringVar(&opts.HealthAddr, "health-addr", "", "serve /healthz, /readyz and /metrics here (off when empty)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 
 	"github.com/ssinjector/ssi/internal/agent"
@@ -15,6 +16,9 @@ func runAgent(ctx context.Context, args []string) error {
 	opts := agent.Options{Providers: builtinProviders()}
 	fs.StringVar(&opts.TerminationLog, "termination-log", agent.DefaultTerminationLog, `file for the termination message ("-" for none)`)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	return agent.Run(ctx, opts)

@@ -528,7 +528,7 @@ func (s *syncBuffer) String() string {
 
 func TestRunDecodesEnvironment(t *testing.T) {
 	f := newFake("fake", map[string]string{"a": "env-value-0001"})
-	f.audience = "vault"
+	f.audiences = []string{"vault"}
 	cfg := testConfig(t, agentconfig.ModeInitOnly, 0, "app")
 	tokFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokFile, []byte("projected-token-xyz\n"), 0o600); err != nil {

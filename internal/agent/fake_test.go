@@ -62,12 +62,12 @@ type fakeProvider struct {
 	failAlways error
 	// block makes fetches wait until it is closed or the context ends.
 	block chan struct{}
-	// audience, when set, is requested from the token source.
-	audience string
-	tokens   []string
-	calls    []time.Time
-	currents []map[string]string
-	closed   atomic.Int32
+	// audiences are requested from the token source on every fetch.
+	audiences []string
+	tokens    []string
+	calls     []time.Time
+	currents  []map[string]string
+	closed    atomic.Int32
 }
 
 func newFake(name string, values map[string]string) *fakeProvider {
@@ -120,8 +120,8 @@ func (f *fakeProvider) Fetch(ctx context.Context, req provider.Request) ([]provi
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.audience != "" {
-		tok, err := req.Identity.Tokens.Token(ctx, f.audience)
+	for _, aud := range f.audiences {
+		tok, err := req.Identity.Tokens.Token(ctx, aud)
 		if err != nil {
 			return nil, &provider.Error{Class: req.Class.Key(), Provider: f.name, Reason: provider.ReasonUnauthenticated, Err: err}
 		}
@@ -277,7 +277,8 @@ func (h *harness) get(path string) (int, string) {
 	h.t.Helper()
 	resp, err := http.Get("http://" + h.addr + path)
 	if err != nil {
-		h.t.Fatalf("GET %s: %v", path, err)
+		// Not up yet (or gone): callers poll.
+		return 0, err.Error()
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
