@@ -60,8 +60,11 @@ const (
 // field means the production default.
 type Options struct {
 	// Providers are the backends available, by spec.provider name.
-	// Register them explicitly in main.
 	Providers provider.Set
+	// NewProviders, used when Providers is nil, builds the set with the
+	// agent's logger once the configuration is decoded; main registers the
+	// built-in providers explicitly through it.
+	NewProviders func(log *slog.Logger) provider.Set
 	// Config is the agent configuration; nil decodes it from the
 	// environment variable agentconfig.EnvConfig.
 	Config *agentconfig.Config
@@ -122,7 +125,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	id := identity.Identity{Pod: pod, Cloud: cfg.Cloud, Tokens: tokens}
 
-	vols, err := buildVolumes(cfg.Volumes, opts.Providers)
+	set := opts.Providers
+	if set == nil && opts.NewProviders != nil {
+		set = opts.NewProviders(log)
+	}
+	vols, err := buildVolumes(cfg.Volumes, set)
 	if err != nil {
 		return err
 	}

@@ -442,6 +442,9 @@ func TestMetricsExposition(t *testing.T) {
 	start := time.Now()
 	h := startAgent(t, cfg, Options{Providers: provider.NewSet(f, g)})
 	h.waitReady(5 * time.Second)
+	eventually(t, 2*time.Second, "an unchanged rotation", func() bool {
+		return h.metric("ssi_agent_rotations_total", map[string]string{"provider": "fake", "result": "unchanged"}) >= 1
+	})
 	f.set("a", "metric-value-03")
 	eventually(t, 2*time.Second, "a changing rotation", func() bool {
 		return h.metric("ssi_agent_rotations_total", map[string]string{"provider": "fake", "result": "changed"}) == 1

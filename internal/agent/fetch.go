@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -30,6 +31,9 @@ const DefaultWatchInterval = 2 * time.Minute
 type FetchOptions struct {
 	// Providers are the backends available, by spec.provider name.
 	Providers provider.Set
+	// NewProviders, used when Providers is nil, builds the set with the
+	// logger of the run.
+	NewProviders func(log *slog.Logger) provider.Set
 	// SPCFile is a YAML file holding one SecretProviderClass.
 	SPCFile string
 	// OutDir receives the files, laid out as in the pod.
@@ -75,9 +79,13 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 	for _, w := range class.Warnings {
 		log.Warn(w)
 	}
-	p, err := opts.Providers.Get(class.Provider)
+	set := opts.Providers
+	if set == nil && opts.NewProviders != nil {
+		set = opts.NewProviders(log)
+	}
+	p, err := set.Get(class.Provider)
 	if err != nil {
-		return fmt.Errorf("SecretProviderClass %s: %w (built-in providers: %s)", class.Key(), err, providerNames(opts.Providers))
+		return fmt.Errorf("SecretProviderClass %s: %w (built-in providers: %s)", class.Key(), err, providerNames(set))
 	}
 	perm := opts.Permission
 	if perm == 0 {
