@@ -274,7 +274,9 @@ func writeTerminationMessage(path, msg string) {
 	if len(msg) > maxTerminationMessage {
 		msg = msg[:maxTerminationMessage-3] + "..."
 	}
-	if err := os.WriteFile(path, []byte(msg), 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(os.Stderr, "ssi-agent: write termination message to %s: %v\n", path, err)
+	// The path is the container's terminationMessagePath.
+	err := os.WriteFile(path, []byte(msg), 0o644) //nolint:gosec
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		_, _ = fmt.Fprintf(os.Stderr, "ssi-agent: write termination message to %s: %v\n", path, err)
 	}
 }

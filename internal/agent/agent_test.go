@@ -76,7 +76,7 @@ func TestSidecarFetchReadyRotateStop(t *testing.T) {
 		t.Errorf("Current = %v, want db-password:2 api-key:1", last)
 	}
 
-	err, took := h.stop(2 * time.Second)
+	took, err := h.stop(2 * time.Second)
 	if err != nil {
 		t.Errorf("Run after cancellation = %v, want nil", err)
 	}
@@ -187,7 +187,7 @@ func TestFirstFetchFailureTerminationMessage(t *testing.T) {
 			if rerr != nil {
 				t.Fatalf("no termination message: %v", rerr)
 			}
-			fmt.Fprintf(suiteLogs, "termination message: %s\n", msg)
+			note("termination message: %s", msg)
 			if string(msg) != err.Error() {
 				t.Errorf("termination message %q differs from the error %q", msg, err)
 			}
@@ -410,7 +410,7 @@ func TestModes(t *testing.T) {
 				t.Errorf("obj = %q", got)
 			}
 			if !tc.returns {
-				if err, _ := h.stop(2 * time.Second); err != nil {
+				if _, err := h.stop(2 * time.Second); err != nil {
 					t.Errorf("Run = %v", err)
 				}
 			}
@@ -497,7 +497,7 @@ func TestJSONLogs(t *testing.T) {
 	if err := h.wait(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprint(suiteLogs, buf.String())
+	note("%s", buf.String())
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) < 2 {
 		t.Fatalf("logs: %q", buf.String())

@@ -238,16 +238,16 @@ func startAgent(t *testing.T, cfg *agentconfig.Config, opts Options) *harness {
 	go func() {
 		err := Run(ctx, opts)
 		if err != nil {
-			fmt.Fprintf(suiteLogs, "Run returned: %v\n", err)
+			note("Run returned: %v", err)
 		}
 		h.done <- err
 	}()
-	t.Cleanup(func() { h.stop(5 * time.Second) })
+	t.Cleanup(func() { _, _ = h.stop(5 * time.Second) })
 	return h
 }
 
 // stop cancels the agent (what SIGTERM does) and waits for Run to return.
-func (h *harness) stop(within time.Duration) (error, time.Duration) {
+func (h *harness) stop(within time.Duration) (time.Duration, error) {
 	start := time.Now()
 	h.stopOnce.Do(func() {
 		h.cancel()
@@ -257,7 +257,7 @@ func (h *harness) stop(within time.Duration) (error, time.Duration) {
 			h.t.Errorf("agent did not stop within %s of cancellation", within)
 		}
 	})
-	return h.err, time.Since(start)
+	return time.Since(start), h.err
 }
 
 // wait returns Run's result when it returns by itself.
@@ -280,9 +280,9 @@ func (h *harness) get(path string) (int, string) {
 		// Not up yet (or gone): callers poll.
 		return 0, err.Error()
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
-	fmt.Fprintf(suiteLogs, "GET %s: %d %s\n", path, resp.StatusCode, b)
+	note("GET %s: %d %s", path, resp.StatusCode, b)
 	return resp.StatusCode, string(b)
 }
 
@@ -428,4 +428,9 @@ func mustListen(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// note adds a line to the suite's captured output.
+func note(format string, args ...any) {
+	_, _ = fmt.Fprintf(suiteLogs, format+"\n", args...)
 }

@@ -19,18 +19,18 @@ func serveHTTP(ln net.Listener, r *runner, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
+		_, _ = fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if r.ready() {
-			fmt.Fprintln(w, "ok")
+			_, _ = fmt.Fprintln(w, "ok")
 			return
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)
 		for _, v := range r.vols {
 			if !v.written.Load() {
-				fmt.Fprintf(w, "volume %s (SecretProviderClass %s): not written yet\n", v.name, v.class())
+				_, _ = fmt.Fprintf(w, "volume %s (SecretProviderClass %s): not written yet\n", v.name, v.class())
 			}
 		}
 	})

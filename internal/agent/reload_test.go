@@ -290,7 +290,7 @@ func freePort(t *testing.T) string {
 	t.Helper()
 	ln := mustListen(t)
 	addr := ln.Addr().String()
-	ln.Close()
+	_ = ln.Close()
 	return addr
 }
 
@@ -347,7 +347,7 @@ func TestSIGTERMStopsPromptly(t *testing.T) {
 				defer close(logsDone)
 				sc := bufio.NewScanner(stderr)
 				for sc.Scan() {
-					fmt.Fprintln(suiteLogs, sc.Text())
+					note("%s", sc.Text())
 					t.Log(sc.Text())
 				}
 			}()
@@ -383,7 +383,7 @@ func TestSIGTERMStopsPromptly(t *testing.T) {
 				t.Errorf("took %s to stop after SIGTERM", took)
 			}
 			msg, _ := os.ReadFile(termLog)
-			fmt.Fprintf(suiteLogs, "termination message: %s\n", msg)
+			note("termination message: %s", msg)
 			if tc.wantMsg == "" && len(msg) != 0 {
 				t.Errorf("termination message after a clean stop: %q", msg)
 			}

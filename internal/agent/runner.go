@@ -314,7 +314,7 @@ func (r *runner) backoff(n int) time.Duration {
 	if d > limit {
 		d = limit
 	}
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // jitter needs no cryptographic randomness
 }
 
 // jitter spreads a rotation over the last tenth of the interval, so a
@@ -323,7 +323,7 @@ func (r *runner) jitter(interval time.Duration) time.Duration {
 	if interval <= 0 {
 		return 0
 	}
-	return interval - rand.N(interval/10+1)
+	return interval - rand.N(interval/10+1) //nolint:gosec // jitter needs no cryptographic randomness
 }
 
 // closeProviders releases providers that run background work.

@@ -73,7 +73,7 @@ func TestFsnotifyWatcherSeesChangedNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer w.Close()
+			defer func() { _ = w.Close() }()
 			if err := w.Add(dir); err != nil {
 				t.Fatal(err)
 			}

@@ -47,7 +47,7 @@ func TestLeaks(t *testing.T) {
 				t.Fatalf("leaks = %+v, want one", leaks)
 			}
 			escaped := map[string]bool{"plain": true, "json": true, "quoted": true}
-			if leaks[0].Encoding != tc.enc && !(escaped[tc.enc] && escaped[leaks[0].Encoding]) {
+			if leaks[0].Encoding != tc.enc && (!escaped[tc.enc] || !escaped[leaks[0].Encoding]) {
 				t.Errorf("encoding %s, want %s", leaks[0].Encoding, tc.enc)
 			}
 			if contains(leaks[0].Line, secret) {
