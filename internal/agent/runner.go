@@ -185,6 +185,16 @@ func (r *runner) volumeError(v *vol, err error) error {
 	return fmt.Errorf("volume %s: SecretProviderClass %s (provider %s): %w", v.name, v.class(), v.provider.Name(), err)
 }
 
+// settle runs once the agent goes from start-up to rotating.
+func (r *runner) settle() {
+	before, after, err := releaseStartupMemory()
+	if err != nil {
+		r.log.Warn("could not release start-up memory", "error", err.Error())
+		return
+	}
+	r.log.Debug("released start-up memory", "residentKiBBefore", before, "residentKiBAfter", after)
+}
+
 // adoptWritten marks volumes whose files an init container already wrote
 // as ready, and asks for an immediate fetch of the others.
 func (r *runner) adoptWritten() {
@@ -205,6 +215,7 @@ func (r *runner) adoptWritten() {
 // rotate refetches every volume every interval (with jitter), early when
 // its provider wakes it, and after failures with backoff, until ctx ends.
 func (r *runner) rotate(ctx context.Context) {
+	r.settle()
 	var wg sync.WaitGroup
 	r.fanOutWakes(ctx, &wg)
 	for _, v := range r.vols {
