@@ -64,8 +64,8 @@ func TestFetchCommandAgainstVault(t *testing.T) {
 		wantErr    string
 	}{
 		"service-account token file": {args: []string{"--token-file", tokenFile}},
-		"ambient VAULT_TOKEN":         {vaultToken: v.RootToken},
-		"no credentials":              {wantErr: "SecretProviderClass " + ns + "/local (provider vault)"},
+		"ambient VAULT_TOKEN":        {vaultToken: v.RootToken},
+		"no credentials":             {wantErr: "SecretProviderClass " + ns + "/local (provider vault)"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -131,7 +131,9 @@ func TestRunCommandAgainstVault(t *testing.T) {
 	t.Setenv(agentconfig.EnvServiceAccount, "app")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"run", "--termination-log", filepath.Join(t.TempDir(), "termination-log")}) }()
+	go func() {
+		done <- run(ctx, []string{"run", "--termination-log", filepath.Join(t.TempDir(), "termination-log")})
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(filepath.Join(dir, "db-password")); err == nil && string(b) == value {
