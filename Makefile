@@ -102,6 +102,10 @@ fuzz: ## Fuzz every parameter parser for FUZZTIME each (default 60s).
 bench: $(CONTROL_PLANE) $(BIN)/vault ## Run the benchmarks and print their figures.
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-agent
+bench-agent: $(CONTROL_PLANE) $(BIN)/vault $(BIN)/ssi-agent ## Agent figures: memory, cold start, CPU per rotation, side by side with vault agent.
+	SSI_AGENT_BIN=$(BIN)/ssi-agent $(GO) test -run '^$$' -bench '^BenchmarkAgent$$' -benchtime 1s -timeout 30m ./internal/agent
+
 ##@ Test binaries (cached in bin/, rebuilt when their pins change)
 
 .PHONY: control-plane

@@ -22,7 +22,7 @@ func runCSI(ctx context.Context, args []string) error {
 		return err
 	}
 	// The same built-in providers as `ssi-agent run` and `fetch`.
-	o.Providers = builtinProviders(o.Logger, false)
+	o.Providers = builtinProviders(o.Logger, onNode)
 	return csi.Run(ctx, o)
 }
 

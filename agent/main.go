@@ -28,12 +28,13 @@ func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New("usage: ssi-agent run | fetch | csi")
 	}
-	_ = ctx
 	switch args[0] {
+	case "run":
+		return runAgent(ctx, args[1:])
+	case "fetch":
+		return runFetch(ctx, args[1:])
 	case "csi":
 		return runCSI(ctx, args[1:])
-	case "run", "fetch":
-		return errors.New(args[0] + ": not built yet in this revision")
 	}
 	return fmt.Errorf("unknown command %q (want run, fetch or csi)", args[0])
 }

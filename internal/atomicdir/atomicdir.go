@@ -211,6 +211,12 @@ func write(dir string, files []File, now func() time.Time) (Result, error) {
 			errs = append(errs, fmt.Errorf("remove old set %s: %w", oldTS, err))
 		}
 	}
+	// Sets left by an interrupted write (the agent killed between creating
+	// a directory and swapping) would otherwise stay in the volume, which
+	// is memory-backed, for the pod's life.
+	if err := removeOrphans(dir, tsName); err != nil {
+		errs = append(errs, err)
+	}
 	return res, errors.Join(errs...)
 }
 
@@ -391,6 +397,42 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// removeOrphans deletes timestamped directories other than keep.
+func removeOrphans(dir, keep string) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", dir, err)
+	}
+	var errs []error
+	for _, de := range des {
+		n := de.Name()
+		if n == keep || !de.IsDir() || !isTimestamped(n) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
+			errs = append(errs, fmt.Errorf("remove abandoned set %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isTimestamped reports whether name has the form of a timestamped set
+// directory, "..YYYY_MM_DD_HH_MM_SS.<digits>".
+func isTimestamped(name string) bool {
+	if len(name) < len(tsLayout)+1 || !strings.HasPrefix(name, "..") {
+		return false
+	}
+	if _, err := time.Parse(tsLayout, name[:len(tsLayout)]); err != nil {
+		return false
+	}
+	for _, r := range name[len(tsLayout):] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // ensureLink makes name a symlink to ..data/name, replacing whatever else is

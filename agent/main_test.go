@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func TestCommandLine(t *testing.T) {
+	tests := map[string]struct {
+		args    []string
+		wantErr string
+	}{
+		"no command":          {args: nil, wantErr: "usage: ssi-agent run | fetch | csi"},
+		"unknown command":     {args: []string{"serve"}, wantErr: `unknown command "serve"`},
+		"fetch without flags": {args: []string{"fetch"}, wantErr: "--spc and --out are required"},
+		"fetch extra args":    {args: []string{"fetch", "--spc", "a", "--out", "b", "c"}, wantErr: `unexpected arguments ["c"]`},
+		"fetch bad flag":      {args: []string{"fetch", "--nope"}, wantErr: "flag provided but not defined: -nope"},
+		"fetch help":          {args: []string{"fetch", "-h"}},
+		"run help":            {args: []string{"run", "-h"}},
+		"run outside a pod":   {args: []string{"run", "--termination-log", "-"}, wantErr: "SSI_AGENT_CONFIG is empty"},
+		"fetch missing file":  {args: []string{"fetch", "--spc", "/nonexistent.yaml", "--out", "/tmp/x"}, wantErr: "read SecretProviderClass file"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("SSI_AGENT_CONFIG", "")
+			err := run(context.Background(), tc.args)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestBuiltinProviders(t *testing.T) {
+	for name, where := range map[string]runsIn{"run": inPod, "fetch": local, "csi": onNode} {
+		t.Run(name, func(t *testing.T) {
+			set := builtinProviders(slog.New(slog.DiscardHandler), where)
+			var names []string
+			for n, p := range set {
+				if p.Name() != n {
+					t.Errorf("provider %q registered as %q", p.Name(), n)
+				}
+				names = append(names, n)
+				if c, ok := p.(io.Closer); ok {
+					_ = c.Close()
+				}
+			}
+			sort.Strings(names)
+			if got := strings.Join(names, ","); got != "aws,azure,gcp,vault" {
+				t.Errorf("built-in providers %s, want aws,azure,gcp,vault", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+
+	"github.com/ssinjector/ssi/internal/agent"
+	"github.com/ssinjector/ssi/internal/provider"
+)
+
+// runAgent is `ssi-agent run`. Its configuration comes from the environment
+// the webhook set (SSI_AGENT_CONFIG and the SSI_POD_* variables); the flags
+// only exist for debugging a pod by hand.
+func runAgent(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("ssi-agent run", flag.ContinueOnError)
+	opts := agent.Options{NewProviders: func(log *slog.Logger) provider.Set { return builtinProviders(log, inPod) }}
+	fs.StringVar(&opts.TerminationLog, "termination-log", agent.DefaultTerminationLog, `file for the termination message ("-" for none)`)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	return agent.Run(ctx, opts)
+}

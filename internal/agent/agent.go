@@ -1,0 +1,282 @@
+// Package agent is the in-pod secrets agent: it decodes the configuration
+// the webhook wrote into its environment, fetches every object of every
+// secrets volume with the pod's own identity, publishes them atomically,
+// reports readiness, and rotates them on an interval; local mode
+// (`ssi-agent fetch`) drives the same loop from a SecretProviderClass file.
+//
+// Failure policy. The first fetch of each volume is retried with
+// exponential backoff and jitter until FirstFetchTimeout (default
+// DefaultFirstFetchTimeout); if it cannot complete, the agent writes a
+// termination message naming the class, object and cause and exits
+// non-zero. Later fetches that fail keep the last good files (volume.Refresh
+// never touches them on error), are retried with backoff, and show up as
+// staleness in /metrics. No secret value is ever logged, exported or
+// written anywhere but the volume.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ssinjector/ssi/internal/agentconfig"
+	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/spc"
+	"github.com/ssinjector/ssi/internal/volume"
+)
+
+// Defaults used when the configuration leaves a value unset.
+const (
+	// DefaultFirstFetchTimeout bounds the first fetch. It is long enough to
+	// ride out a backend restart or a token that kubelet has not projected
+	// yet, and short enough that a misconfigured pod reports why (in its
+	// termination message) within a minute instead of hanging in startup.
+	DefaultFirstFetchTimeout = 60 * time.Second
+	// DefaultHealthAddr serves /healthz, /readyz and /metrics.
+	DefaultHealthAddr = ":9811"
+	// DefaultTerminationLog is where kubelet reads a container's
+	// termination message from (terminationMessagePath).
+	DefaultTerminationLog = "/dev/termination-log"
+	// DefaultRetryBase is the first retry delay after a failed fetch.
+	DefaultRetryBase = 500 * time.Millisecond
+	// DefaultRetryMax caps the retry delay after repeated failures when the
+	// rotation interval is shorter; a failing backend is then asked at most
+	// this often per volume.
+	DefaultRetryMax = 5 * time.Minute
+	// maxTerminationMessage is kubelet's limit for a termination message.
+	maxTerminationMessage = 4096
+)
+
+// Options are the injected dependencies of Run. The zero value of each
+// field means the production default.
+type Options struct {
+	// Providers are the backends available, by spec.provider name.
+	Providers provider.Set
+	// NewProviders, used when Providers is nil, builds the set with the
+	// agent's logger once the configuration is decoded; main registers the
+	// built-in providers explicitly through it.
+	NewProviders func(log *slog.Logger) provider.Set
+	// Config is the agent configuration; nil decodes it from the
+	// environment variable agentconfig.EnvConfig.
+	Config *agentconfig.Config
+	// Pod is the pod identity; nil reads it from the downward-API
+	// environment variables (agentconfig.PodFromEnv).
+	Pod *identity.Pod
+	// Tokens overrides the token source built from Config.Tokens.
+	Tokens identity.TokenSource
+	// LogOutput receives the logs; nil is standard error.
+	LogOutput io.Writer
+	// TerminationLog is the termination message file; empty is
+	// DefaultTerminationLog. "-" disables it.
+	TerminationLog string
+	// Listener serves health and metrics instead of Config.HealthAddr.
+	Listener net.Listener
+	// Processes lists and signals the app containers' main processes for
+	// reload-signal; nil scans /proc.
+	Processes Processes
+	// RetryBase and RetryMax tune the failure backoff; zero means
+	// DefaultRetryBase and DefaultRetryMax.
+	RetryBase, RetryMax time.Duration
+}
+
+// Run is `ssi-agent run`. In the sidecar mode it returns nil when ctx is
+// cancelled (SIGTERM) after the first fetch; in the init modes it returns
+// nil once every volume is written. Any other outcome is an error, also
+// written as the container's termination message.
+func Run(ctx context.Context, opts Options) (err error) {
+	termLog := opts.TerminationLog
+	if termLog == "" {
+		termLog = DefaultTerminationLog
+	}
+	defer func() {
+		if err != nil && termLog != "-" {
+			writeTerminationMessage(termLog, err.Error())
+		}
+	}()
+
+	cfg := opts.Config
+	if cfg == nil {
+		if cfg, err = agentconfig.Decode(os.Getenv(agentconfig.EnvConfig)); err != nil {
+			return err
+		}
+	} else if err = cfg.Validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(opts.LogOutput, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	pod := agentconfig.PodFromEnv()
+	if opts.Pod != nil {
+		pod = *opts.Pod
+	}
+	var tokens identity.TokenSource = cfg.TokenSource()
+	if opts.Tokens != nil {
+		tokens = opts.Tokens
+	}
+	id := identity.Identity{Pod: pod, Cloud: cfg.Cloud, Tokens: tokens}
+
+	set := opts.Providers
+	if set == nil && opts.NewProviders != nil {
+		set = opts.NewProviders(log)
+	}
+	vols, err := buildVolumes(cfg.Volumes, set)
+	if err != nil {
+		return err
+	}
+	var reload *reloader
+	if cfg.ReloadSignal != "" {
+		sig, err := ParseSignal(cfg.ReloadSignal)
+		if err != nil {
+			return fmt.Errorf("agent config: reloadSignal: %w", err)
+		}
+		procs := opts.Processes
+		if procs == nil {
+			procs = ProcScanner{}
+		}
+		reload = &reloader{procs: procs, sig: sig, log: log}
+	}
+	firstTimeout := cfg.FirstFetchTimeout.Duration
+	if firstTimeout == 0 {
+		firstTimeout = DefaultFirstFetchTimeout
+	}
+	r := &runner{
+		log:       log,
+		id:        id,
+		vols:      vols,
+		interval:  cfg.RotationInterval.Duration,
+		retryBase: orDefault(opts.RetryBase, DefaultRetryBase),
+		retryMax:  orDefault(opts.RetryMax, DefaultRetryMax),
+		reload:    reload,
+		started:   time.Now(),
+	}
+	r.metrics = newMetrics(r)
+	defer r.closeProviders()
+
+	addr := cfg.HealthAddr
+	if addr == "" {
+		addr = DefaultHealthAddr
+	}
+	ln := opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("serve health and metrics on %s: %w", addr, err)
+		}
+	}
+	stopHTTP := serveHTTP(ln, r, log)
+	defer stopHTTP()
+
+	log.Info("agent starting", "mode", string(cfg.Mode), "volumes", len(vols), "rotationInterval", r.interval.String(),
+		"firstFetchTimeout", firstTimeout.String(), "health", ln.Addr().String(), "pod", pod.Namespace+"/"+pod.Name)
+
+	switch cfg.Mode {
+	case agentconfig.ModeInit, agentconfig.ModeInitOnly:
+		return r.first(ctx, firstTimeout)
+	case agentconfig.ModeRotate:
+		// The init container wrote the files; readiness needs them there.
+		r.adoptWritten()
+		r.rotate(ctx)
+		return nil
+	default: // sidecar
+		if err := r.first(ctx, firstTimeout); err != nil {
+			return err
+		}
+		r.rotate(ctx)
+		return nil
+	}
+}
+
+// buildVolumes parses each volume's class snapshot and picks its provider.
+func buildVolumes(cfgVols []agentconfig.Volume, set provider.Set) ([]*vol, error) {
+	var out []*vol
+	for _, cv := range cfgVols {
+		class, err := spc.ParseSpec(cv.Class.Namespace, cv.Class.Name, cv.Class.Provider, cv.Class.Parameters)
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: %w", cv.Name, err)
+		}
+		p, err := set.Get(class.Provider)
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: SecretProviderClass %s: %w (built-in providers: %s)", cv.Name, class.Key(), err, providerNames(set))
+		}
+		perm := cv.Permission
+		if perm == 0 {
+			perm = atomicdir.DefaultMode
+		}
+		out = append(out, &vol{
+			name:     cv.Name,
+			provider: p,
+			v:        &volume.Volume{Class: class, Dir: cv.Path, Permission: perm},
+			wake:     make(chan struct{}, 1),
+		})
+	}
+	return out, nil
+}
+
+func providerNames(set provider.Set) string {
+	var names []string
+	for n := range set {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	sortStrings(names)
+	return strings.Join(names, ", ")
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// newLogger returns a slog logger writing text or JSON at info or debug.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	if w == nil {
+		w = os.Stderr
+	}
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "", "info":
+		lv = slog.LevelInfo
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn", "warning":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		return nil, fmt.Errorf("agent config: logLevel %q is not debug, info, warn or error", level)
+	}
+	hopts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("agent config: logFormat %q is not text or json", format)
+}
+
+// writeTerminationMessage writes msg where kubelet shows it in the pod's
+// status, truncated to kubelet's limit.
+func writeTerminationMessage(path, msg string) {
+	if len(msg) > maxTerminationMessage {
+		msg = msg[:maxTerminationMessage-3] + "..."
+	}
+	// The path is the container's terminationMessagePath.
+	err := os.WriteFile(path, []byte(msg), 0o644) //nolint:gosec
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		_, _ = fmt.Fprintf(os.Stderr, "ssi-agent: write termination message to %s: %v\n", path, err)
+	}
+}

@@ -1,0 +1,224 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/spc"
+	"github.com/ssinjector/ssi/internal/volume"
+)
+
+// DefaultWatchInterval is the rotation interval of `ssi-agent fetch
+// --watch`, the upstream driver's default rotationPollInterval.
+const DefaultWatchInterval = 2 * time.Minute
+
+// FetchOptions configure local mode, `ssi-agent fetch`.
+type FetchOptions struct {
+	// Providers are the backends available, by spec.provider name.
+	Providers provider.Set
+	// NewProviders, used when Providers is nil, builds the set with the
+	// logger of the run.
+	NewProviders func(log *slog.Logger) provider.Set
+	// SPCFile is a YAML file holding one SecretProviderClass.
+	SPCFile string
+	// OutDir receives the files, laid out as in the pod.
+	OutDir string
+	// TokenFile, when set, is the service-account token handed to the
+	// provider for every audience it asks for; otherwise providers use
+	// ambient credentials.
+	TokenFile string
+	// Watch keeps rotating every Interval (default DefaultWatchInterval)
+	// until ctx ends.
+	Watch    bool
+	Interval time.Duration
+	// Timeout bounds the first fetch, retries included; zero means
+	// DefaultFirstFetchTimeout.
+	Timeout time.Duration
+	// Permission is the mode of files whose object sets none (0644).
+	Permission fs.FileMode
+	// LogOutput, LogFormat ("text", "json") and LogLevel ("info",
+	// "debug") configure logging; nil output is standard error.
+	LogOutput io.Writer
+	LogFormat string
+	LogLevel  string
+	// HealthAddr, when set, serves /healthz, /readyz and /metrics.
+	HealthAddr string
+	// RetryBase and RetryMax tune the failure backoff.
+	RetryBase, RetryMax time.Duration
+}
+
+// Fetch is `ssi-agent fetch`: the agent's loop on a SecretProviderClass
+// file and a local directory, with the caller's credentials.
+func Fetch(ctx context.Context, opts FetchOptions) error {
+	if opts.SPCFile == "" || opts.OutDir == "" {
+		return errors.New("fetch needs --spc FILE and --out DIR")
+	}
+	log, err := newLogger(opts.LogOutput, opts.LogFormat, opts.LogLevel)
+	if err != nil {
+		return err
+	}
+	class, err := ReadClassFile(opts.SPCFile)
+	if err != nil {
+		return err
+	}
+	for _, w := range class.Warnings {
+		log.Warn(w)
+	}
+	set := opts.Providers
+	if set == nil && opts.NewProviders != nil {
+		set = opts.NewProviders(log)
+	}
+	p, err := set.Get(class.Provider)
+	if err != nil {
+		return fmt.Errorf("SecretProviderClass %s: %w (built-in providers: %s)", class.Key(), err, providerNames(set))
+	}
+	perm := opts.Permission
+	if perm == 0 {
+		perm = atomicdir.DefaultMode
+	}
+	var tokens identity.TokenSource = noTokens{}
+	if opts.TokenFile != "" {
+		tokens = fileForEveryAudience(opts.TokenFile)
+	}
+	interval := opts.Interval
+	if interval <= 0 {
+		interval = DefaultWatchInterval
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultFirstFetchTimeout
+	}
+	r := &runner{
+		log: log,
+		id:  identity.Identity{Pod: identity.Pod{Namespace: class.Namespace}, Tokens: tokens},
+		vols: []*vol{{
+			name:     "local",
+			provider: p,
+			v:        &volume.Volume{Class: class, Dir: opts.OutDir, Permission: perm},
+			wake:     make(chan struct{}, 1),
+		}},
+		interval:  interval,
+		retryBase: orDefault(opts.RetryBase, DefaultRetryBase),
+		retryMax:  orDefault(opts.RetryMax, DefaultRetryMax),
+		started:   time.Now(),
+	}
+	r.metrics = newMetrics(r)
+	defer r.closeProviders()
+	if opts.HealthAddr != "" {
+		ln, err := net.Listen("tcp", opts.HealthAddr)
+		if err != nil {
+			return fmt.Errorf("serve health and metrics on %s: %w", opts.HealthAddr, err)
+		}
+		defer serveHTTP(ln, r, log)()
+	}
+	if err := r.first(ctx, timeout); err != nil {
+		return err
+	}
+	if opts.Watch {
+		r.rotate(ctx)
+	}
+	return nil
+}
+
+// ReadClassFile parses a YAML file holding one SecretProviderClass (other
+// documents in the file are ignored). A class without a namespace is in
+// "default", as kubectl would create it.
+func ReadClassFile(path string) (*spc.Class, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read SecretProviderClass file: %w", err)
+	}
+	var found []*ssiv1.SecretProviderClass
+	for i, doc := range splitYAML(b) {
+		var meta struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
+		}
+		if meta.Kind != "SecretProviderClass" {
+			continue
+		}
+		if !strings.HasPrefix(meta.APIVersion, ssiv1.GroupVersion.Group+"/") {
+			return nil, fmt.Errorf("%s: document %d: SecretProviderClass of apiVersion %q, want %s", path, i+1, meta.APIVersion, ssiv1.GroupVersion)
+		}
+		obj := &ssiv1.SecretProviderClass{}
+		if err := yaml.Unmarshal(doc, obj); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
+		}
+		found = append(found, obj)
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%s holds no SecretProviderClass", path)
+	case 1:
+	default:
+		return nil, fmt.Errorf("%s holds %d SecretProviderClasses; give a file with one", path, len(found))
+	}
+	obj := found[0]
+	if obj.Namespace == "" {
+		obj.Namespace = "default"
+	}
+	return spc.Parse(obj)
+}
+
+// splitYAML splits a YAML stream on document separators.
+func splitYAML(b []byte) [][]byte {
+	var docs [][]byte
+	var cur bytes.Buffer
+	flush := func() {
+		if len(bytes.TrimSpace(cur.Bytes())) > 0 {
+			docs = append(docs, append([]byte(nil), cur.Bytes()...))
+		}
+		cur.Reset()
+	}
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if t := bytes.TrimRight(line, " \t\r\n"); bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
+			flush()
+			continue
+		}
+		cur.Write(line)
+	}
+	flush()
+	return docs
+}
+
+// fileForEveryAudience reads one token file for any audience, re-reading it
+// on every call so that a refreshed token is picked up.
+func fileForEveryAudience(path string) identity.TokenSource {
+	return identity.FuncTokens(func(_ context.Context, audience string) (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("read token file for audience %q: %w", audience, err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", fmt.Errorf("token file %s is empty", path)
+		}
+		return t, nil
+	})
+}
+
+// noTokens has no token for any audience; providers then use ambient
+// credentials (SDK environment variables, files, metadata services).
+type noTokens struct{}
+
+func (noTokens) Token(_ context.Context, audience string) (string, error) {
+	return "", fmt.Errorf("%w %q (local mode without --token-file)", identity.ErrNoToken, audience)
+}
