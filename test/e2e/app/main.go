@@ -10,6 +10,8 @@
 //	app once      print the files and exit 0 when every expected file exists
 //	app sidecar   write a marker into $MARKER, then wait (a native sidecar)
 //	app smoke     check the cluster from inside a pod, print JSON, exit 0/1
+//	app vault-login  log in to $VAULT_ADDR as $VAULT_ROLE with the pod's
+//	              token and print the kv-v2 data at $VAULT_PATH
 //
 // The data it handles are test values from the e2e Vault; this program
 // exists only for tests.
@@ -54,8 +56,10 @@ func main() {
 		err = sidecar()
 	case "smoke":
 		err = smoke()
+	case "vault-login":
+		err = vaultLogin()
 	default:
-		err = fmt.Errorf("unknown command %q (want watch, once, sidecar or smoke)", cmd)
+		err = fmt.Errorf("unknown command %q (want watch, once, sidecar, smoke or vault-login)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "app:", err)
@@ -414,4 +418,52 @@ func fsType(dir string) string {
 		}
 	}
 	return ""
+}
+
+// vaultLogin proves the path the Vault provider takes from a pod: DNS for
+// the Vault Service, Kubernetes auth with the pod's token (Vault reviews it
+// against the cluster), then a kv-v2 read.
+func vaultLogin() error {
+	addr, role, path := os.Getenv("VAULT_ADDR"), os.Getenv("VAULT_ROLE"), os.Getenv("VAULT_PATH")
+	token, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/token")
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	body, _ := json.Marshal(map[string]string{"role": role, "jwt": strings.TrimSpace(string(token))})
+	resp, err := c.Post(addr+"/v1/auth/kubernetes/login", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	defer resp.Body.Close()
+	var login struct {
+		Auth struct {
+			ClientToken string `json:"client_token"`
+		} `json:"auth"`
+		Errors []string `json:"errors"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&login); err != nil {
+		return fmt.Errorf("login: HTTP %d: %w", resp.StatusCode, err)
+	}
+	if login.Auth.ClientToken == "" {
+		return fmt.Errorf("login: HTTP %d: %v", resp.StatusCode, login.Errors)
+	}
+	req, _ := http.NewRequest(http.MethodGet, addr+"/v1/"+path, nil)
+	req.Header.Set("X-Vault-Token", login.Auth.ClientToken)
+	resp2, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	defer resp2.Body.Close()
+	var kv struct {
+		Data struct {
+			Data map[string]any `json:"data"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp2.Body).Decode(&kv); err != nil || resp2.StatusCode != http.StatusOK {
+		return fmt.Errorf("read %s: HTTP %d: %v", path, resp2.StatusCode, err)
+	}
+	out, _ := json.Marshal(kv.Data.Data)
+	fmt.Println(string(out))
+	return nil
 }
