@@ -27,6 +27,12 @@ func Cleanup(workDir, binDir string, logf func(string, ...any)) error {
 	}
 	var errs []error
 	if _, err := os.Stat(workDir); errors.Is(err, os.ErrNotExist) {
+		// Nothing recorded: still remove what only a harness kubelet and
+		// kube-proxy create (chains, the bridge, kubepods cgroups).
+		if hasKubeChains() {
+			removeKubeChains(logf)
+		}
+		removeCgroups(logf)
 		return cleanupNetwork(logf)
 	}
 
@@ -54,13 +60,15 @@ func Cleanup(workDir, binDir string, logf func(string, ...any)) error {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 
-	// kube-proxy's chains.
+	// kube-proxy's chains, then what is left of the kubelet's
+	// (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT).
 	if kp := filepath.Join(binDir, "kube-proxy"); fileExists(kp) && hasKubeChains() {
 		logf("removing kube-proxy iptables chains")
 		if out, err := exec.Command(kp, "--cleanup").CombinedOutput(); err != nil {
 			logf("kube-proxy --cleanup: %v: %s", err, lastLines(string(out), 5))
 		}
 	}
+	removeKubeChains(logf)
 
 	// Mounts under the work directory (kubelet's pod volumes, tmpfs,
 	// overlay roots, the rshared bind of the kubelet root), deepest first.
@@ -74,6 +82,11 @@ func Cleanup(workDir, binDir string, logf func(string, ...any)) error {
 	removeCgroups(logf)
 	restoreSysctls(filepath.Join(workDir, "sysctl"), logf)
 	removeContainerLogLinks(workDir)
+	// libcni's result cache, created on the first pod when it did not
+	// exist; entries go with each sandbox, so it is empty by now.
+	_ = os.Remove("/var/lib/cni/results")
+	_ = os.Remove("/var/lib/cni")
+	_ = os.Remove("/var/log/containers")
 
 	if err := os.RemoveAll(workDir); err != nil {
 		// A mount we could not detach keeps files busy; say which.
@@ -96,13 +109,53 @@ func runcList(root string) []string {
 }
 
 func hasKubeChains() bool {
-	for _, table := range []string{"nat", "filter", "mangle"} {
-		out, err := exec.Command("iptables", "-w", "5", "-t", table, "-S").Output()
-		if err == nil && strings.Contains(string(out), "KUBE-") {
-			return true
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"nat", "filter", "mangle"} {
+			out, err := exec.Command(cmd, "-w", "5", "-t", table, "-S").Output()
+			if err == nil && strings.Contains(string(out), "KUBE-") {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// removeKubeChains deletes the jumps from built-in chains to KUBE-* chains
+// and then the KUBE-* chains themselves, in iptables and ip6tables. Only
+// the kubelet and kube-proxy create chains with that prefix.
+func removeKubeChains(logf func(string, ...any)) {
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"filter", "nat", "mangle"} {
+			out, err := exec.Command(cmd, "-w", "5", "-t", table, "-S").Output()
+			if err != nil {
+				continue
+			}
+			var chains []string
+			for _, line := range strings.Split(string(out), "\n") {
+				f := strings.Fields(line)
+				switch {
+				case len(f) >= 2 && f[0] == "-N" && strings.HasPrefix(f[1], "KUBE-"):
+					chains = append(chains, f[1])
+				case len(f) >= 4 && f[0] == "-A" && !strings.HasPrefix(f[1], "KUBE-") && strings.Contains(line, " -j KUBE-"):
+					args := append([]string{"-w", "5", "-t", table, "-D"}, f[1:]...)
+					if err := exec.Command(cmd, args...).Run(); err != nil {
+						logf("%s -t %s %s: %v", cmd, table, strings.Join(args[4:], " "), err)
+					}
+				}
+			}
+			for _, c := range chains {
+				_ = exec.Command(cmd, "-w", "5", "-t", table, "-F", c).Run()
+			}
+			for _, c := range chains {
+				if err := exec.Command(cmd, "-w", "5", "-t", table, "-X", c).Run(); err != nil {
+					logf("%s -t %s -X %s: %v", cmd, table, c, err)
+				}
+			}
+			if len(chains) > 0 {
+				logf("removed %d KUBE-* chains from %s table %s", len(chains), cmd, table)
+			}
+		}
+	}
 }
 
 // mountPoints returns mount points under dir (inclusive) from mountinfo.

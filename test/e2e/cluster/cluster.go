@@ -603,7 +603,7 @@ func (c *Cluster) startNode(ctx context.Context) error {
 		"--service-cluster-ip-range", ServiceCIDR,
 		"--cluster-cidr", PodCIDR,
 		"--leader-elect=false",
-		"--controllers", "*,-nodeipam,-cloud-node-lifecycle",
+		"--controllers", "*,-nodeipam",
 		"--profiling=false",
 		"--v=1",
 	}, nil); err != nil {
@@ -685,7 +685,7 @@ containerRuntimeEndpoint: "unix://%[5]s"
 clusterDNS: [%[1]q]
 clusterDomain: %[6]q
 resolvConf: %[7]q
-podLogsDirectory: %[8]q
+podLogsDir: %[8]q
 serializeImagePulls: false
 evictionHard:
   memory.available: "100Mi"
