@@ -82,8 +82,9 @@ func Cleanup(workDir, binDir string, logf func(string, ...any)) error {
 	removeCgroups(logf)
 	restoreSysctls(filepath.Join(workDir, "sysctl"), logf)
 	removeContainerLogLinks(workDir)
-	// libcni's result cache, created on the first pod when it did not
-	// exist; entries go with each sandbox, so it is empty by now.
+	// libcni's result cache: entries of this network (and the loopback
+	// entries of the same sandboxes) outlive killed sandboxes.
+	removeCNICache(logf)
 	_ = os.Remove("/var/lib/cni/results")
 	_ = os.Remove("/var/lib/cni")
 	_ = os.Remove("/var/log/containers")
@@ -360,4 +361,25 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// removeCNICache removes libcni's cached results for the harness's network
+// ("ssi-e2e-<sandbox>-eth0") and the loopback results of the same sandboxes.
+func removeCNICache(logf func(string, ...any)) {
+	const dir = "/var/lib/cni/results"
+	entries, _ := os.ReadDir(dir)
+	n := 0
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), "ssi-e2e-")
+		if !ok {
+			continue
+		}
+		id, _, _ := strings.Cut(rest, "-")
+		_ = os.Remove(filepath.Join(dir, e.Name()))
+		_ = os.Remove(filepath.Join(dir, "cni-loopback-"+id+"-lo"))
+		n++
+	}
+	if n > 0 {
+		logf("removed %d cached CNI results", n)
+	}
 }
