@@ -32,7 +32,11 @@ func Cleanup(workDir, binDir string, logf func(string, ...any)) error {
 		if hasKubeChains() {
 			removeKubeChains(logf)
 		}
+		removeUnusedNetns(logf)
 		removeCgroups(logf)
+		removeCNICache(logf)
+		_ = os.Remove("/var/lib/cni/results")
+		_ = os.Remove("/var/lib/cni")
 		return cleanupNetwork(logf)
 	}
 
