@@ -142,7 +142,7 @@ func buildImages(root string) ([]*image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	imgs, err := cluster.TestImages(root, dir)
 	if err != nil {
 		return nil, err

@@ -154,7 +154,7 @@ func watch() error {
 	if err != nil {
 		return err
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch %s: %w", dir, err)
 	}
@@ -189,7 +189,7 @@ func watch() error {
 			os.Exit(1)
 		}
 	}()
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 
 	for {
 		select {
@@ -257,7 +257,7 @@ func sidecar() error {
 	if marker == "" {
 		return errors.New("MARKER is not set")
 	}
-	if err := os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339Nano)), 0o644); err != nil {
+	if err := os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339Nano)), 0o644); err != nil { //nolint:gosec // the marker path is the test's own setting
 		return err
 	}
 	fmt.Println("app: sidecar wrote", marker)
@@ -282,7 +282,7 @@ func smoke() error {
 	fail := func(format string, args ...any) { r.Errors = append(r.Errors, fmt.Sprintf(format, args...)) }
 
 	if marker := os.Getenv("MARKER"); marker != "" {
-		if _, err := os.Stat(marker); err == nil {
+		if _, err := os.Stat(marker); err == nil { //nolint:gosec // the test's own setting
 			r.MarkerFromSidecar = true
 		} else {
 			fail("marker: %v", err)
@@ -339,17 +339,17 @@ func whoAmI(saDir, hostport string) (string, error) {
 	}
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	body := `{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`
-	req, err := http.NewRequest(http.MethodPost, "https://"+hostport+"/apis/authentication.k8s.io/v1/selfsubjectreviews", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, "https://"+hostport+"/apis/authentication.k8s.io/v1/selfsubjectreviews", strings.NewReader(body)) //nolint:gosec // the API server from the pod's environment
 	if err != nil {
 		return "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
+	resp, err := c.Do(req) //nolint:gosec // same request
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var out struct {
 		Status struct {
 			UserInfo struct {
@@ -369,7 +369,7 @@ func whoAmI(saDir, hostport string) (string, error) {
 // audience returns the aud claim of a JWT file (the payload is not secret
 // to this test; the signature is not checked here).
 func audience(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // the test's own setting
 	if err != nil {
 		return "", err
 	}
@@ -431,11 +431,11 @@ func vaultLogin() error {
 	}
 	c := &http.Client{Timeout: 10 * time.Second}
 	body, _ := json.Marshal(map[string]string{"role": role, "jwt": strings.TrimSpace(string(token))})
-	resp, err := c.Post(addr+"/v1/auth/kubernetes/login", "application/json", strings.NewReader(string(body)))
+	resp, err := c.Post(addr+"/v1/auth/kubernetes/login", "application/json", strings.NewReader(string(body))) //nolint:gosec // Vault named by the test
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var login struct {
 		Auth struct {
 			ClientToken string `json:"client_token"`
@@ -448,20 +448,20 @@ func vaultLogin() error {
 	if login.Auth.ClientToken == "" {
 		return fmt.Errorf("login: HTTP %d: %v", resp.StatusCode, login.Errors)
 	}
-	req, _ := http.NewRequest(http.MethodGet, addr+"/v1/"+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, addr+"/v1/"+path, nil) //nolint:gosec // Vault named by the test
 	req.Header.Set("X-Vault-Token", login.Auth.ClientToken)
-	resp2, err := c.Do(req)
+	resp2, err := c.Do(req) //nolint:gosec // same
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	defer resp2.Body.Close()
+	defer func() { _ = resp2.Body.Close() }()
 	var kv struct {
 		Data struct {
 			Data map[string]any `json:"data"`
 		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp2.Body).Decode(&kv); err != nil || resp2.StatusCode != http.StatusOK {
-		return fmt.Errorf("read %s: HTTP %d: %v", path, resp2.StatusCode, err)
+		return fmt.Errorf("read %s: HTTP %d: %w", path, resp2.StatusCode, err)
 	}
 	out, _ := json.Marshal(kv.Data.Data)
 	fmt.Println(string(out))

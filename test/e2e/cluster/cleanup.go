@@ -46,11 +46,11 @@ func Cleanup(workDir, binDir string, logf func(string, ...any)) error {
 	if ids := runcList(runcRoot); len(ids) > 0 {
 		logf("killing %d leftover containers", len(ids))
 		for _, id := range ids {
-			_ = exec.Command("runc", "--root", runcRoot, "kill", id, "KILL").Run()
+			_ = exec.Command("runc", "--root", runcRoot, "kill", id, "KILL").Run() //nolint:gosec // runc with ids it listed itself
 		}
 		time.Sleep(500 * time.Millisecond)
 		for _, id := range ids {
-			_ = exec.Command("runc", "--root", runcRoot, "delete", "--force", id).Run()
+			_ = exec.Command("runc", "--root", runcRoot, "delete", "--force", id).Run() //nolint:gosec // same
 		}
 	}
 
@@ -68,7 +68,7 @@ func Cleanup(workDir, binDir string, logf func(string, ...any)) error {
 	// (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT).
 	if kp := filepath.Join(binDir, "kube-proxy"); fileExists(kp) && hasKubeChains() {
 		logf("removing kube-proxy iptables chains")
-		if out, err := exec.Command(kp, "--cleanup").CombinedOutput(); err != nil {
+		if out, err := exec.Command(kp, "--cleanup").CombinedOutput(); err != nil { //nolint:gosec // kube-proxy from bin/
 			logf("kube-proxy --cleanup: %v: %s", err, lastLines(string(out), 5))
 		}
 	}
@@ -106,7 +106,7 @@ func runcList(root string) []string {
 	if !fileExists(root) {
 		return nil
 	}
-	out, err := exec.Command("runc", "--root", root, "list", "-q").Output()
+	out, err := exec.Command("runc", "--root", root, "list", "-q").Output() //nolint:gosec // runc on the harness's state
 	if err != nil {
 		return nil
 	}
@@ -116,7 +116,7 @@ func runcList(root string) []string {
 func hasKubeChains() bool {
 	for _, cmd := range []string{"iptables", "ip6tables"} {
 		for _, table := range []string{"nat", "filter", "mangle"} {
-			out, err := exec.Command(cmd, "-w", "5", "-t", table, "-S").Output()
+			out, err := exec.Command(cmd, "-w", "5", "-t", table, "-S").Output() //nolint:gosec // iptables or ip6tables
 			if err == nil && strings.Contains(string(out), "KUBE-") {
 				return true
 			}
@@ -131,7 +131,7 @@ func hasKubeChains() bool {
 func removeKubeChains(logf func(string, ...any)) {
 	for _, cmd := range []string{"iptables", "ip6tables"} {
 		for _, table := range []string{"filter", "nat", "mangle"} {
-			out, err := exec.Command(cmd, "-w", "5", "-t", table, "-S").Output()
+			out, err := exec.Command(cmd, "-w", "5", "-t", table, "-S").Output() //nolint:gosec // same
 			if err != nil {
 				continue
 			}
@@ -143,16 +143,16 @@ func removeKubeChains(logf func(string, ...any)) {
 					chains = append(chains, f[1])
 				case len(f) >= 4 && f[0] == "-A" && !strings.HasPrefix(f[1], "KUBE-") && strings.Contains(line, " -j KUBE-"):
 					args := append([]string{"-w", "5", "-t", table, "-D"}, f[1:]...)
-					if err := exec.Command(cmd, args...).Run(); err != nil {
+					if err := exec.Command(cmd, args...).Run(); err != nil { //nolint:gosec // deletes a rule it listed
 						logf("%s -t %s %s: %v", cmd, table, strings.Join(args[4:], " "), err)
 					}
 				}
 			}
 			for _, c := range chains {
-				_ = exec.Command(cmd, "-w", "5", "-t", table, "-F", c).Run()
+				_ = exec.Command(cmd, "-w", "5", "-t", table, "-F", c).Run() //nolint:gosec // a KUBE- chain it listed
 			}
 			for _, c := range chains {
-				if err := exec.Command(cmd, "-w", "5", "-t", table, "-X", c).Run(); err != nil {
+				if err := exec.Command(cmd, "-w", "5", "-t", table, "-X", c).Run(); err != nil { //nolint:gosec // same
 					logf("%s -t %s -X %s: %v", cmd, table, c, err)
 				}
 			}
@@ -169,7 +169,7 @@ func mountPoints(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -270,11 +270,11 @@ func cleanupNetwork(logf func(string, ...any)) error {
 	ifs, _ := os.ReadDir(filepath.Join("/sys/class/net", BridgeName, "brif"))
 	for _, i := range ifs {
 		logf("deleting veth %s", i.Name())
-		_ = exec.Command("ip", "link", "delete", i.Name()).Run()
+		_ = exec.Command("ip", "link", "delete", i.Name()).Run() //nolint:gosec // a veth of the harness's bridge
 	}
 	logf("deleting bridge %s", BridgeName)
 	if out, err := exec.Command("ip", "link", "delete", BridgeName).CombinedOutput(); err != nil {
-		return fmt.Errorf("delete bridge %s: %v: %s", BridgeName, err, out)
+		return fmt.Errorf("delete bridge %s: %w: %s", BridgeName, err, out)
 	}
 	return nil
 }
@@ -322,8 +322,10 @@ func setSysctl(file, key, value string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(f, "%s=%s\n", key, strings.TrimSpace(string(old)))
-	f.Close()
+	_, _ = fmt.Fprintf(f, "%s=%s\n", key, strings.TrimSpace(string(old)))
+	if err := f.Close(); err != nil {
+		return err
+	}
 	return os.WriteFile(p, []byte(value), 0o644)
 }
 
@@ -342,7 +344,7 @@ func restoreSysctls(file string, logf func(string, ...any)) {
 		}
 		seen[k] = true
 		logf("restoring sysctl %s=%s", k, v)
-		_ = os.WriteFile(filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/")), []byte(v), 0o644)
+		_ = os.WriteFile(filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/")), []byte(v), 0o644) //nolint:gosec // sysctls the harness recorded itself
 	}
 	_ = os.Remove(file)
 }

@@ -223,8 +223,8 @@ func (c *Cluster) setupNetwork() error {
 		{"addr", "add", NodeIP + "/24", "dev", BridgeName},
 		{"link", "set", BridgeName, "up"},
 	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil { //nolint:gosec // fixed ip commands
+			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
 		}
 	}
 	// A bridge without ports has no carrier, but its address is local, so
@@ -235,7 +235,7 @@ func (c *Cluster) setupNetwork() error {
 		if err != nil {
 			return false, nil
 		}
-		l.Close()
+		_ = l.Close()
 		return true, nil
 	})
 }
@@ -445,7 +445,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 		return err
 	}
 	return c.waitProc(ctx, "containerd", 30*time.Second, func() (bool, error) {
-		out, err := exec.Command("ctr", "--address", c.containerdSock(), "version").CombinedOutput()
+		out, err := exec.Command("ctr", "--address", c.containerdSock(), "version").CombinedOutput() //nolint:gosec // ctr on the harness's socket
 		return err == nil && strings.Contains(string(out), "Server:"), nil
 	})
 }
@@ -455,7 +455,7 @@ func (c *Cluster) containerdSock() string { return c.path("containerd", "contain
 // Ctr runs ctr against the harness's containerd in the k8s.io namespace.
 func (c *Cluster) Ctr(ctx context.Context, args ...string) ([]byte, error) {
 	a := append([]string{"--address", c.containerdSock(), "--namespace", "k8s.io"}, args...)
-	return exec.CommandContext(ctx, "ctr", a...).CombinedOutput()
+	return exec.CommandContext(ctx, "ctr", a...).CombinedOutput() //nolint:gosec // ctr on the harness's socket
 }
 
 func (c *Cluster) importImages(ctx context.Context) error {
@@ -468,7 +468,7 @@ func (c *Cluster) importImages(ctx context.Context) error {
 		return err
 	}
 	if err := image.WriteArchive(fh, c.cfg.Images...); err != nil {
-		fh.Close()
+		_ = fh.Close()
 		return err
 	}
 	if err := fh.Close(); err != nil {
@@ -476,14 +476,14 @@ func (c *Cluster) importImages(ctx context.Context) error {
 	}
 	out, err := c.Ctr(ctx, "images", "import", "--no-unpack=false", archive)
 	if err != nil {
-		return fmt.Errorf("ctr images import: %v: %s", err, out)
+		return fmt.Errorf("ctr images import: %w: %s", err, out)
 	}
 	// Unpack explicitly for the CRI snapshotter: import unpacks into the
 	// default snapshotter, which is overlayfs here too, so this just
 	// verifies each image is present.
 	list, err := c.Ctr(ctx, "images", "list", "-q")
 	if err != nil {
-		return fmt.Errorf("ctr images list: %v: %s", err, list)
+		return fmt.Errorf("ctr images list: %w: %s", err, list)
 	}
 	for _, img := range c.cfg.Images {
 		if !strings.Contains(string(list), img.Ref) {
@@ -514,7 +514,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		if err != nil {
 			return false, nil
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode == 200, nil
 	}); err != nil {
 		return err
@@ -746,7 +746,7 @@ func (c *Cluster) waitProc(ctx context.Context, name string, timeout time.Durati
 	return waitFor(ctx, timeout, name, func() (bool, error) {
 		if p != nil {
 			if done, err := p.exited(); done {
-				return false, fmt.Errorf("%s exited (%v); last log lines:\n%s", name, err, tailFile(filepath.Join(c.cfg.LogDir, name+".log"), 15))
+				return false, fmt.Errorf("%s exited (%w); last log lines:\n%s", name, err, tailFile(filepath.Join(c.cfg.LogDir, name+".log"), 15))
 			}
 		}
 		return cond()
@@ -777,7 +777,7 @@ func tailFile(path string, n int) string {
 	if err != nil {
 		return ""
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }()
 	st, _ := fh.Stat()
 	off := st.Size() - 16384
 	if off < 0 {
@@ -804,7 +804,7 @@ func (c *Cluster) Stop() error {
 		_ = c.registry.Close()
 	}
 	if fileExists(c.path("pod-logs")) {
-		_ = exec.Command("cp", "-a", c.path("pod-logs"), filepath.Join(c.cfg.LogDir, "pods")).Run()
+		_ = exec.Command("cp", "-a", c.path("pod-logs"), filepath.Join(c.cfg.LogDir, "pods")).Run() //nolint:gosec // copies the harness's own pod logs
 	}
 	return Cleanup(c.cfg.WorkDir, c.cfg.BinDir, c.logf)
 }

@@ -28,11 +28,11 @@ type Binary struct {
 
 // BuildStatic builds a static (CGO_ENABLED=0) binary of pkg into dir.
 func BuildStatic(repoRoot, pkg, out string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./"+strings.TrimPrefix(pkg, "./"))
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./"+strings.TrimPrefix(pkg, "./")) //nolint:gosec // builds a package of this repository
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return nil
 }

@@ -40,8 +40,8 @@ func (ps *procs) start(name, bin string, args []string, env []string) (*proc, er
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(lf, "# %s %s\n", bin, strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
+	_, _ = fmt.Fprintf(lf, "# %s %s\n", bin, strings.Join(args, " "))
+	cmd := exec.Command(bin, args...) //nolint:gosec // the components the harness runs
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = append(os.Environ(), env...)
 	// Own process group, so a terminal's ^C reaches only the test binary,
@@ -49,13 +49,13 @@ func (ps *procs) start(name, bin string, args []string, env []string) (*proc, er
 	// if the test binary dies without cleaning up (e.g. go test's timeout).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		lf.Close()
+		_ = lf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, log: lf, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		fmt.Fprintf(lf, "# exited: %v\n", p.err)
+		_, _ = fmt.Fprintf(lf, "# exited: %v\n", p.err)
 		close(p.done)
 	}()
 	ps.mu.Lock()
@@ -66,8 +66,8 @@ func (ps *procs) start(name, bin string, args []string, env []string) (*proc, er
 		if resolved, err := filepath.EvalSymlinks(exe); err == nil {
 			exe = resolved
 		}
-		fmt.Fprintf(f, "%d\t%s\t%s\n", cmd.Process.Pid, exe, name)
-		f.Close()
+		_, _ = fmt.Fprintf(f, "%d\t%s\t%s\n", cmd.Process.Pid, exe, name)
+		_ = f.Close()
 	}
 	ps.mu.Unlock()
 	return p, nil
@@ -95,7 +95,7 @@ func (p *proc) stop(grace time.Duration) {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-	p.log.Close()
+	_ = p.log.Close()
 }
 
 // get returns the process named name.
@@ -130,7 +130,7 @@ func killRecorded(pidFile string, logf func(string, ...any)) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var pids []int
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

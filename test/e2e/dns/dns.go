@@ -52,7 +52,7 @@ func (s *Server) ListenAndServe(addr string) error {
 	}
 	ln, err := net.Listen("tcp", pc.LocalAddr().String())
 	if err != nil {
-		pc.Close()
+		_ = pc.Close()
 		return fmt.Errorf("dns: listen tcp %s: %w", addr, err)
 	}
 	s.mu.Lock()
@@ -110,7 +110,7 @@ func (s *Server) serveTCP(ln net.Listener) {
 			return
 		}
 		go func() {
-			defer c.Close()
+			defer func() { _ = c.Close() }()
 			for {
 				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				var l [2]byte
@@ -125,7 +125,7 @@ func (s *Server) serveTCP(ln net.Listener) {
 				if resp == nil {
 					return
 				}
-				out := binary.BigEndian.AppendUint16(nil, uint16(len(resp)))
+				out := binary.BigEndian.AppendUint16(nil, uint16(len(resp))) //nolint:gosec // a DNS message fits in 16 bits (TCP length prefix)
 				if _, err := c.Write(append(out, resp...)); err != nil {
 					return
 				}

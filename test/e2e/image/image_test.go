@@ -189,7 +189,7 @@ func TestRegistryServesManifestsAndBlobs(t *testing.T) {
 				t.Fatal(err)
 			}
 			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode != tc.code {
 				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.code, body)
 			}
