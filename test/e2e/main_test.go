@@ -38,6 +38,10 @@ var (
 type productState struct {
 	installed bool
 	reason    string
+	// agent says whether `ssi-agent run` is built in; injected pods need
+	// it.
+	agent       bool
+	agentReason string
 }
 
 func TestMain(m *testing.M) {
@@ -129,6 +133,9 @@ func run(m *testing.M) (code int) {
 	product = installProduct(ctx, root)
 	if product.installed {
 		fmt.Printf("e2e: product installed in %s\n", time.Since(t).Round(time.Millisecond))
+		if !product.agent {
+			fmt.Printf("e2e: injected-pod tests skip: %s\n", product.agentReason)
+		}
 	} else {
 		fmt.Printf("e2e: product NOT installed: %s\n", product.reason)
 	}

@@ -77,6 +77,7 @@ func equalObjects(a, b *unstructured.Unstructured) bool {
 // both replicas.
 func ensureSeedDeployment(t *testing.T) {
 	t.Helper()
+	requireAgent(t)
 	setupSeed(t)
 	deployOnce.Do(func() {
 		start := time.Now()
@@ -304,6 +305,7 @@ func waitWebhookEndpoint(t *testing.T) {
 // guide's sync example is an AWS class, and no AWS endpoint is reachable
 // from pods here). The pod spec is the guide's container snippet as it is.
 func TestSyncSecretAsEnv(t *testing.T) {
+	requireAgent(t)
 	setupSeed(t)
 	if !syncWired() {
 		t.Skip("the sync controller (internal/sync) is not on main or not wired into ssi-webhook yet")
@@ -372,6 +374,7 @@ func TestSyncSecretAsEnv(t *testing.T) {
 // Test 6: a Job with an injected agent completes: the native sidecar does
 // not hold it open.
 func TestInjectedJobCompletes(t *testing.T) {
+	requireAgent(t)
 	setupSeed(t)
 	ctx := context.Background()
 	pod := appPod(seedNamespace, "", seedClass).Spec
@@ -452,6 +455,7 @@ func TestMissingVaultPathIsDescribed(t *testing.T) {
 	}
 
 	t.Run("injected", func(t *testing.T) {
+		requireAgent(t)
 		if err := applyObjects(ctx, []*unstructured.Unstructured{missing(seedNamespace)}); err != nil {
 			t.Fatal(err)
 		}
@@ -507,6 +511,9 @@ func TestTimeToReady(t *testing.T) {
 		{"node shim (CSI)", plainNamespace, seedClass},
 	}
 	results := map[string][]time.Duration{}
+	if !product.agent {
+		cases = slices.DeleteFunc(cases, func(c struct{ name, ns, class string }) bool { return c.ns == seedNamespace })
+	}
 	for i := 0; i < runs; i++ {
 		for j, c := range cases {
 			name := fmt.Sprintf("timing-%d-%d", j, i)

@@ -84,7 +84,7 @@ func installCRDs(ctx context.Context, root string) error {
 // Until the Helm chart (issue 8) lands, the suite installs the product's
 // pieces itself, from what their owners generate: the webhook's
 // MutatingWebhookConfiguration (manifests/webhook/) and the shim's
-// CSIDriver (manifests/csidriver.yaml) as they are, with a Deployment and a
+// CSIDriver (manifests/csi/) as they are, with a Deployment and a
 // DaemonSet written here that run the real images with the real flags.
 // Its RBAC is not the product's (both service accounts are bound to
 // cluster-admin); the chart's least-privilege RBAC replaces it.
@@ -95,13 +95,15 @@ func installProduct(ctx context.Context, root string) productState {
 		return productState{reason: "the webhook (internal/webhook) is not on main yet"}
 	case !have("internal/csi"):
 		return productState{reason: "the node shim (internal/csi) is not on main yet"}
-	case !have("internal/agent"):
-		return productState{reason: "the agent (internal/agent) is not on main yet"}
 	}
 	if err := installPieces(ctx, root); err != nil {
 		return productState{reason: "install failed: " + err.Error()}
 	}
-	return productState{installed: true}
+	st := productState{installed: true, agent: true}
+	if !have("internal/agent") {
+		st.agent, st.agentReason = false, "the in-pod agent (internal/agent, `ssi-agent run`) is not on main yet"
+	}
+	return st
 }
 
 func installPieces(ctx context.Context, root string) error {
@@ -208,7 +210,11 @@ func installPieces(ctx context.Context, root string) error {
 	// Node shim: the generated CSIDriver and a privileged DaemonSet with
 	// the kubelet's root directory (bidirectional propagation, so that
 	// its mounts reach the kubelet and the pods).
-	if err := applyFile(ctx, filepath.Join(root, "manifests", "csidriver.yaml")); err != nil {
+	csiDriver := filepath.Join(root, "manifests", "csi", "csidriver.yaml")
+	if _, err := os.Stat(csiDriver); err != nil {
+		csiDriver = filepath.Join(root, "manifests", "csidriver.yaml")
+	}
+	if err := applyFile(ctx, csiDriver); err != nil {
 		return fmt.Errorf("CSIDriver: %w", err)
 	}
 	kroot := cl.KubeletRootDir
@@ -291,5 +297,18 @@ func requireProduct(t interface {
 	t.Helper()
 	if !product.installed {
 		t.Skipf("product not installed: %s", product.reason)
+	}
+}
+
+// requireAgent skips a test that needs pods rewritten with a working
+// in-pod agent when the agent is not on main yet.
+func requireAgent(t interface {
+	Helper()
+	Skipf(string, ...any)
+}) {
+	t.Helper()
+	requireProduct(t)
+	if !product.agent {
+		t.Skipf("injected pods need the agent: %s", product.agentReason)
 	}
 }
