@@ -142,6 +142,18 @@ func installPieces(ctx context.Context, root string) error {
 		return err
 	}
 	labels := map[string]string{"app.kubernetes.io/name": "secrets-store-injector", "app.kubernetes.io/component": "webhook"}
+	args := []string{"serve",
+		"--cert-dir", "/tls",
+		"--agent-image", agentImage,
+		"--rotation-interval", rotationInterval.String(),
+		"--first-fetch-timeout", firstFetchTimeout.String(),
+		"--namespace", productNamespace,
+		"--log-format", "text",
+	}
+	if syncWired() {
+		// The chart's syncSecret.enabled and rotationPollInterval.
+		args = append(args, "--sync-secrets", "--rotation-poll-interval", rotationInterval.String())
+	}
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "ssi-webhook", Namespace: productNamespace, Labels: labels},
 		Spec: appsv1.DeploymentSpec{
@@ -153,14 +165,7 @@ func installPieces(ctx context.Context, root string) error {
 					ServiceAccountName: "ssi-webhook",
 					Containers: []corev1.Container{{
 						Name: "webhook", Image: webhookImage, ImagePullPolicy: corev1.PullIfNotPresent,
-						Args: []string{"serve",
-							"--cert-dir", "/tls",
-							"--agent-image", agentImage,
-							"--rotation-interval", rotationInterval.String(),
-							"--first-fetch-timeout", firstFetchTimeout.String(),
-							"--namespace", productNamespace,
-							"--log-format", "text",
-						},
+						Args: args,
 						Ports:          []corev1.ContainerPort{{Name: "https", ContainerPort: 9443}},
 						ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(8081)}}, PeriodSeconds: 1},
 						VolumeMounts:   []corev1.VolumeMount{{Name: "tls", MountPath: "/tls", ReadOnly: true}},
