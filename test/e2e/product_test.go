@@ -165,7 +165,7 @@ func installPieces(ctx context.Context, root string) error {
 					ServiceAccountName: "ssi-webhook",
 					Containers: []corev1.Container{{
 						Name: "webhook", Image: webhookImage, ImagePullPolicy: corev1.PullIfNotPresent,
-						Args: args,
+						Args:           args,
 						Ports:          []corev1.ContainerPort{{Name: "https", ContainerPort: 9443}},
 						ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(8081)}}, PeriodSeconds: 1},
 						VolumeMounts:   []corev1.VolumeMount{{Name: "tls", MountPath: "/tls", ReadOnly: true}},
