@@ -308,7 +308,7 @@ func timeToReady(t *testing.T, p *corev1.Pod) time.Duration {
 	t.Helper()
 	start := time.Now()
 	createPod(t, p)
-	waitPod(t, p.Namespace, p.Name, 3*time.Minute, "to be Ready", podReady)
+	waitPod(t, p.Namespace, p.Name, 90*time.Second, "to be Ready", podReady)
 	return time.Since(start)
 }
 
