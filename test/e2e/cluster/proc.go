@@ -1,0 +1,199 @@
+package cluster
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proc is one process the harness started. Its pid and executable are
+// appended to the work directory's pid file, so that the cleanup of a
+// later run can stop it (by pid, after checking the executable) if this
+// run crashed.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *os.File
+	done chan struct{}
+	err  error
+}
+
+// procs tracks started processes.
+type procs struct {
+	mu      sync.Mutex
+	pidFile string
+	logDir  string
+	list    []*proc
+}
+
+// start runs bin with args, its output in <logDir>/<name>.log.
+func (ps *procs) start(name, bin string, args []string, env []string) (*proc, error) {
+	lf, err := os.OpenFile(filepath.Join(ps.logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = fmt.Fprintf(lf, "# %s %s\n", bin, strings.Join(args, " "))
+	cmd := exec.Command(bin, args...) //nolint:gosec // the components the harness runs
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Env = append(os.Environ(), env...)
+	// Own process group, so a terminal's ^C reaches only the test binary,
+	// which then stops everything in order. Pdeathsig stops the component
+	// if the test binary dies without cleaning up (e.g. go test's timeout).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		_ = lf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: lf, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		_, _ = fmt.Fprintf(lf, "# exited: %v\n", p.err)
+		close(p.done)
+	}()
+	ps.mu.Lock()
+	ps.list = append(ps.list, p)
+	f, err := os.OpenFile(ps.pidFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err == nil {
+		exe, _ := filepath.Abs(bin)
+		if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = resolved
+		}
+		_, _ = fmt.Fprintf(f, "%d\t%s\t%s\n", cmd.Process.Pid, exe, name)
+		_ = f.Close()
+	}
+	ps.mu.Unlock()
+	return p, nil
+}
+
+// exited reports whether the process has ended, with its error.
+func (p *proc) exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// stop sends SIGTERM, waits up to grace, then SIGKILL.
+func (p *proc) stop(grace time.Duration) {
+	if done, _ := p.exited(); done {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	_ = p.log.Close()
+}
+
+// get returns the process named name.
+func (ps *procs) get(name string) *proc {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, p := range ps.list {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// stopAll stops the processes in reverse start order.
+func (ps *procs) stopAll() {
+	ps.mu.Lock()
+	list := append([]*proc(nil), ps.list...)
+	ps.mu.Unlock()
+	for i := len(list) - 1; i >= 0; i-- {
+		list[i].stop(15 * time.Second)
+	}
+}
+
+// killRecorded stops processes listed in a pid file by an earlier run,
+// only when the pid still runs the recorded executable.
+func killRecorded(pidFile string, logf func(string, ...any)) error {
+	f, err := os.Open(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	var pids []int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.Split(sc.Text(), "\t")
+		if len(parts) < 2 {
+			continue
+		}
+		pid, err := strconv.Atoi(parts[0])
+		if err != nil || pid <= 1 {
+			continue
+		}
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil || strings.TrimSuffix(exe, " (deleted)") != parts[1] {
+			continue
+		}
+		logf("stopping leftover %s (pid %d)", parts[len(parts)-1], pid)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		pids = append(pids, pid)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil && !isZombie(pid) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return nil
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	if i := strings.LastIndex(s, ")"); i >= 0 && i+2 < len(s) {
+		return s[i+2] == 'Z'
+	}
+	return false
+}
+
+// processesWithArg returns pids whose command line contains arg (used to
+// find the containerd shims of this harness's containerd, which reparent
+// themselves and so are not the harness's children).
+func processesWithArg(arg string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		for _, a := range strings.Split(string(b), "\x00") {
+			if a == arg {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
