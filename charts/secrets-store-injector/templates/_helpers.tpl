@@ -94,3 +94,26 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/*
+"true" when the cluster is at least the given version: (dict "ctx" $ "version" "1.35.0"). A
+development build of kube-apiserver (version 0.x, or not semver such as v0.0.0-master+$Format:%H$)
+counts as the newest.
+*/}}
+{{- define "ssi.kubeAtLeast" -}}
+{{- $ver := toString .ctx.Capabilities.KubeVersion.Version -}}
+{{- $semver := regexMatch "^v?[0-9]+[.][0-9]+[.][0-9]+(-[0-9A-Za-z.-]+)?([+][0-9A-Za-z.-]+)?$" $ver -}}
+{{- if or (not $semver) (hasPrefix "v0." $ver) (hasPrefix "0." $ver) -}}
+true
+{{- else if semverCompare (printf ">=%s-0" .version) $ver -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Refuse clusters older than 1.30. */}}
+{{- define "ssi.checkKubeVersion" -}}
+{{- $v := .Capabilities.KubeVersion -}}
+{{- if not (include "ssi.kubeAtLeast" (dict "ctx" . "version" "1.30.0")) -}}
+{{- fail (printf "secrets-store-injector needs Kubernetes 1.30 or later (matchConditions, admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy); this cluster is %s" $v.Version) -}}
+{{- end -}}
+{{- end -}}
