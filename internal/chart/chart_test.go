@@ -20,6 +20,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/ssinjector/ssi/internal/testenv"
 )
@@ -763,5 +764,48 @@ func TestRefusesOldKubernetes(t *testing.T) {
 				t.Fatalf("Kubernetes %s: err %v, want a refusal naming 1.30", tc.version, err)
 			}
 		})
+	}
+}
+
+// TestValuesDocumented checks that the chart README names every value of
+// values.yaml (maps are walked; lists and empty maps are leaves).
+func TestValuesDocumented(t *testing.T) {
+	dir := filepath.Join(testenv.RepoRoot(), Path)
+	vb, err := os.ReadFile(filepath.Join(dir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values map[string]any
+	if err := sigsyaml.Unmarshal(vb, &values); err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaves []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok || len(m) == 0 || strings.HasSuffix(prefix, ".resources") && prefix != "agent.resources" || prefix == "linux.updateStrategy" {
+			leaves = append(leaves, prefix)
+			return
+		}
+		for k, sub := range m {
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			walk(p, sub)
+		}
+	}
+	walk("", values)
+	if len(leaves) < 40 {
+		t.Fatalf("only %d values found: %v", len(leaves), leaves)
+	}
+	for _, k := range leaves {
+		if !strings.Contains(string(readme), "`"+k+"`") {
+			t.Errorf("value %s is not documented in %s/README.md", k, Path)
+		}
 	}
 }
