@@ -261,7 +261,9 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	d.infof("pod %s/%s created and rewritten in %s; as stored:", pod.Namespace, pod.Name, d.res.Admission.Round(time.Millisecond))
 	printed := pod.DeepCopy()
+	printed.APIVersion, printed.Kind = "v1", "Pod"
 	printed.ManagedFields = nil
+	printed.Status = corev1.PodStatus{}
 	y, err := yaml.Marshal(printed)
 	if err != nil {
 		return err

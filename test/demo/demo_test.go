@@ -17,11 +17,12 @@ import (
 	"github.com/ssinjector/ssi/internal/testenv"
 )
 
-// build compiles a command of this module into dir, as `make build` does.
+// build compiles a command of this module into dir, as `make build` does
+// (without -trimpath, to share the build cache of `go test`).
 func build(t *testing.T, dir, pkg, name string) string {
 	t.Helper()
 	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./"+pkg)
+	cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
 	cmd.Dir = testenv.RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
