@@ -341,10 +341,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			{"cluster", "", "pods", ""}:                       {"list", "watch"},
 			{"cluster", "", "serviceaccounts/token", ""}:      {"create"},
 			{"cluster", "", "secrets", ""}:                    {"create", "delete", "get", "list", "update", "watch"},
-			{"cluster", "events.k8s.io", "events", ""}:        {"create", "patch"},
+			{"cluster", "", "events", ""}:                     {"create", "patch"},
 			{ns, "coordination.k8s.io", "leases", ""}:         {"create"},
 			{ns, "coordination.k8s.io", "leases", "ssi-sync"}: {"get", "update"},
-			{ns, "", "events", ""}:                            {"create", "patch"},
 		} {
 			m[k] = sortedUnion(m[k], v)
 		}
