@@ -66,8 +66,11 @@ type Result struct {
 	// when Run returns.
 	Processes map[string]int
 	// Admission and FirstFetch are the pod creation call (webhook
-	// included) and the time from agent start to files written.
+	// included) and the time from agent start to files written; Rotation
+	// the time from the write in Vault to the rotated file.
 	Admission, FirstFetch, Rotation time.Duration
+	// Denial is the API server's refusal of a pod whose class is absent.
+	Denial string
 }
 
 // Seed guide inputs (test/testdata/seed).
@@ -226,6 +229,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err := readYAML(filepath.Join(seed, seedDeploymentFile), &dep); err != nil {
 		return err
 	}
+	orig := dep.DeepCopy()
 	replaced := 0
 	for i := range dep.Spec.Template.Spec.Volumes {
 		if csi := dep.Spec.Template.Spec.Volumes[i].CSI; csi != nil && csi.VolumeAttributes["secretProviderClass"] == seedClassInDeployment {
@@ -243,14 +247,25 @@ func (d *demo) run(ctx context.Context) error {
 		class.Namespace, class.Name, class.Spec.Provider, class.Spec.Parameters["vaultAddress"], dep.Namespace, dep.Name)
 
 	// 6. The pod.
-	t0 = d.stepf("create the Deployment's pod (no controller-manager here, so the demo does what the ReplicaSet controller would)")
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: dep.Namespace, GenerateName: dep.Name + "-",
-			Labels: dep.Spec.Template.Labels, Annotations: dep.Spec.Template.Annotations,
-		},
-		Spec: dep.Spec.Template.Spec,
+	d.stepf("create the Deployment's pod (no controller-manager here, so the demo does what the ReplicaSet controller would)")
+	podOf := func(dep *appsv1.Deployment) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: dep.Namespace, GenerateName: dep.Name + "-",
+				Labels: dep.Spec.Template.Labels, Annotations: dep.Spec.Template.Annotations,
+			},
+			Spec: dep.Spec.Template.Spec,
+		}
 	}
+	// First as the guide wrote it: its class does not exist here.
+	err = c.Create(ctx, podOf(orig))
+	if err == nil || !strings.Contains(err.Error(), "not found") {
+		return fmt.Errorf("a pod of the unmodified Deployment (class %s, absent) was not refused: %v", seedClassInDeployment, err)
+	}
+	d.res.Denial = err.Error()
+	d.infof("with the guide's class name %q (absent here) the pod is refused:\n      %s", seedClassInDeployment, err)
+	t0 = time.Now()
+	pod := podOf(&dep)
 	if err := c.Create(ctx, pod); err != nil {
 		return fmt.Errorf("create pod: %w", err)
 	}

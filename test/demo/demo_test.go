@@ -69,6 +69,12 @@ func TestDemo(t *testing.T) {
 		t.Errorf("secrets-store volume not rewritten to an in-memory emptyDir: %+v", vol)
 	}
 
+	// A pod of the unmodified seed Deployment names a class that does not
+	// exist: refused, with a message naming it.
+	if want := `SecretProviderClass "aws-secrets" not found in namespace "production"`; !strings.Contains(res.Denial, want) {
+		t.Errorf("denial %q lacks %q", res.Denial, want)
+	}
+
 	// The files before and after the rotation, as the seed guide's class
 	// names them.
 	want := map[string]string{"db-password": databasePassword, "api-token": apiToken}
