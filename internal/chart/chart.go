@@ -55,7 +55,7 @@ func HelmBinary(root string) (string, error) {
 		bin = filepath.Join(root, "bin")
 	}
 	p := filepath.Join(bin, "helm-"+string(m[1]))
-	if _, err := os.Stat(p); err != nil {
+	if _, err := os.Stat(p); err != nil { //nolint:gosec // the path is built from the Makefile's pin
 		return "", fmt.Errorf("helm %s not found (run `make test` or `make %s` to build it): %w", m[1], p, err)
 	}
 	return p, nil
@@ -137,13 +137,13 @@ func (r Runner) Lint(ctx context.Context, o Options) ([]byte, error) {
 func (r Runner) Run(ctx context.Context, args ...string) ([]byte, error) { return r.run(ctx, args...) }
 
 func (r Runner) run(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, r.Helm, args...)
+	cmd := exec.CommandContext(ctx, r.Helm, args...) //nolint:gosec // runs the pinned helm on arguments built here
 	// A clean Helm home: no repositories, plugins or caches of the user.
 	home, err := os.MkdirTemp("", "ssi-helm-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(home)
+	defer func() { _ = os.RemoveAll(home) }()
 	cmd.Env = append(os.Environ(),
 		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
 		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
@@ -182,12 +182,12 @@ func valuesFiles(values []string) ([]string, func(), error) {
 	for i, v := range values {
 		f := filepath.Join(dir, fmt.Sprintf("values-%d.yaml", i))
 		if err := os.WriteFile(f, []byte(v), 0o600); err != nil {
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 			return nil, nil, err
 		}
 		files = append(files, f)
 	}
-	return files, func() { os.RemoveAll(dir) }, nil
+	return files, func() { _ = os.RemoveAll(dir) }, nil
 }
 
 // Split decodes a YAML stream into objects, skipping empty documents.

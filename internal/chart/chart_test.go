@@ -436,23 +436,6 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-func decodePEMCert(t testing.TB, b64 string) *x509.Certificate {
-	t.Helper()
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(raw)
-	if blk == nil {
-		t.Fatalf("not PEM: %q", raw)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestWebhookTLS(t *testing.T) {
 	r := runner(t)
 	t.Run("helm generates a CA and a serving certificate the caBundle trusts", func(t *testing.T) {

@@ -56,7 +56,7 @@ func apply(ctx context.Context, c client.Client, obj *unstructured.Unstructured,
 		o := obj.DeepCopy()
 		o.SetManagedFields(nil)
 		err := c.Patch(ctx, o, client.Apply, opts...) //nolint:staticcheck // client.Apply with unstructured objects is the generic server-side apply
-		if err == nil || !(meta.IsNoMatchError(err) || apierrors.IsNotFound(err)) || time.Now().After(deadline) {
+		if err == nil || (!meta.IsNoMatchError(err) && !apierrors.IsNotFound(err)) || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(200 * time.Millisecond)

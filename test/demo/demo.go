@@ -85,9 +85,9 @@ const (
 
 // Seed guide secret values (made up; printing them is the point of a demo).
 var (
-	databasePassword = "s3cr3t-db-password"
-	apiToken         = "tok-9f2b7c"
-	rotatedPassword  = "r0tated-db-password"
+	databasePassword = "s3cr3t-db-password"  //nolint:gosec // a made-up demo value
+	apiToken         = "tok-9f2b7c"          //nolint:gosec // a made-up demo value
+	rotatedPassword  = "r0tated-db-password" //nolint:gosec // a made-up demo value
 )
 
 type demo struct {
@@ -105,12 +105,12 @@ type demo struct {
 
 func (d *demo) stepf(format string, args ...any) time.Time {
 	d.step++
-	fmt.Fprintf(d.out, "\n==> [%d/%d] %s\n", d.step, d.steps, fmt.Sprintf(format, args...))
+	_, _ = fmt.Fprintf(d.out, "\n==> [%d/%d] %s\n", d.step, d.steps, fmt.Sprintf(format, args...))
 	return time.Now()
 }
 
 func (d *demo) infof(format string, args ...any) {
-	fmt.Fprintf(d.out, "    "+format+"\n", args...)
+	_, _ = fmt.Fprintf(d.out, "    "+format+"\n", args...)
 }
 
 // Run runs the demo and stops everything it started before it returns.
@@ -135,7 +135,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	d.clean.add(func() error { return os.RemoveAll(d.root) })
 	defer func() {
-		fmt.Fprintf(d.out, "\n==> stopping everything the demo started\n")
+		_, _ = fmt.Fprintf(d.out, "\n==> stopping everything the demo started\n")
 		if cerr := d.clean.run(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -143,7 +143,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 			err = fmt.Errorf("interrupted: %w", err)
 		}
 		if err == nil {
-			fmt.Fprintf(d.out, "    done: all processes stopped, %s removed\n", d.root)
+			_, _ = fmt.Fprintf(d.out, "    done: all processes stopped, %s removed\n", d.root)
 		}
 	}()
 	err = d.run(ctx)
@@ -260,7 +260,7 @@ func (d *demo) run(ctx context.Context) error {
 	// First as the guide wrote it: its class does not exist here.
 	err = c.Create(ctx, podOf(orig))
 	if err == nil || !strings.Contains(err.Error(), "not found") {
-		return fmt.Errorf("a pod of the unmodified Deployment (class %s, absent) was not refused: %v", seedClassInDeployment, err)
+		return fmt.Errorf("a pod of the unmodified Deployment (class %s, absent) was not refused: %w", seedClassInDeployment, err)
 	}
 	d.res.Denial = err.Error()
 	d.infof("with the guide's class name %q (absent here) the pod is refused:\n      %s", seedClassInDeployment, err)
@@ -283,7 +283,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "\n%s\n", indent(string(y), "    | "))
+	_, _ = fmt.Fprintf(d.out, "\n%s\n", indent(string(y), "    | "))
 
 	// 7. The agent.
 	t0 = d.stepf("run ssi-agent as the pod's agent container would")
@@ -324,7 +324,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	if agent.err != nil {
-		return fmt.Errorf("agent exited with %v on SIGTERM, want 0", agent.err)
+		return fmt.Errorf("agent exited with %w on SIGTERM, want 0", agent.err)
 	}
 	d.infof("agent exited 0")
 	return nil
@@ -641,7 +641,7 @@ func waitFile(ctx context.Context, path, want string, agent *process, timeout ti
 			return nil
 		}
 		if agent.exited() {
-			return fmt.Errorf("agent exited (%v) before %s was rotated", agent.err, path)
+			return fmt.Errorf("agent exited (%w) before %s was rotated", agent.err, path)
 		}
 		select {
 		case <-ctx.Done():

@@ -27,7 +27,7 @@ type process struct {
 // demo, which then stops the children in order) that is killed if the
 // demo dies.
 func start(name string, out io.Writer, env []string, bin string, args ...string) (*process, error) {
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, args...) //nolint:gosec // the demo runs the binaries it was given
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -103,7 +103,7 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String(), nil
 }
 
@@ -117,7 +117,7 @@ func waitHTTP(ctx context.Context, client *http.Client, url string, p *process, 
 		resp, err := client.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -125,11 +125,11 @@ func waitHTTP(ctx context.Context, client *http.Client, url string, p *process, 
 		}
 		last = err
 		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited (%v) before %s answered", p.name, p.err, url)
+			return fmt.Errorf("%s exited (%w) before %s answered", p.name, p.err, url)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w (last: %v)", url, ctx.Err(), last)
+			return fmt.Errorf("%s not ready: %w (last: %w)", url, ctx.Err(), last)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
