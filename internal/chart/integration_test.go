@@ -194,8 +194,17 @@ func TestChartAgainstAPIServer(t *testing.T) {
 			return s.Data["ca.crt"], s.Data["tls.crt"], []byte(b64), replicas
 		}
 		// The CRDs are installed already (by the test environment, not
-		// by this release): crds.install=false, as a user who has the
-		// upstream driver's CRDs does.
+		// by this release), as for a user of the upstream driver: Helm
+		// refuses to take them over, which is what crds.install=false is
+		// for.
+		{
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			out, err := r.Run(ctx, "install", "ssi-crds", r.Chart, "--kubeconfig", kubeconfig, "--namespace", "ssi-crds", "--create-namespace")
+			cancel()
+			if err == nil || !strings.Contains(err.Error(), "CustomResourceDefinition") || !strings.Contains(err.Error(), "cannot be imported") {
+				t.Fatalf("install over existing CRDs: err %v, want Helm's refusal to import the CRDs\n%s", err, out)
+			}
+		}
 		helm("install", "ssi", r.Chart, "--create-namespace", "--set", "crds.install=false")
 		ca1, cert1, bundle1, rep := state()
 		if len(ca1) == 0 || len(cert1) == 0 || rep != 2 {
