@@ -161,14 +161,16 @@ func TestChartAgainstAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		const ns = "ssi-helm"
-		helm := func(args ...string) {
+		helm := func(args ...string) string {
 			t.Helper()
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			defer cancel()
 			full := append(args, "--kubeconfig", kubeconfig, "--namespace", ns)
-			if out, err := r.Run(ctx, full...); err != nil {
+			out, err := r.Run(ctx, full...)
+			if err != nil {
 				t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
 			}
+			return string(out)
 		}
 		state := func() (ca, cert []byte, bundle []byte, replicas int64) {
 			t.Helper()
@@ -205,7 +207,12 @@ func TestChartAgainstAPIServer(t *testing.T) {
 				t.Fatalf("install over existing CRDs: err %v, want Helm's refusal to import the CRDs\n%s", err, out)
 			}
 		}
-		helm("install", "ssi", r.Chart, "--create-namespace", "--set", "crds.install=false")
+		notes := helm("install", "ssi", r.Chart, "--create-namespace", "--set", "crds.install=false")
+		for _, want := range []string{"NOTES:", "kubectl label namespace ssi-helm pod-security.kubernetes.io/enforce=privileged", "secrets-store-injector.io/injection=enabled"} {
+			if !strings.Contains(notes, want) {
+				t.Errorf("helm install output lacks %q:\n%s", want, notes)
+			}
+		}
 		ca1, cert1, bundle1, rep := state()
 		if len(ca1) == 0 || len(cert1) == 0 || rep != 2 {
 			t.Fatalf("after install: ca %d bytes, cert %d bytes, replicas %d", len(ca1), len(cert1), rep)
