@@ -67,13 +67,7 @@ func TestBinariesAcceptChartArguments(t *testing.T) {
 			dep := convert[appsv1.Deployment](t, Get(objs, "Deployment", "ssi-webhook"))
 			out := runArgs(t, webhookBin, dep.Spec.Template.Spec.Containers[0].Args)
 			if m := undefinedFlag.FindStringSubmatch(out); m != nil {
-				switch m[1] {
-				case "sync-secrets", "rotation-poll-interval", "leader-elect":
-					// The sync controller's flags land with its branch.
-					t.Logf("ssi-webhook has no --%s yet in this revision", m[1])
-				default:
-					t.Errorf("ssi-webhook rejects the chart's --%s:\n%s", m[1], out)
-				}
+				t.Errorf("ssi-webhook rejects the chart's --%s:\n%s", m[1], out)
 			} else if !strings.Contains(out, "kubernetes client configuration") {
 				t.Errorf("ssi-webhook did not get past its flags and options:\n%s", out)
 			}
