@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
@@ -118,6 +120,9 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
+	// The control plane's library logs nothing the demo needs; without a
+	// logger it prints a stack trace after 30 s to say so.
+	ctrllog.SetLogger(logr.Discard())
 	if opts.RotationInterval <= 0 {
 		opts.RotationInterval = DefaultOptions().RotationInterval
 	}
