@@ -60,10 +60,10 @@ FORCE:
 ##@ Quality
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs (manifests/crds and the chart).
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs (manifests/crds and the chart's files/crds).
 	$(CONTROLLER_GEN) object paths=./api/...
 	rm -rf manifests/crds && $(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:dir=manifests/crds
-	rm -rf $(CHART)/crds && mkdir -p $(CHART)/crds && cp manifests/crds/*.yaml $(CHART)/crds/
+	rm -rf $(CHART)/files/crds && mkdir -p $(CHART)/files/crds && cp manifests/crds/*.yaml $(CHART)/files/crds/
 
 .PHONY: csidriver
 csidriver: ## Generate the node shim's CSIDriver into manifests/csi/ (from internal/csi).
@@ -71,7 +71,8 @@ csidriver: ## Generate the node shim's CSIDriver into manifests/csi/ (from inter
 	$(GO) run ./hack/csidriver --out manifests/csi/csidriver.yaml
 
 .PHONY: manifests
-manifests: generate webhook-config csidriver sync-rbac ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
+manifests: generate webhook-config csidriver sync-rbac $(HELM) ## Regenerate every generated manifest (CRDs, webhook, CSIDriver, rendered chart).
+	$(GO) run ./hack/render --helm $(HELM) --chart $(CHART) --out manifests
 
 .PHONY: webhook-config
 webhook-config: ## Generate the MutatingWebhookConfiguration into manifests/webhook/ (from internal/webhook).

@@ -1,0 +1,70 @@
+package chart
+
+import (
+	"reflect"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+
+	ssisync "github.com/ssinjector/ssi/internal/sync"
+)
+
+// TestSyncAccessMatchesCode compares the chart's sync controller access
+// (RBAC and admission policy) with internal/sync.RBAC, which the sync
+// controller's own tests run under.
+func TestSyncAccessMatchesCode(t *testing.T) {
+	r := runner(t)
+	const ns = "platform"
+	objs := render(t, r, Options{Namespace: ns, Set: []string{"syncSecret.enabled=true"}})
+	for _, want := range ssisync.RBAC(ssisync.RBACOptions{Namespace: ns, ServiceAccount: "ssi-webhook"}) {
+		kind := want.GetObjectKind().GroupVersionKind().Kind
+		if kind == "" {
+			switch want.(type) {
+			case *rbacv1.ClusterRole:
+				kind = "ClusterRole"
+			case *rbacv1.ClusterRoleBinding:
+				kind = "ClusterRoleBinding"
+			case *rbacv1.Role:
+				kind = "Role"
+			case *rbacv1.RoleBinding:
+				kind = "RoleBinding"
+			case *admissionregistrationv1.ValidatingAdmissionPolicy:
+				kind = "ValidatingAdmissionPolicy"
+			case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+				kind = "ValidatingAdmissionPolicyBinding"
+			}
+		}
+		u := Get(objs, kind, want.GetName())
+		if u == nil {
+			t.Errorf("the chart has no %s %s", kind, want.GetName())
+			continue
+		}
+		var got, exp any
+		switch w := want.(type) {
+		case *rbacv1.ClusterRole:
+			got, exp = convert[rbacv1.ClusterRole](t, u).Rules, w.Rules
+		case *rbacv1.ClusterRoleBinding:
+			g := convert[rbacv1.ClusterRoleBinding](t, u)
+			got, exp = []any{g.RoleRef, g.Subjects}, []any{w.RoleRef, w.Subjects}
+		case *rbacv1.Role:
+			got, exp = convert[rbacv1.Role](t, u).Rules, w.Rules
+		case *rbacv1.RoleBinding:
+			g := convert[rbacv1.RoleBinding](t, u)
+			got, exp = []any{g.RoleRef, g.Subjects}, []any{w.RoleRef, w.Subjects}
+		case *admissionregistrationv1.ValidatingAdmissionPolicy:
+			got, exp = convert[admissionregistrationv1.ValidatingAdmissionPolicy](t, u).Spec, w.Spec
+		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+			got, exp = convert[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, u).Spec, w.Spec
+		default:
+			t.Errorf("internal/sync.RBAC returns a %T the test does not know", want)
+			continue
+		}
+		if !reflect.DeepEqual(got, exp) {
+			g, _ := yaml.Marshal(got)
+			e, _ := yaml.Marshal(exp)
+			t.Errorf("%s %s differs from internal/sync.RBAC:\nchart:\n%s\ncode:\n%s", kind, want.GetName(), g, e)
+		}
+	}
+}
