@@ -147,21 +147,17 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	if err != nil {
 		return nil, &provider.Error{Class: c.Key(), Provider: Name, Reason: classify(err), Err: err}
 	}
-	responses := map[groupKey]*response{}
+	responses, err := p.readAll(ctx, s, c)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]provider.Object, 0, len(c.Vault.Objects))
 	for i := range c.Vault.Objects {
 		o := &c.Vault.Objects[i]
 		fail := func(err error) ([]provider.Object, error) {
 			return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: o.ObjectName, Reason: classify(err), Err: err}
 		}
-		gk := groupOf(o)
-		resp, ok := responses[gk]
-		if !ok {
-			if resp, err = s.get(ctx, c.Key(), o, gk); err != nil {
-				return fail(err)
-			}
-			responses[gk] = resp
-		}
+		resp := responses[groupOf(o)]
 		content, stable, err := render(resp.secret, o)
 		if err != nil {
 			return fail(err)
@@ -179,6 +175,56 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 			mode = req.Permission
 		}
 		out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Files: []atomicdir.File{{Path: o.ObjectName, Mode: mode, Data: content}}})
+	}
+	return out, nil
+}
+
+// maxParallelReads bounds the requests one fetch has in flight, so a class
+// with many objects neither waits on them one by one (the cold start of a
+// pod) nor floods Vault.
+const maxParallelReads = 8
+
+// readAll reads every distinct (path, method) group of the class, in
+// parallel, and returns the responses by group. When reads fail, the error
+// of the first failing object in class order is returned, so messages do
+// not depend on timing.
+func (p *Provider) readAll(ctx context.Context, s *session, c *spc.Class) (map[groupKey]*response, error) {
+	// Log in once up front rather than have every read wait for it.
+	if _, err := s.current(ctx); err != nil {
+		return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: c.Vault.Objects[0].ObjectName, Reason: classify(err), Err: err}
+	}
+	type job struct {
+		first *spc.VaultObject
+		gk    groupKey
+		resp  *response
+		err   error
+	}
+	var jobs []*job
+	seen := map[groupKey]bool{}
+	for i := range c.Vault.Objects {
+		o := &c.Vault.Objects[i]
+		if gk := groupOf(o); !seen[gk] {
+			seen[gk] = true
+			jobs = append(jobs, &job{first: o, gk: gk})
+		}
+	}
+	sem := make(chan struct{}, maxParallelReads)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			j.resp, j.err = s.get(ctx, c.Key(), j.first, j.gk)
+		}()
+	}
+	wg.Wait()
+	out := make(map[groupKey]*response, len(jobs))
+	for _, j := range jobs {
+		if j.err != nil {
+			return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: j.first.ObjectName, Reason: classify(j.err), Err: j.err}
+		}
+		out[j.gk] = j.resp
 	}
 	return out, nil
 }
