@@ -84,7 +84,6 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		"timeout above 30":          {[]string{"webhook.timeoutSeconds=31"}, "timeoutSeconds", ""},
 		"relative kubelet dir":      {[]string{"linux.kubeletRootDir=var/lib/kubelet"}, "kubeletRootDir", ""},
 		"agent as root":             {[]string{"injection.agentUID=0"}, "agentUID", ""},
-		"empty audience":            {nil, "audience", "tokenRequests: [{audience: ''}]"},
 		"null tokenRequests entry":  {nil, "tokenRequests", "tokenRequests: [null]"},
 		"short token expiration":    {[]string{"tokenRequests[0].expirationSeconds=60"}, "expirationSeconds", ""},
 		"tls mode":                  {[]string{"webhook.tls.mode=self"}, "mode", ""},
@@ -624,7 +623,7 @@ func TestNodeShim(t *testing.T) {
 		audiences         []string
 	}{
 		"defaults": {Options{}, "/var/lib/kubelet", true, false,
-			[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", "vault"}},
+			[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""}},
 		"non-default": {nonDefault, "/var/data/kubelet", false, true, []string{"vault", "my-project.svc.id.goog"}},
 	}
 	for name, tc := range tests {

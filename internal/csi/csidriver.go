@@ -7,13 +7,15 @@ import (
 
 // DefaultTokenAudiences are the service-account token audiences kubelet
 // mints for every volume: AWS IRSA, EKS Pod Identity, Azure workload
-// identity and Vault's default. GCP's audience names the project's
-// workload identity pool, so it is added per installation.
+// identity, and the API server's default audience ("") that the Vault
+// provider logs in with when a class sets no `audience` (the seed guide's
+// classes). GCP's audience names the project's workload identity pool, so
+// it is added per installation, as is a Vault class's explicit audience.
 var DefaultTokenAudiences = []string{
 	"sts.amazonaws.com",
 	"pods.eks.amazonaws.com",
 	"api://AzureADTokenExchange",
-	"vault",
+	"",
 }
 
 // DriverObjectOptions shape the CSIDriver object.

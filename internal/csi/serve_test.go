@@ -155,7 +155,7 @@ func TestDriverObject(t *testing.T) {
 				AttachRequired: &fa, PodInfoOnMount: &tr, RequiresRepublish: &tr,
 				VolumeLifecycleModes: []storagev1.VolumeLifecycleMode{"Ephemeral"},
 				TokenRequests: []storagev1.TokenRequest{{Audience: "sts.amazonaws.com"}, {Audience: "pods.eks.amazonaws.com"},
-					{Audience: "api://AzureADTokenExchange"}, {Audience: "vault"}},
+					{Audience: "api://AzureADTokenExchange"}, {Audience: ""}},
 			},
 		},
 		"gcp pool and tokens in secrets": {
