@@ -3,7 +3,9 @@ package agent
 import (
 	"bufio"
 	"fmt"
+	"github.com/ssinjector/ssi/internal/inject"
 	"io"
+	corev1 "k8s.io/api/core/v1"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -192,6 +194,12 @@ func startSSIAgent(b *testing.B, bin string, cfg *agentconfig.Config) *exec.Cmd 
 		agentconfig.EnvPodNamespace + "=" + cfg.Volumes[0].Class.Namespace,
 		agentconfig.EnvPodName + "=bench-0",
 		agentconfig.EnvServiceAccount + "=app",
+	}
+	// The Go runtime settings the webhook gives the agent container, for
+	// the default agent resources.
+	res := corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: inject.DefaultConfig().MemoryLimit}}
+	for _, e := range inject.RuntimeEnv(res, nil) {
+		cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
 	}
 	return startProcess(b, cmd)
 }

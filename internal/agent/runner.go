@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -187,6 +188,7 @@ func (r *runner) volumeError(v *vol, err error) error {
 
 // settle runs once the agent goes from start-up to rotating.
 func (r *runner) settle() {
+	restoreCollector()
 	before, after, err := releaseStartupMemory()
 	if err != nil {
 		r.log.Warn("could not release start-up memory", "error", err.Error())
@@ -355,3 +357,12 @@ func (r *runner) closeProviders() {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// restoreCollector turns the garbage collector back on when the webhook
+// started the agent with GOGC=off to speed up start-up (see inject's
+// RuntimeEnv); from here on the agent runs with Go's default.
+func restoreCollector() {
+	if strings.EqualFold(os.Getenv("GOGC"), "off") {
+		debug.SetGCPercent(100)
+	}
+}

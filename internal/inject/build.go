@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -225,6 +226,7 @@ func (p *plan) agent(name string, mode agentconfig.Mode, tokens []agentconfig.To
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 	c.Env = append(c.Env, p.cfg.AgentEnv...)
+	c.Env = append(c.Env, RuntimeEnv(c.Resources, c.Env)...)
 	if p.runAsGroup != nil {
 		g := *p.runAsGroup
 		c.SecurityContext.RunAsGroup = &g
@@ -267,6 +269,28 @@ func (p *plan) probe(path string, period, failures int32) *corev1.Probe {
 		SuccessThreshold: 1,
 		FailureThreshold: failures,
 	}
+}
+
+// RuntimeEnv tunes the agent's Go runtime for a fast start, unless the
+// operator set the variables through --agent-env: GOGC=off holds the
+// collector back while package initialisation and the first fetch allocate
+// (about a quarter of the agent's start-up CPU otherwise), and the agent
+// restores the default collector once the first write is done. GOMEMLIMIT,
+// three quarters of the memory limit, makes the collector run anyway if
+// start-up ever approached the limit, and stays as a soft ceiling.
+func RuntimeEnv(res corev1.ResourceRequirements, set []corev1.EnvVar) []corev1.EnvVar {
+	has := map[string]bool{}
+	for _, e := range set {
+		has[e.Name] = true
+	}
+	var out []corev1.EnvVar
+	if !has["GOGC"] {
+		out = append(out, corev1.EnvVar{Name: "GOGC", Value: "off"})
+	}
+	if lim, ok := res.Limits[corev1.ResourceMemory]; ok && !has["GOMEMLIMIT"] && lim.Value() > 0 {
+		out = append(out, corev1.EnvVar{Name: "GOMEMLIMIT", Value: strconv.FormatInt(lim.Value()/4*3, 10)})
+	}
+	return out
 }
 
 func fieldEnv(name, path string) corev1.EnvVar {

@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -571,15 +572,25 @@ func TestRewriteContract(t *testing.T) {
 	if !cmp.Equal(want.Requests.Cpu().String(), agent.Resources.Requests.Cpu().String()) || agent.Resources.Requests.Memory().Cmp(*want.Requests.Memory()) != 0 || agent.Resources.Limits.Memory().Cmp(*want.Limits.Memory()) != 0 {
 		t.Errorf("resources %+v, want %+v (a request above the default limit raises the limit)", agent.Resources, want)
 	}
-	env := map[string]string{}
+	env, plain := map[string]string{}, map[string]string{}
 	for _, e := range agent.Env[1:] {
-		env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		if e.ValueFrom != nil {
+			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		} else {
+			plain[e.Name] = e.Value
+		}
 	}
 	if diff := cmp.Diff(map[string]string{
 		agentconfig.EnvPodName: "metadata.name", agentconfig.EnvPodNamespace: "metadata.namespace", agentconfig.EnvPodUID: "metadata.uid",
 		agentconfig.EnvServiceAccount: "spec.serviceAccountName", agentconfig.EnvNodeName: "spec.nodeName",
 	}, env); diff != "" {
 		t.Errorf("downward API env:\n%s", diff)
+	}
+	// The collector is held off during start-up, with a soft ceiling at
+	// three quarters of the memory limit.
+	wantLimit := strconv.FormatInt(agent.Resources.Limits.Memory().Value()/4*3, 10)
+	if diff := cmp.Diff(map[string]string{"GOGC": "off", "GOMEMLIMIT": wantLimit}, plain); diff != "" {
+		t.Errorf("runtime env:\n%s", diff)
 	}
 	cfg := decodeAgent(t, agent)
 	if len(cfg.Volumes) != 2 || cfg.Volumes[0].Path != VolumeDir+"/v-vault" || cfg.Volumes[1].Path != VolumeDir+"/v-aws" {
