@@ -17,6 +17,10 @@ VAULT_SDK_VERSION      := v0.9.2
 # Integration tests find kube-apiserver and etcd here (envtest).
 export KUBEBUILDER_ASSETS := $(BIN)
 
+# Everything is built static: the images need it, and one setting for tests,
+# images and test binaries lets them share the Go build cache.
+export CGO_ENABLED := 0
+
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM           := $(BIN)/helm-$(HELM_VERSION)
