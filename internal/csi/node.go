@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -309,7 +310,7 @@ func (d *Driver) republish(ctx context.Context, pr *publishRequest, pv *publishe
 		d.rotationFailed(pr, pv, "", err)
 		return
 	}
-	if pv.vol == nil || pv.vol.Class.Key() != class.Key() || pv.vol.Class.Provider != class.Provider || !sameParams(pv.vol.Class.Parameters, class.Parameters) {
+	if pv.vol == nil || pv.vol.Class.Key() != class.Key() || pv.vol.Class.Provider != class.Provider || !maps.Equal(pv.vol.Class.Parameters, class.Parameters) {
 		// First refresh after a restart, or the class changed: fetch all.
 		pv.vol = &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode}
 	}
@@ -349,18 +350,6 @@ func (d *Driver) rotationFailed(pr *publishRequest, pv *published, providerName 
 	d.metrics.rotations.WithLabelValues(providerName, "error:"+string(reason)).Inc()
 	d.eventf(pr.pod, corev1.EventTypeWarning, ReasonRotationFailed, "%v; the files published before stay", err)
 	d.log.Warn("rotation failed; keeping the published files", "pod", pr.pod.Namespace+"/"+pr.pod.Name, "class", pv.class, "reason", reason, "err", err)
-}
-
-func sameParams(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // providerFor returns the built-in provider of the class, or its plugin
@@ -408,7 +397,7 @@ func codeOf(r provider.Reason) codes.Code {
 // the object versions differ from what was last recorded.
 func (d *Driver) recordStatus(pr *publishRequest, pv *published, objs []provider.Object) {
 	versions := provider.Versions(objs)
-	if pv.recorded != nil && sameParams(pv.recorded, versions) {
+	if pv.recorded != nil && maps.Equal(pv.recorded, versions) {
 		return
 	}
 	pv.recorded = versions

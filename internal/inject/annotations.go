@@ -2,6 +2,7 @@ package inject
 
 import (
 	"fmt"
+	"github.com/ssinjector/ssi/internal/identity"
 	"path"
 	"strconv"
 	"strings"
@@ -43,13 +44,13 @@ const (
 	StatusInjected     = "injected"
 )
 
-// Service account annotations the identity derivation reads; the names are
-// those of the clouds' own workload identity webhooks.
+// Service account annotations the identity derivation reads (defined with
+// the sync controller's derivation in package identity).
 const (
-	SAAnnotationAWSRoleARN      = "eks.amazonaws.com/role-arn"
-	SAAnnotationAzureClientID   = "azure.workload.identity/client-id"
-	SAAnnotationAzureTenantID   = "azure.workload.identity/tenant-id"
-	SAAnnotationGCPServiceAcct  = "iam.gke.io/gcp-service-account"
+	SAAnnotationAWSRoleARN      = identity.SAAnnotationAWSRoleARN
+	SAAnnotationAzureClientID   = identity.SAAnnotationAzureClientID
+	SAAnnotationAzureTenantID   = identity.SAAnnotationAzureTenantID
+	SAAnnotationGCPServiceAcct  = identity.SAAnnotationGCPServiceAcct
 	DefaultMountPath            = "/mnt/secrets-store"
 	minRotationInterval         = time.Second
 	adviseRotationIntervalAbove = 30 * time.Second

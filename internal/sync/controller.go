@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -678,7 +679,7 @@ func (r *Reconciler) conflict(class *ssiv1.SecretProviderClass, name, msg string
 
 // equalSecret compares what the controller owns of a Secret.
 func equalSecret(cur, want *corev1.Secret) bool {
-	if !equalStrings(cur.Labels, want.Labels) || !equalStrings(cur.Annotations, want.Annotations) {
+	if !maps.Equal(cur.Labels, want.Labels) || !maps.Equal(cur.Annotations, want.Annotations) {
 		return false
 	}
 	if len(cur.Data) != len(want.Data) || len(cur.StringData) > 0 {
@@ -690,18 +691,6 @@ func equalSecret(cur, want *corev1.Secret) bool {
 		}
 	}
 	return equalOwners(cur.OwnerReferences, want.OwnerReferences)
-}
-
-func equalStrings(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func equalOwners(a, b []metav1.OwnerReference) bool {
@@ -744,10 +733,10 @@ func diffSummary(cur, want *corev1.Secret) string {
 		sort.Strings(keys)
 		parts = append(parts, "data keys "+strings.Join(keys, ", "))
 	}
-	if !equalStrings(cur.Labels, want.Labels) {
+	if !maps.Equal(cur.Labels, want.Labels) {
 		parts = append(parts, "labels")
 	}
-	if !equalStrings(cur.Annotations, want.Annotations) {
+	if !maps.Equal(cur.Annotations, want.Annotations) {
 		parts = append(parts, "annotations")
 	}
 	if !equalOwners(cur.OwnerReferences, want.OwnerReferences) {
