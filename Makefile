@@ -154,7 +154,7 @@ $(HELM):
 ##@ End to end
 
 .PHONY: e2e
-e2e: $(CONTROL_PLANE) $(NODE_BINS) $(BIN)/vault ## Bring up a real single-node cluster (root), run the e2e suite, tear it down.
+e2e: $(CONTROL_PLANE) $(NODE_BINS) $(BIN)/vault $(HELM) ## Bring up a real single-node cluster (root), run the e2e suite, tear it down.
 	@test "$$(id -u)" = 0 || { echo "make e2e needs root (containerd, kubelet, iptables)"; exit 1; }
 	@echo ">> e2e: images are built from this tree; logs go to test/e2e/logs/<timestamp>/"
 	$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
