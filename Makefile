@@ -159,7 +159,8 @@ $(HELM):
 e2e: $(CONTROL_PLANE) $(NODE_BINS) $(BIN)/vault $(HELM) ## Bring up a real single-node cluster (root), run the e2e suite, tear it down.
 	@test "$$(id -u)" = 0 || { echo "make e2e needs root (containerd, kubelet, iptables)"; exit 1; }
 	@echo ">> e2e: images are built from this tree; logs go to test/e2e/logs/<timestamp>/"
-	$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
+	@# One package, so that go test streams its output (the helper packages' tests run in make test).
+	$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e
 
 .PHONY: e2e-clean
 e2e-clean: ## Remove what a killed e2e run left (containers, mounts, bridge, iptables chains, work dir).
