@@ -53,10 +53,12 @@ test-unit: ## Run only the unit tests (no servers).
 .PHONY: build
 build: $(BIN)/ssi-webhook $(BIN)/ssi-agent ## Build ssi-webhook and ssi-agent into bin/.
 
+# No -trimpath: the same compile flags as `go test` share its build cache
+# (the Dockerfiles add -trimpath for release images).
 $(BIN)/ssi-webhook: FORCE
-	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./webhook
+	CGO_ENABLED=0 $(GO) build -o $@ ./webhook
 $(BIN)/ssi-agent: FORCE
-	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./agent
+	CGO_ENABLED=0 $(GO) build -o $@ ./agent
 
 .PHONY: FORCE
 FORCE:
@@ -154,10 +156,11 @@ $(HELM):
 ##@ End to end
 
 .PHONY: e2e
-e2e: $(CONTROL_PLANE) $(NODE_BINS) $(BIN)/vault ## Bring up a real single-node cluster (root), run the e2e suite, tear it down.
+e2e: $(CONTROL_PLANE) $(NODE_BINS) $(BIN)/vault $(HELM) ## Bring up a real single-node cluster (root), run the e2e suite, tear it down.
 	@test "$$(id -u)" = 0 || { echo "make e2e needs root (containerd, kubelet, iptables)"; exit 1; }
 	@echo ">> e2e: images are built from this tree; logs go to test/e2e/logs/<timestamp>/"
-	$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
+	@# One package, so that go test streams its output (the helper packages' tests run in make test).
+	$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e
 
 .PHONY: e2e-clean
 e2e-clean: ## Remove what a killed e2e run left (containers, mounts, bridge, iptables chains, work dir).

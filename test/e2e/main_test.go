@@ -30,18 +30,14 @@ var (
 	vault  *cluster.Vault
 	logDir string
 	// product says whether the product (webhook, agent, shim) is
-	// installed; tests that need it skip with the reason otherwise.
+	// installed; tests that need it fail with the reason otherwise.
 	product productState
 )
 
-// productState records what of the product could be installed.
+// productState records whether the product could be installed.
 type productState struct {
 	installed bool
 	reason    string
-	// agent says whether `ssi-agent run` is built in; injected pods need
-	// it.
-	agent       bool
-	agentReason string
 }
 
 func TestMain(m *testing.M) {
@@ -126,16 +122,9 @@ func run(m *testing.M) (code int) {
 	}
 	fmt.Printf("e2e: vault ready at %s (as vault.vault.svc:8200 in the cluster) in %s\n", vault.Addr, time.Since(t).Round(time.Millisecond))
 	t = time.Now()
-	if err := installCRDs(ctx, root); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: install CRDs:", err)
-		return 1
-	}
 	product = installProduct(ctx, root)
 	if product.installed {
-		fmt.Printf("e2e: product installed in %s\n", time.Since(t).Round(time.Millisecond))
-		if !product.agent {
-			fmt.Printf("e2e: injected-pod tests skip: %s\n", product.agentReason)
-		}
+		fmt.Printf("e2e: product installed from the chart in %s\n", time.Since(t).Round(time.Millisecond))
 	} else {
 		fmt.Printf("e2e: product NOT installed: %s\n", product.reason)
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -23,8 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
-
-	"github.com/ssinjector/ssi/internal/testenv"
 )
 
 var (
@@ -77,7 +74,7 @@ func equalObjects(a, b *unstructured.Unstructured) bool {
 // both replicas.
 func ensureSeedDeployment(t *testing.T) {
 	t.Helper()
-	requireAgent(t)
+	requireProduct(t)
 	setupSeed(t)
 	deployOnce.Do(func() {
 		start := time.Now()
@@ -241,19 +238,19 @@ func TestWebhookDownShimServes(t *testing.T) {
 	setupSeed(t)
 	ctx := context.Background()
 	scale := func(n int32) {
-		s, err := cl.Clientset.AppsV1().Deployments(productNamespace).GetScale(ctx, "ssi-webhook", metav1.GetOptions{})
+		s, err := cl.Clientset.AppsV1().Deployments(productNamespace).GetScale(ctx, webhookDeployment, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		s.Spec.Replicas = n
-		if _, err := cl.Clientset.AppsV1().Deployments(productNamespace).UpdateScale(ctx, "ssi-webhook", s, metav1.UpdateOptions{}); err != nil {
+		if _, err := cl.Clientset.AppsV1().Deployments(productNamespace).UpdateScale(ctx, webhookDeployment, s, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	scale(0)
 	t.Cleanup(func() {
 		scale(1)
-		waitDeployment(t, productNamespace, "ssi-webhook", 1, 2*time.Minute)
+		waitDeployment(t, productNamespace, webhookDeployment, 1, 2*time.Minute)
 		waitWebhookEndpoint(t)
 	})
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -281,22 +278,8 @@ func TestWebhookDownShimServes(t *testing.T) {
 // so that later pods are rewritten again.
 func waitWebhookEndpoint(t *testing.T) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		slices, err := cl.Clientset.DiscoveryV1().EndpointSlices(productNamespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + webhookService})
-		if err != nil {
-			return false, nil
-		}
-		for _, s := range slices.Items {
-			for _, e := range s.Endpoints {
-				if e.Conditions.Ready != nil && *e.Conditions.Ready {
-					return true, nil
-				}
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		t.Fatal("webhook Service has no ready endpoint")
+	if err := webhookEndpointReady(context.Background(), time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -305,11 +288,8 @@ func waitWebhookEndpoint(t *testing.T) {
 // guide's sync example is an AWS class, and no AWS endpoint is reachable
 // from pods here). The pod spec is the guide's container snippet as it is.
 func TestSyncSecretAsEnv(t *testing.T) {
-	requireAgent(t)
+	requireProduct(t)
 	setupSeed(t)
-	if !syncWired() {
-		t.Skip("the sync controller (internal/sync) is not on main or not wired into ssi-webhook yet")
-	}
 	ctx := context.Background()
 	objs, err := readSeed("provider-with-sync.yaml")
 	if err != nil {
@@ -374,7 +354,7 @@ func TestSyncSecretAsEnv(t *testing.T) {
 // Test 6: a Job with an injected agent completes: the native sidecar does
 // not hold it open.
 func TestInjectedJobCompletes(t *testing.T) {
-	requireAgent(t)
+	requireProduct(t)
 	setupSeed(t)
 	ctx := context.Background()
 	pod := appPod(seedNamespace, "", seedClass).Spec
@@ -455,7 +435,7 @@ func TestMissingVaultPathIsDescribed(t *testing.T) {
 	}
 
 	t.Run("injected", func(t *testing.T) {
-		requireAgent(t)
+		requireProduct(t)
 		if err := applyObjects(ctx, []*unstructured.Unstructured{missing(seedNamespace)}); err != nil {
 			t.Fatal(err)
 		}
@@ -511,9 +491,6 @@ func TestTimeToReady(t *testing.T) {
 		{"node shim (CSI)", plainNamespace, seedClass},
 	}
 	results := map[string][]time.Duration{}
-	if !product.agent {
-		cases = slices.DeleteFunc(cases, func(c struct{ name, ns, class string }) bool { return c.ns == seedNamespace })
-	}
 	for i := 0; i < runs; i++ {
 		for j, c := range cases {
 			name := fmt.Sprintf("timing-%d-%d", j, i)
@@ -542,25 +519,4 @@ func keys(m map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// syncWired reports whether ssi-webhook runs the sync controller: the
-// package exists and the webhook's code imports it.
-func syncWired() bool {
-	root := testenv.RepoRoot()
-	if _, err := os.Stat(filepath.Join(root, "internal", "sync")); err != nil {
-		return false
-	}
-	for _, dir := range []string{"webhook", filepath.Join("internal", "webhook")} {
-		files, _ := filepath.Glob(filepath.Join(root, dir, "*.go"))
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), `ssi/internal/sync"`) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -803,10 +803,20 @@ func (c *Cluster) Stop() error {
 	if c.registry != nil {
 		_ = c.registry.Close()
 	}
-	if fileExists(c.path("pod-logs")) {
-		_ = exec.Command("cp", "-a", c.path("pod-logs"), filepath.Join(c.cfg.LogDir, "pods")).Run() //nolint:gosec // copies the harness's own pod logs
-	}
+	c.copyPodLogs()
 	return Cleanup(c.cfg.WorkDir, c.cfg.BinDir, c.logf)
+}
+
+// copyPodLogs copies the kubelet's pod log directory into the log
+// directory, over an earlier copy: drain copies before it deletes the pods
+// (kubelet removes the logs of deleted pods), Stop again at the end for
+// what the containers wrote while they stopped.
+func (c *Cluster) copyPodLogs() {
+	src, dst := c.path("pod-logs"), filepath.Join(c.cfg.LogDir, "pods")
+	if !fileExists(src) || os.MkdirAll(dst, 0o755) != nil {
+		return
+	}
+	_ = exec.Command("cp", "-a", src+"/.", dst).Run() //nolint:gosec // copies the harness's own pod logs
 }
 
 // drain records the cluster's state for diagnosis, stops the controllers
@@ -816,6 +826,7 @@ func (c *Cluster) drain() {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c.dumpState(ctx)
+	c.copyPodLogs()
 	for _, n := range []string{"kube-controller-manager", "kube-scheduler"} {
 		if p := c.procs.get(n); p != nil {
 			p.stop(10 * time.Second)

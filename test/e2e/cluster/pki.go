@@ -139,23 +139,3 @@ func (p *pki) serviceAccountKeys() (pub, priv string, err error) {
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
 }
-
-// IssueServingCert issues a serving certificate for dnsNames from the
-// cluster CA (e.g. for a webhook Service) and returns the PEM certificate,
-// key and CA certificate.
-func (c *Cluster) IssueServingCert(name string, dnsNames []string) (cert, key, ca []byte, err error) {
-	certFile, keyFile, err := c.pki.issue(certSpec{name: "serving-" + name, cn: dnsNames[0], dns: dnsNames, server: true})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if cert, err = os.ReadFile(certFile); err != nil {
-		return nil, nil, nil, err
-	}
-	if key, err = os.ReadFile(keyFile); err != nil {
-		return nil, nil, nil, err
-	}
-	if ca, err = os.ReadFile(c.pki.CAFile()); err != nil {
-		return nil, nil, nil, err
-	}
-	return cert, key, ca, nil
-}
