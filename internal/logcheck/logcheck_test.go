@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 )
@@ -66,4 +67,26 @@ func TestShortSecretRejected(t *testing.T) {
 		}
 	}()
 	New().Secret("abc")
+}
+
+func TestCaptureStderr(t *testing.T) {
+	const secret = "stderr-secret-value"
+	r := New()
+	r.Secret(secret)
+	t.Run("capture", func(t *testing.T) {
+		r.CaptureStderr(t)
+		// One line written in two pieces, as an unbuffered logger may.
+		fmt.Fprint(os.Stderr, "logcheck test: a library writes stderr-secret")
+		fmt.Fprintln(os.Stderr, "-value on its own")
+		fmt.Fprint(os.Stderr, "logcheck test: an unterminated last line")
+	})
+	text := r.Text()
+	if !strings.Contains(text, "a library writes stderr-secret-value on its own\n") || !strings.Contains(text, "an unterminated last line") {
+		t.Fatalf("captured %q", text)
+	}
+	if leaks := r.Leaks(); len(leaks) != 1 || leaks[0].Encoding != "plain" {
+		t.Errorf("leaks = %+v, want the one line", leaks)
+	}
+	// Standard error is back: a second capture is possible.
+	t.Run("again", func(t *testing.T) { r.CaptureStderr(t) })
 }

@@ -355,9 +355,6 @@ func (f *fakeAzure) serveVault(w http.ResponseWriter, r *http.Request) {
 		f.kvError(w, 401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
 		return
 	}
-	f.mu.Lock()
-	allowed := f.access[g.principal]
-	f.mu.Unlock()
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	kind := parts[0]
 	if len(parts) < 2 || len(parts) > 3 {
@@ -365,17 +362,21 @@ func (f *fakeAzure) serveVault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := parts[1]
+	f.mu.Lock()
+	allowed := f.access[g.principal]
+	denied, throttled := f.denied[name], f.throttled[name]
+	f.mu.Unlock()
 	list := len(parts) == 3 && parts[2] == "versions"
 	op := "kv get "
 	if list {
 		op = "kv list "
 	}
 	f.calls.Add(op + kind)
-	if !allowed || f.denied[name] {
+	if !allowed || denied {
 		f.kvError(w, 403, "Forbidden", fmt.Sprintf("The user, group or application '%s' does not have %s get permission on key vault.", g.principal, kind))
 		return
 	}
-	if f.throttled[name] {
+	if throttled {
 		w.Header().Set("Retry-After", "0")
 		f.kvError(w, 429, "Throttled", "Request was not processed because too many requests were received.")
 		return

@@ -107,7 +107,7 @@ func (t *podTokens) SubjectToken(ctx context.Context, _ *externalaccount.Request
 func (p *Provider) credentialsFor(ctx context.Context, g *spc.GCP, cloud identity.Cloud, tokens *podTokens) (*auth.Credentials, string, error) {
 	hc := p.httpClient()
 	if g.Auth == spc.GCPAuthProviderADC {
-		c, err := credentials.DetectDefault(&credentials.DetectOptions{Scopes: []string{cloudPlatformScope}, Client: hc})
+		c, err := credentials.DetectDefault(&credentials.DetectOptions{Scopes: []string{cloudPlatformScope}, Client: hc, Logger: sdkLogger})
 		if err != nil {
 			return nil, "", &authError{"find application default credentials of this process (auth: provider-adc)", err}
 		}
@@ -123,6 +123,7 @@ func (p *Provider) credentialsFor(ctx context.Context, g *spc.GCP, cloud identit
 			Scopes:               []string{cloudPlatformScope},
 			SubjectTokenProvider: tokens,
 			Client:               hc,
+			Logger:               sdkLogger,
 		}
 		mode := "federation"
 		if gsa != "" {
@@ -138,7 +139,7 @@ func (p *Provider) credentialsFor(ctx context.Context, g *spc.GCP, cloud identit
 	if p.opts.OutsidePod {
 		return nil, "", errPodADCOutsidePod
 	}
-	base, err := credentials.DetectDefault(&credentials.DetectOptions{Scopes: []string{cloudPlatformScope}, Client: hc})
+	base, err := credentials.DetectDefault(&credentials.DetectOptions{Scopes: []string{cloudPlatformScope}, Client: hc, Logger: sdkLogger})
 	if err != nil {
 		return nil, "", &authError{"find application default credentials of the pod (the GKE metadata server; or set a workload identity provider for federation)", err}
 	}

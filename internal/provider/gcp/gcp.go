@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"net/http"
 	"os"
 	"regexp"
@@ -56,6 +57,15 @@ const (
 	// https://iamcredentials.googleapis.com).
 	EnvIAMCredentialsEndpoint = "SSI_GCP_IAMCREDENTIALS_ENDPOINT" //nolint:gosec // a variable name, not a credential
 )
+
+// sdkLogger is handed to every Google client library the provider uses
+// (Secret Manager, the auth library's credential detection and workload
+// identity federation). Those libraries log every request and response,
+// payloads and tokens included, when GOOGLE_SDK_GO_LOGGING_LEVEL=debug is
+// set in the environment and no logger is given; an explicit logger that
+// discards everything keeps secret values and tokens out of the logs
+// whatever the environment says.
+var sdkLogger = slog.New(slog.DiscardHandler)
 
 // Options configure the provider. The zero value is what production uses.
 type Options struct {
@@ -334,7 +344,7 @@ func (p *Provider) client(ctx context.Context, req provider.Request, id *podIden
 		c.lastUsed = time.Now()
 		return c.c, nil
 	}
-	opts := []option.ClientOption{option.WithEndpoint(endpoint), option.WithAuthCredentials(id.creds)}
+	opts := []option.ClientOption{option.WithEndpoint(endpoint), option.WithAuthCredentials(id.creds), option.WithLogger(sdkLogger)}
 	for _, d := range p.opts.GRPCDialOptions {
 		opts = append(opts, option.WithGRPCDialOption(d))
 	}

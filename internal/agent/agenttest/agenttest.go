@@ -1,0 +1,343 @@
+// Package agenttest runs the real agent runtime (agent.Run, as `ssi-agent
+// run` does in a pod) inside another package's test, typically a cloud
+// provider's against its fake backend, with everything the agent logs, the
+// error Run returns and the termination message it writes captured by a
+// logcheck.Recorder; and it asserts on what was captured, so that a log
+// scan for secret values cannot pass by capturing nothing.
+//
+// It is imported by tests only.
+package agenttest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ssinjector/ssi/internal/agent"
+	"github.com/ssinjector/ssi/internal/agentconfig"
+	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/logcheck"
+	"github.com/ssinjector/ssi/internal/provider"
+)
+
+// Options describe one agent run.
+type Options struct {
+	// Config is the configuration the webhook would have written; Start
+	// sets its log level to debug and its format to JSON.
+	Config *agentconfig.Config
+	// NewProviders builds the providers with the agent's logger, as
+	// ssi-agent's main does.
+	NewProviders func(*slog.Logger) provider.Set
+	// Pod is the pod the agent runs in (the downward-API variables).
+	Pod identity.Pod
+	// Logs receives every log line, Run's error and the termination
+	// message.
+	Logs *logcheck.Recorder
+}
+
+// Agent is one agent.Run in the test process.
+type Agent struct {
+	t       *testing.T
+	logs    *logcheck.Recorder
+	addr    string
+	termLog string
+	cancel  context.CancelFunc
+	done    chan error
+
+	mu       sync.Mutex
+	returned bool
+	err      error
+}
+
+// Start runs the agent until the test ends or Stop is called. Retries
+// after failures are fast (20 ms doubling to 300 ms) so that failure
+// paths show up within a test's time.
+func Start(t *testing.T, o Options) *Agent {
+	t.Helper()
+	if o.Config == nil || o.Logs == nil || o.NewProviders == nil {
+		t.Fatal("agenttest: Config, Logs and NewProviders are required")
+	}
+	o.Config.LogLevel, o.Config.LogFormat = "debug", "json"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{
+		t: t, logs: o.Logs, addr: ln.Addr().String(),
+		termLog: filepath.Join(t.TempDir(), "termination-log"),
+		done:    make(chan error, 1),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	pod := o.Pod
+	opts := agent.Options{
+		NewProviders:   o.NewProviders,
+		Config:         o.Config,
+		Pod:            &pod,
+		LogOutput:      o.Logs.Tee(t),
+		TerminationLog: a.termLog,
+		Listener:       ln,
+		RetryBase:      20 * time.Millisecond,
+		RetryMax:       300 * time.Millisecond,
+	}
+	go func() { a.done <- agent.Run(ctx, opts) }()
+	t.Cleanup(func() { _ = a.Stop(10 * time.Second) })
+	return a
+}
+
+// finish records Run's result, once, into the logs as well.
+func (a *Agent) finish(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.returned {
+		return
+	}
+	a.returned, a.err = true, err
+	if err != nil {
+		_, _ = fmt.Fprintf(a.logs, "agenttest: agent.Run returned: %v\n", err)
+	}
+	if b, rerr := os.ReadFile(a.termLog); rerr == nil {
+		_, _ = fmt.Fprintf(a.logs, "agenttest: termination message: %s\n", b)
+	}
+}
+
+func (a *Agent) result() (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.returned, a.err
+}
+
+// Stop cancels the agent (what SIGTERM does) and returns Run's result.
+func (a *Agent) Stop(within time.Duration) error {
+	if ok, err := a.result(); ok {
+		return err
+	}
+	a.cancel()
+	select {
+	case err := <-a.done:
+		a.finish(err)
+	case <-time.After(within):
+		a.t.Errorf("the agent did not stop within %s of cancellation", within)
+	}
+	_, err := a.result()
+	return err
+}
+
+// Wait returns Run's result once Run returns by itself.
+func (a *Agent) Wait(within time.Duration) error {
+	a.t.Helper()
+	if ok, err := a.result(); ok {
+		return err
+	}
+	select {
+	case err := <-a.done:
+		a.finish(err)
+	case <-time.After(within):
+		a.t.Fatalf("the agent did not return within %s", within)
+	}
+	_, err := a.result()
+	return err
+}
+
+// Returned reports whether Run has returned (and records its result).
+func (a *Agent) Returned() bool {
+	if ok, _ := a.result(); ok {
+		return true
+	}
+	select {
+	case err := <-a.done:
+		a.finish(err)
+		return true
+	default:
+		return false
+	}
+}
+
+// Ready reports whether /readyz answers 200.
+func (a *Agent) Ready() bool {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + a.addr + "/readyz")
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// TerminationMessage is what the agent wrote for kubelet ("" for none).
+func (a *Agent) TerminationMessage() string {
+	b, err := os.ReadFile(a.termLog)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// Eventually polls cond every 20 ms until it holds, failing t after
+// within; it stops early, failing, when the agent returned while it was
+// expected to keep running.
+func (a *Agent) Eventually(within time.Duration, what string, cond func() bool) {
+	a.t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if a.Returned() {
+			_, err := a.result()
+			a.t.Fatalf("the agent returned (%v) while waiting for %s", err, what)
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("no %s within %s", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// FileIs returns a condition that holds when the file has content want.
+func FileIs(path, want string) func() bool {
+	return func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && string(b) == want
+	}
+}
+
+// Line is one JSON log line of the agent.
+type Line map[string]any
+
+// Str returns an attribute as a string ("" when absent).
+func (l Line) Str(key string) string {
+	switch v := l[key].(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
+
+// Lines returns the JSON log lines captured so far; other captured text
+// (a library writing to standard error) is skipped.
+func Lines(r *logcheck.Recorder) []Line {
+	var out []Line
+	for _, s := range strings.Split(r.Text(), "\n") {
+		if !strings.HasPrefix(s, "{") {
+			continue
+		}
+		var l Line
+		if json.Unmarshal([]byte(s), &l) == nil && l["msg"] != nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Count returns how many captured lines match.
+func Count(r *logcheck.Recorder, match func(Line) bool) int {
+	n := 0
+	for _, l := range Lines(r) {
+		if match(l) {
+			n++
+		}
+	}
+	return n
+}
+
+// Msg matches lines with message msg whose attributes have the given
+// values (compared as strings).
+func Msg(msg string, attrs ...string) func(Line) bool {
+	return func(l Line) bool {
+		if l.Str("msg") != msg {
+			return false
+		}
+		for i := 0; i+1 < len(attrs); i += 2 {
+			if l.Str(attrs[i]) != attrs[i+1] {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// Expect is what a run's captured logs must show besides having no
+// secret value.
+type Expect struct {
+	// Class is the SecretProviderClass key, "namespace/name".
+	Class string
+	// Provider is the provider name.
+	Provider string
+	// Objects must each appear somewhere in the captured logs (object
+	// IDs or file names).
+	Objects []string
+	// FailureReasons must each appear as the reason of a failed fetch.
+	FailureReasons []provider.Reason
+	// MinLines is the least number of JSON lines expected.
+	MinLines int
+}
+
+// CheckLogs fails t when a registered secret value appears anywhere in
+// what r captured, or when the capture lacks what a run that fetched,
+// rotated a changed value and failed must have logged: the start, the
+// first write, a rotation that published changed files, one that found
+// nothing changed, and a failed fetch per expected reason, each naming
+// the class and provider; and every expected object name.
+func CheckLogs(t *testing.T, r *logcheck.Recorder, e Expect) {
+	t.Helper()
+	for _, l := range r.Leaks() {
+		t.Errorf("secret value (%s) in captured output: %s", l.Encoding, l.Line)
+	}
+	writes, size, secrets := r.Stats()
+	lines := Lines(r)
+	t.Logf("log scan: %d writes, %d bytes, %d JSON lines checked against %d secret values", writes, size, len(lines), secrets)
+	if secrets == 0 {
+		t.Error("no secret values were registered: the scan proves nothing")
+	}
+	if len(lines) < e.MinLines {
+		t.Errorf("only %d JSON log lines captured, want at least %d", len(lines), e.MinLines)
+	}
+	cp := []string{"class", e.Class, "provider", e.Provider}
+	want := map[string]func(Line) bool{
+		"agent starting": Msg("agent starting"),
+		"first write":    Msg("files published", append([]string{"phase", "first"}, cp...)...),
+		"ready":          Msg("all volumes written; ready"),
+		"a rotation that published changed files":  Msg("files published", append([]string{"phase", "rotation"}, cp...)...),
+		"a rotation that found nothing changed":    Msg("nothing changed", append([]string{"phase", "rotation"}, cp...)...),
+		"a failed fetch naming class and provider": Msg("fetch failed; the files already written stay as they are", cp...),
+	}
+	for _, reason := range e.FailureReasons {
+		want["a failed fetch with reason "+string(reason)] = Msg("fetch failed; the files already written stay as they are", append([]string{"reason", string(reason)}, cp...)...)
+	}
+	for what, match := range want {
+		if Count(r, match) == 0 {
+			t.Errorf("the captured logs lack %s", what)
+		}
+	}
+	text := r.Text()
+	for _, o := range e.Objects {
+		if !strings.Contains(text, o) {
+			t.Errorf("the captured logs never name %q", o)
+		}
+	}
+}
+
+// NoValue fails t when s (an error, a termination message) holds any of
+// values, in any of the encodings logcheck looks for.
+func NoValue(t *testing.T, what, s string, values ...string) {
+	t.Helper()
+	r := logcheck.New()
+	r.Secret(values...)
+	_, _ = io.WriteString(r, s)
+	for _, l := range r.Leaks() {
+		t.Errorf("%s holds a secret value (%s): %s", what, l.Encoding, l.Line)
+	}
+}
