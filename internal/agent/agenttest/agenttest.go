@@ -202,6 +202,56 @@ func (a *Agent) Eventually(within time.Duration, what string, cond func() bool) 
 	}
 }
 
+// StopCleanly stops the agent as SIGTERM does and fails t unless Run
+// returned nil and left no termination message.
+func (a *Agent) StopCleanly() {
+	a.t.Helper()
+	if err := a.Stop(10 * time.Second); err != nil {
+		a.t.Errorf("the sidecar returned %v on SIGTERM", err)
+	}
+	if msg := a.TerminationMessage(); msg != "" {
+		a.t.Errorf("termination message after a clean stop: %q", msg)
+	}
+}
+
+// failedRotation matches the log line of a rotation that failed for
+// reason.
+func failedRotation(reason provider.Reason) func(Line) bool {
+	return Msg("fetch failed; the files already written stay as they are", "phase", "rotation", "reason", string(reason))
+}
+
+// RotationsFail injects a backend fault with fault and waits until two
+// more rotations have failed for reason; removing the fault is the
+// caller's.
+func (a *Agent) RotationsFail(reason provider.Reason, fault func()) {
+	a.t.Helper()
+	before := Count(a.logs, failedRotation(reason))
+	fault()
+	a.Eventually(10*time.Second, "failed rotations ("+string(reason)+")", func() bool {
+		return Count(a.logs, failedRotation(reason)) >= before+2
+	})
+}
+
+// FailsFirstFetch waits for Run to return an error by itself, as an agent
+// whose first fetch fails does, and fails t unless the termination message
+// holds each of want while neither it nor Run's error holds any of values.
+func (a *Agent) FailsFirstFetch(want []string, values ...string) {
+	a.t.Helper()
+	runErr := a.Wait(30 * time.Second)
+	if runErr == nil {
+		a.t.Fatal("the agent's first fetch succeeded")
+	}
+	msg := a.TerminationMessage()
+	a.t.Logf("termination message: %s", msg)
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			a.t.Errorf("termination message lacks %q", w)
+		}
+	}
+	NoValue(a.t, "the termination message", msg, values...)
+	NoValue(a.t, "Run's error", runErr.Error(), values...)
+}
+
 // FileIs returns a condition that holds when the file has content want.
 func FileIs(path, want string) func() bool {
 	return func() bool {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -144,10 +143,7 @@ func TestAgentLogScan(t *testing.T) {
 	}
 
 	// Access to the secret is revoked mid-run: rotations fail, the files stay.
-	denied := agenttest.Msg("fetch failed; the files already written stay as they are", "phase", "rotation", "reason", string(provider.ReasonAccessDenied))
-	before := agenttest.Count(logs, denied)
-	f.do(func() { f.deny["prod/db"] = true })
-	a.Eventually(10*time.Second, "failed rotations (access denied)", func() bool { return agenttest.Count(logs, denied) >= before+2 })
+	a.RotationsFail(provider.ReasonAccessDenied, func() { f.do(func() { f.deny["prod/db"] = true }) })
 	if got, _ := os.ReadFile(filepath.Join(dir, "db-password")); string(got) != pass2 {
 		t.Error("db-password changed while access was denied")
 	}
@@ -159,32 +155,15 @@ func TestAgentLogScan(t *testing.T) {
 	f.putSecret("us-east-1", "prod/db", ptr(dbJSON(user, pass3)), nil)
 	f.do(func() { f.deny["prod/db"] = false })
 	a.Eventually(10*time.Second, "recovery with the newest password", agenttest.FileIs(filepath.Join(dir, "db-password"), pass3))
-	if err := a.Stop(10 * time.Second); err != nil {
-		t.Errorf("the sidecar returned %v on SIGTERM", err)
-	}
-	if msg := a.TerminationMessage(); msg != "" {
-		t.Errorf("termination message after a clean stop: %q", msg)
-	}
+	a.StopCleanly()
 
 	// A second pod whose class names a secret that does not exist: the
 	// first fetch fails and the termination message says why.
 	missing := agentObjects + "- objectName: prod/missing\n  objectType: secretsmanager\n  objectAlias: missing\n"
 	b := agenttest.Start(t, agenttest.Options{Config: config(filepath.Join(t.TempDir(), "secrets"), missing, 1500*time.Millisecond),
 		NewProviders: providers, Pod: pod, Logs: logs})
-	runErr := b.Wait(30 * time.Second)
-	if runErr == nil {
-		t.Fatal("the agent succeeded with a missing secret")
-	}
-	msg := b.TerminationMessage()
-	t.Logf("termination message: %s", msg)
-	for _, w := range []string{"first fetch did not complete within 1.5s", "volume secrets", "SecretProviderClass " + ns + "/app-secrets (provider aws)", `object "missing"`, "NotFound"} {
-		if !strings.Contains(msg, w) {
-			t.Errorf("termination message lacks %q", w)
-		}
-	}
-	values := []string{user, pass1, pass2, pass3, key1, key2, dbJSON(user, pass3), tok}
-	agenttest.NoValue(t, "the termination message", msg, values...)
-	agenttest.NoValue(t, "Run's error", runErr.Error(), values...)
+	b.FailsFirstFetch([]string{"first fetch did not complete within 1.5s", "volume secrets", "SecretProviderClass " + ns + "/app-secrets (provider aws)", `object "missing"`, "NotFound"},
+		user, pass1, pass2, pass3, key1, key2, dbJSON(user, pass3), tok)
 
 	// The credentials STS issued must not have been logged either.
 	f.do(func() {

@@ -116,9 +116,6 @@ func TestAgentLogScan(t *testing.T) {
 	})
 
 	// Access denied, then throttling, mid-run: rotations fail, files stay.
-	failed := func(reason provider.Reason) func(agenttest.Line) bool {
-		return agenttest.Msg("fetch failed; the files already written stay as they are", "phase", "rotation", "reason", string(reason))
-	}
 	for _, tc := range []struct {
 		reason provider.Reason
 		set    func(bool)
@@ -126,11 +123,7 @@ func TestAgentLogScan(t *testing.T) {
 		{provider.ReasonAccessDenied, func(on bool) { f.denied["db-password"] = on }},
 		{provider.ReasonThrottled, func(on bool) { f.throttled["api-token"] = on }},
 	} {
-		before := agenttest.Count(logs, failed(tc.reason))
-		f.mu.Lock()
-		tc.set(true)
-		f.mu.Unlock()
-		a.Eventually(10*time.Second, "failed rotations ("+string(tc.reason)+")", func() bool { return agenttest.Count(logs, failed(tc.reason)) >= before+2 })
+		a.RotationsFail(tc.reason, func() { f.mu.Lock(); tc.set(true); f.mu.Unlock() })
 		f.mu.Lock()
 		tc.set(false)
 		f.mu.Unlock()
@@ -144,32 +137,15 @@ func TestAgentLogScan(t *testing.T) {
 	db3 := secret("db-password")
 	f.put("secrets", "db-password", kvVer{value: db3})
 	a.Eventually(10*time.Second, "recovery with the newest db-password", agenttest.FileIs(file("db-password"), db3))
-	if err := a.Stop(10 * time.Second); err != nil {
-		t.Errorf("the sidecar returned %v on SIGTERM", err)
-	}
-	if msg := a.TerminationMessage(); msg != "" {
-		t.Errorf("termination message after a clean stop: %q", msg)
-	}
+	a.StopCleanly()
 
 	// A second pod whose class names a secret that does not exist.
 	b := agenttest.Start(t, agenttest.Options{
 		Config:       config(filepath.Join(t.TempDir(), "secrets"), 1500*time.Millisecond, append(objects, "objectName: missing\nobjectType: secret")...),
 		NewProviders: providers, Pod: pod, Logs: logs,
 	})
-	runErr := b.Wait(30 * time.Second)
-	if runErr == nil {
-		t.Fatal("the agent succeeded with a missing secret")
-	}
-	msg := b.TerminationMessage()
-	t.Logf("termination message: %s", msg)
-	for _, w := range []string{"first fetch did not complete within 1.5s", "volume secrets", "SecretProviderClass " + r.ns + "/app-secrets (provider azure)", `object "secret/missing"`, "NotFound", "HTTP 404 SecretNotFound"} {
-		if !strings.Contains(msg, w) {
-			t.Errorf("termination message lacks %q", w)
-		}
-	}
-	values := []string{db1, db2, db3, apiRaw1, apiRaw2, hist1, hist2, hist3, r.token}
-	agenttest.NoValue(t, "the termination message", msg, values...)
-	agenttest.NoValue(t, "Run's error", runErr.Error(), values...)
+	b.FailsFirstFetch([]string{"first fetch did not complete within 1.5s", "volume secrets", "SecretProviderClass " + r.ns + "/app-secrets (provider azure)", `object "secret/missing"`, "NotFound", "HTTP 404 SecretNotFound"},
+		db1, db2, db3, apiRaw1, apiRaw2, hist1, hist2, hist3, r.token)
 
 	// The access tokens Entra issued must not have been logged either.
 	f.mu.Lock()

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -122,9 +121,6 @@ func TestAgentLogScan(t *testing.T) {
 	a.Eventually(10*time.Second, "the new regional.txt", agenttest.FileIs(file("regional.txt"), regional2))
 
 	// Permission denied, then throttling, mid-run: rotations fail, files stay.
-	failed := func(reason provider.Reason) func(agenttest.Line) bool {
-		return agenttest.Msg("fetch failed; the files already written stay as they are", "phase", "rotation", "reason", string(reason))
-	}
 	for _, tc := range []struct {
 		reason provider.Reason
 		set    func(bool)
@@ -132,11 +128,7 @@ func TestAgentLogScan(t *testing.T) {
 		{provider.ReasonAccessDenied, func(on bool) { f.denied["db"] = on }},
 		{provider.ReasonThrottled, func(on bool) { f.throttled["regional"] = on }},
 	} {
-		before := agenttest.Count(logs, failed(tc.reason))
-		f.mu.Lock()
-		tc.set(true)
-		f.mu.Unlock()
-		a.Eventually(10*time.Second, "failed rotations ("+string(tc.reason)+")", func() bool { return agenttest.Count(logs, failed(tc.reason)) >= before+2 })
+		a.RotationsFail(tc.reason, func() { f.mu.Lock(); tc.set(true); f.mu.Unlock() })
 		f.mu.Lock()
 		tc.set(false)
 		f.mu.Unlock()
@@ -150,12 +142,7 @@ func TestAgentLogScan(t *testing.T) {
 	db3 := secret("db-password")
 	f.addVersion(dbName, []byte(db3))
 	a.Eventually(10*time.Second, "recovery with the newest db-password", agenttest.FileIs(file("db-password"), db3))
-	if err := a.Stop(10 * time.Second); err != nil {
-		t.Errorf("the sidecar returned %v on SIGTERM", err)
-	}
-	if msg := a.TerminationMessage(); msg != "" {
-		t.Errorf("termination message after a clean stop: %q", msg)
-	}
+	a.StopCleanly()
 
 	// A second pod whose class names a secret that does not exist.
 	const missing = "projects/my-project/secrets/missing/versions/latest"
@@ -163,20 +150,8 @@ func TestAgentLogScan(t *testing.T) {
 		Config:       config(filepath.Join(t.TempDir(), "secrets"), 1500*time.Millisecond, "- resourceName: "+missing+"\n  path: missing\n"),
 		NewProviders: providers, Pod: pod, Logs: logs,
 	})
-	runErr := b.Wait(30 * time.Second)
-	if runErr == nil {
-		t.Fatal("the agent succeeded with a missing secret")
-	}
-	msg := b.TerminationMessage()
-	t.Logf("termination message: %s", msg)
-	for _, w := range []string{"first fetch did not complete within 1.5s", "volume secrets", "SecretProviderClass " + r.ns + "/app-secrets (provider gcp)", `object "` + missing + `"`, "NotFound"} {
-		if !strings.Contains(msg, w) {
-			t.Errorf("termination message lacks %q", w)
-		}
-	}
-	values := []string{db1, db2, db3, regional1, regional2, user, payload, tok}
-	agenttest.NoValue(t, "the termination message", msg, values...)
-	agenttest.NoValue(t, "Run's error", runErr.Error(), values...)
+	b.FailsFirstFetch([]string{"first fetch did not complete within 1.5s", "volume secrets", "SecretProviderClass " + r.ns + "/app-secrets (provider gcp)", `object "` + missing + `"`, "NotFound"},
+		db1, db2, db3, regional1, regional2, user, payload, tok)
 
 	// The access tokens STS, IAM Credentials and the metadata server
 	// issued must not have been logged either.
