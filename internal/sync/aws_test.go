@@ -3,19 +3,14 @@ package sync
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	gosync "sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,80 +25,6 @@ import (
 	awsprov "github.com/ssinjector/ssi/internal/provider/aws"
 	"github.com/ssinjector/ssi/internal/testenv"
 )
-
-// motoServer finds moto_server: $MOTO_SERVER, the pyenv Python 3.11
-// installation this machine provides, then PATH.
-func motoServer() (string, error) {
-	if p := os.Getenv("MOTO_SERVER"); p != "" {
-		return p, nil
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		m, _ := filepath.Glob(filepath.Join(home, ".pyenv", "versions", "3.11*", "bin", "moto_server"))
-		sort.Sort(sort.Reverse(sort.StringSlice(m)))
-		if len(m) > 0 {
-			return m[0], nil
-		}
-	}
-	if p, err := exec.LookPath("moto_server"); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("moto_server not found: install it with `pip install 'moto[server]==5.2.1'` or set MOTO_SERVER")
-}
-
-// startMoto runs moto_server on a loopback port and stops it by pid when
-// the test ends.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	testenv.SkipIfShort(t)
-	bin, err := motoServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	_ = l.Close()
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", port)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = append(os.Environ(), "PYENV_VERSION=3.11")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	pid := cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	base := "http://127.0.0.1:" + port
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("moto_server exited:\n%s", out.String())
-		default:
-		}
-		if resp, err := http.Get(base + "/moto-api/"); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not serve within 60s:\n%s", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // stsRecorder sits in front of moto and keeps the web identity tokens of
 // AssumeRoleWithWebIdentity calls, to check whom they were minted for.
@@ -151,7 +72,7 @@ func newSTSRecorder(t *testing.T, moto string) *stsRecorder {
 // removes it.
 func TestAWSSeedExampleWithMoto(t *testing.T) {
 	env := controlPlane(t)
-	moto := startMoto(t)
+	moto := testenv.StartMoto(t)
 	rec := newSTSRecorder(t, moto)
 	for _, k := range []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 		"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",

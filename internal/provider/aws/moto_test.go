@@ -10,16 +10,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -30,107 +24,6 @@ import (
 	awsprov "github.com/ssinjector/ssi/internal/provider/aws"
 	"github.com/ssinjector/ssi/internal/testenv"
 )
-
-// findMotoServer locates moto_server: $MOTO_SERVER, then the pyenv
-// installation of Python 3.11 this machine provides, then PATH.
-func findMotoServer() (string, error) {
-	var tried []string
-	if p := os.Getenv("MOTO_SERVER"); p != "" {
-		return p, nil
-	}
-	root := os.Getenv("PYENV_ROOT")
-	if root == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			root = filepath.Join(home, ".pyenv")
-		}
-	}
-	if root != "" {
-		pattern := filepath.Join(root, "versions", "3.11*", "bin", "moto_server")
-		matches, _ := filepath.Glob(pattern)
-		sort.Sort(sort.Reverse(sort.StringSlice(matches)))
-		for _, m := range matches {
-			if st, err := os.Stat(m); err == nil && st.Mode()&0o111 != 0 {
-				return m, nil
-			}
-		}
-		tried = append(tried, pattern)
-	}
-	if p, err := exec.LookPath("moto_server"); err == nil {
-		return p, nil
-	}
-	tried = append(tried, "moto_server on PATH")
-	return "", fmt.Errorf("moto_server not found (tried $MOTO_SERVER, %s); install it with `pip install 'moto[server]==5.2.1'` or set MOTO_SERVER", strings.Join(tried, ", "))
-}
-
-// startMoto runs moto_server on a random loopback port and stops it (by
-// pid) when the test ends. It returns the server's URL.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	testenv.SkipIfShort(t)
-	bin, err := findMotoServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-		_ = l.Close()
-		var out bytes.Buffer
-		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", port)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.Env = append(os.Environ(), "PYENV_VERSION=3.11")
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", bin, err)
-		}
-		pid := cmd.Process.Pid
-		exited := make(chan struct{})
-		var waitErr error
-		go func() {
-			waitErr = cmd.Wait()
-			close(exited)
-		}()
-		stop := func() {
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				<-exited
-			}
-		}
-		base := "http://127.0.0.1:" + port
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			select {
-			case <-exited:
-				lastErr = fmt.Errorf("moto_server (pid %d) exited before serving: %v\n%s", pid, waitErr, out.String())
-			default:
-				resp, err := http.Get(base + "/moto-api/")
-				if err == nil {
-					_ = resp.Body.Close()
-					if resp.StatusCode == http.StatusOK {
-						t.Cleanup(stop)
-						t.Logf("moto_server %s (pid %d) at %s", bin, pid, base)
-						return base
-					}
-				}
-				if time.Now().After(deadline) {
-					stop()
-					t.Fatalf("moto_server (pid %d) did not serve within 60s:\n%s", pid, out.String())
-				}
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			break
-		}
-	}
-	t.Fatalf("moto_server: %v", lastErr)
-	return ""
-}
 
 // motoProxy sits between the provider and moto: it logs every call (the
 // operation and the object it names) and can make one region fail with
@@ -299,7 +192,7 @@ func (a *motoAdmin) labelParam(region, name string, version int64, label string)
 // not resolve parameter ARNs, which AWS does; SSM by ARN is covered by
 // TestFetchThroughSDK against the fake.)
 func TestMoto(t *testing.T) {
-	moto := startMoto(t)
+	moto := testenv.StartMoto(t)
 	proxy := newMotoProxy(t, moto)
 	isolateEnv(t)
 	t.Setenv("AWS_ENDPOINT_URL", proxy.url)
