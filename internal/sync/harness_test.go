@@ -38,34 +38,15 @@ import (
 
 // One control plane serves every integration test of the package; each
 // test works in namespaces of its own and runs its own controller.
-var (
-	sharedEnv    *testenv.Env
-	sharedEnvErr error
-)
+var shared = testenv.NewShared(testenv.Options{})
 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
-	if !testing.Short() {
-		sharedEnv, sharedEnvErr = testenv.StartEnv(testenv.Options{})
-	}
-	code := m.Run()
-	if sharedEnv != nil {
-		if err := sharedEnv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop control plane:", err)
-		}
-	}
-	os.Exit(code)
+	os.Exit(shared.Run(m))
 }
 
-func controlPlane(t testing.TB) *testenv.Env {
-	t.Helper()
-	testenv.SkipIfShort(t)
-	if sharedEnvErr != nil {
-		t.Fatalf("control plane: %v", sharedEnvErr)
-	}
-	return sharedEnv
-}
+func controlPlane(t testing.TB) *testenv.Env { return shared.Env(t) }
 
 // fakeProvider serves object content from memory, with content-derived
 // versions, and records who each fetch ran as (decoding the claims of the

@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,34 +31,13 @@ import (
 	"github.com/ssinjector/ssi/internal/testenv"
 )
 
-var (
-	envOnce sync.Once
-	envErr  error
-	shared  *testenv.Env
-)
+// One control plane, whose service-account tokens the fakes verify,
+// serves every integration test of the package.
+var shared = testenv.NewShared(testenv.Options{})
 
-// TestMain stops the control plane the integration tests share.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared != nil {
-		if err := shared.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop control plane:", err)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
 
-// controlPlane starts (once per package) a kube-apiserver whose
-// service-account tokens the fake Entra verifies.
-func controlPlane(t *testing.T) *testenv.Env {
-	t.Helper()
-	testenv.SkipIfShort(t)
-	envOnce.Do(func() { shared, envErr = testenv.StartEnv(testenv.Options{}) })
-	if envErr != nil {
-		t.Fatalf("start control plane: %v", envErr)
-	}
-	return shared
-}
+func controlPlane(t *testing.T) *testenv.Env { return shared.Env(t) }
 
 const testClientID = "8c3b0a5e-3d2f-4f5e-9a51-6f1e2d3c4b5a"
 

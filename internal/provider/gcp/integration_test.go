@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,32 +21,13 @@ import (
 	"github.com/ssinjector/ssi/internal/testenv"
 )
 
-var (
-	envOnce sync.Once
-	envErr  error
-	shared  *testenv.Env
-)
+// One control plane, whose service-account tokens the fakes verify,
+// serves every integration test of the package.
+var shared = testenv.NewShared(testenv.Options{})
 
-// TestMain stops the control plane the integration tests share.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared != nil {
-		if err := shared.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop control plane:", err)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
 
-func controlPlane(t *testing.T) *testenv.Env {
-	t.Helper()
-	testenv.SkipIfShort(t)
-	envOnce.Do(func() { shared, envErr = testenv.StartEnv(testenv.Options{}) })
-	if envErr != nil {
-		t.Fatalf("start control plane: %v", envErr)
-	}
-	return shared
-}
+func controlPlane(t *testing.T) *testenv.Env { return shared.Env(t) }
 
 type rig struct {
 	t    *testing.T
