@@ -20,6 +20,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 type harness struct {
@@ -42,7 +43,7 @@ func newHarness(t *testing.T, mod func(*Options), objs ...client.Object) *harnes
 		status: &statusLog{},
 		events: record.NewFakeRecorder(100),
 	}
-	c := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(objs...).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(objs...).Build()
 	o := Options{
 		NodeID:               "node-1",
 		KubeletRootDir:       h.root,

@@ -19,9 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -31,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 // EventComponent is the source of the events the shim records.
@@ -57,16 +56,16 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "ssi-agent-csi/" + opts.Version
-	scheme := Scheme()
+	sch := scheme.New()
 
-	classes, err := crcache.New(cfg, crcache.Options{Scheme: scheme})
+	classes, err := crcache.New(cfg, crcache.Options{Scheme: sch})
 	if err != nil {
 		return fmt.Errorf("SecretProviderClass cache: %w", err)
 	}
 	if _, err := classes.GetInformer(ctx, &ssiv1.SecretProviderClass{}); err != nil {
 		return fmt.Errorf("SecretProviderClass informer: %w", err)
 	}
-	api, err := client.New(cfg, client.Options{Scheme: scheme})
+	api, err := client.New(cfg, client.Options{Scheme: sch})
 	if err != nil {
 		return err
 	}
@@ -77,7 +76,7 @@ func Run(ctx context.Context, opts Options) error {
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(scheme, corev1.EventSource{Component: EventComponent, Host: opts.NodeID})
+	recorder := broadcaster.NewRecorder(sch, corev1.EventSource{Component: EventComponent, Host: opts.NodeID})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -126,18 +125,6 @@ func Run(ctx context.Context, opts Options) error {
 	err = <-errc
 	cancel()
 	return err
-}
-
-// Scheme knows core types and the SecretProviderClass API.
-func Scheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := ssiv1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

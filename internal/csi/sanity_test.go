@@ -21,6 +21,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 // requireMounts skips unless tmpfs can be mounted here (root in a mount
@@ -120,7 +121,7 @@ func TestSanity(t *testing.T) {
 
 	prov := newTestProvider("test", map[string]string{"db-password": "s3cr3t"})
 	status := &statusLog{}
-	c := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(spcObject("sanity", "db", "test", map[string]string{"k": "v"})).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(spcObject("sanity", "db", "test", map[string]string{"k": "v"})).Build()
 	sock := filepath.Join(root, "plugins", DriverName, "csi.sock")
 	d, err := NewDriver(Options{
 		NodeID: "sanity-node", KubeletRootDir: root, Endpoint: "unix://" + sock, RegistrationDir: "-",
@@ -206,7 +207,7 @@ func TestRealMount(t *testing.T) {
 	root := shortDir(t)
 	requireMounts(t, root)
 	prov := newTestProvider("test", map[string]string{"db-password": "s3cr3t", "nested/cert.pem": "CERT"})
-	c := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(spcObject("team-a", "db", "test", nil)).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(spcObject("team-a", "db", "test", nil)).Build()
 	clk := newClock()
 	d, err := NewDriver(Options{NodeID: "n", KubeletRootDir: root, RegistrationDir: "-", EnableRotation: true, Providers: provider.NewSet(prov)},
 		Deps{Mounter: SystemMounter{}, Classes: c, Now: clk.Now})

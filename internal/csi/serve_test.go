@@ -18,6 +18,8 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 // shortDir is a temporary directory with a path short enough for sockets.
@@ -48,7 +50,7 @@ func TestServeAndRegister(t *testing.T) {
 	root := shortDir(t)
 	sock := filepath.Join(root, "plugins", DriverName, "csi.sock")
 	reg := prometheus.NewRegistry()
-	c := fake.NewClientBuilder().WithScheme(Scheme()).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).Build()
 	d, err := NewDriver(Options{NodeID: "node-1", KubeletRootDir: root, Endpoint: "unix://" + sock, Version: "1.2.3"},
 		Deps{Mounter: newFakeMounter(), Classes: c, Registerer: reg})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -53,7 +54,7 @@ func TestStatusQueue(t *testing.T) {
 				}
 				return err
 			}
-			base := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(tc.existing...)
+			base := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(tc.existing...)
 			c := base.WithInterceptorFuncs(interceptor.Funcs{
 				Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 					if err := inject(nil); err != nil {
@@ -109,7 +110,7 @@ func TestStatusQueue(t *testing.T) {
 }
 
 func TestStatusQueueDrop(t *testing.T) {
-	c := fake.NewClientBuilder().WithScheme(Scheme()).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).Build()
 	q := NewStatusQueue(c, c, nil, nil)
 	st := NewPodStatus(identity.Pod{Namespace: "ns", Name: "p", UID: "u"}, "db", "/t", "n", nil)
 	q.Record(st)
@@ -135,7 +136,7 @@ func TestStatusQueueDrop(t *testing.T) {
 // back to get and update.
 func TestStatusQueueKnownObject(t *testing.T) {
 	var creates, gets, updates atomic.Int32
-	c := fake.NewClientBuilder().WithScheme(Scheme()).WithInterceptorFuncs(interceptor.Funcs{
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithInterceptorFuncs(interceptor.Funcs{
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 			creates.Add(1)
 			return c.Create(ctx, obj, opts...)

@@ -33,6 +33,7 @@ import (
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/testenv"
 )
 
@@ -207,7 +208,7 @@ func startController(t testing.TB, env *testenv.Env, cfg *rest.Config, opts Opti
 		opts.MinBackoff = 200 * time.Millisecond
 	}
 	o := manager.Options{
-		Scheme:                 testenv.Scheme(),
+		Scheme:                 scheme.New(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},

@@ -27,6 +27,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/testenv"
 )
 
@@ -75,7 +76,7 @@ func TestRBACAsInstalled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	asClient, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	asClient, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		t.Fatal(err)
 	}

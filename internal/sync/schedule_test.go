@@ -18,8 +18,8 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/spc"
-	"github.com/ssinjector/ssi/internal/testenv"
 )
 
 // jwtMinter mints unsigned JWT-shaped tokens carrying the claims a fake
@@ -131,7 +131,7 @@ func TestFetchSchedule(t *testing.T) {
 			fp := newFake("vault", map[string]string{"db-password": "pw", "db-user": "app"})
 			minter := &jwtMinter{}
 			r := &Reconciler{
-				shared:    fake.NewClientBuilder().WithScheme(testenv.Scheme()).Build(),
+				shared:    fake.NewClientBuilder().WithScheme(scheme.New()).Build(),
 				providers: provider.NewSet(fp),
 				tokens:    &tokenCache{minter: minter, expiration: DefaultTokenExpiration, clock: clk},
 				recorder:  record.NewFakeRecorder(100),

@@ -18,14 +18,12 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 // RepoRoot is the root of this repository, found from this file's path.
@@ -59,18 +57,6 @@ func SkipIfShort(t testing.TB) {
 	if testing.Short() {
 		t.Skip("integration test: needs the control plane; skipped with -short")
 	}
-}
-
-// Scheme knows the core types and this project's API.
-func Scheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := ssiv1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
 }
 
 // Env is a running control plane.
@@ -120,7 +106,7 @@ func StartEnv(opts Options) (*Env, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "manifests", "crds")},
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: opts.Webhook,
-		Scheme:                Scheme(),
+		Scheme:                scheme.New(),
 	}
 	api := te.ControlPlane.GetAPIServer()
 	for k, v := range opts.APIServerArgs {

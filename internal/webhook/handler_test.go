@@ -24,6 +24,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/inject"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 // staticLookup is a Lookup over fixed objects, with an optional failure.
@@ -118,7 +119,7 @@ func request(t testing.TB, pod *corev1.Pod) admission.Request {
 func newTestHandler(l Lookup, policy admissionregistrationv1.FailurePolicyType) (*admission.Webhook, *Metrics) {
 	cfg := inject.DefaultConfig()
 	m := NewMetrics(nil)
-	return NewHandler(Scheme(), &Injector{Config: &cfg, Lookup: l, FailurePolicy: policy, Log: logr.Discard()}, m), m
+	return NewHandler(scheme.New(), &Injector{Config: &cfg, Lookup: l, FailurePolicy: policy, Log: logr.Discard()}, m), m
 }
 
 // patched applies a response's JSON patch to the request's pod.

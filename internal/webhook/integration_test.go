@@ -20,6 +20,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/inject"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 // admissions sums the admission counter over all outcomes.
@@ -207,7 +208,7 @@ func TestIntegration(t *testing.T) {
 			t.Skip("no stored pod")
 		}
 		// In-process: the handler returns no patch for the rewritten pod.
-		wh := NewHandler(Scheme(), h.server.Injector, NewMetrics(nil))
+		wh := NewHandler(scheme.New(), h.server.Injector, NewMetrics(nil))
 		resp := wh.Handle(ctx, request(t, first))
 		if !resp.Allowed || len(resp.Patches) != 0 {
 			t.Errorf("handler on the rewritten pod: allowed %v, patches %v", resp.Allowed, resp.Patches)

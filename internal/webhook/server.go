@@ -21,9 +21,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
@@ -34,7 +32,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 // Server is the assembled admission server.
@@ -58,18 +56,6 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	return s.Start(ctx)
-}
-
-// Scheme knows the core types and SecretProviderClass.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := ssiv1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
 }
 
 // NewLogger returns the process logger for a level and format.
@@ -125,9 +111,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}}
 
-	scheme := Scheme()
+	sch := scheme.New()
 	mo := manager.Options{
-		Scheme:                 scheme,
+		Scheme:                 sch,
 		Logger:                 log,
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.HealthAddr,
@@ -155,7 +141,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		FailurePolicy: opts.FailurePolicy,
 		Log:           log.WithName("admission"),
 	}
-	mgr.GetWebhookServer().Register(opts.Path, NewHandler(scheme, inj, DefaultMetrics()))
+	mgr.GetWebhookServer().Register(opts.Path, NewHandler(sch, inj, DefaultMetrics()))
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
