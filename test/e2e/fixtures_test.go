@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/ssinjector/ssi/internal/chart"
 	"github.com/ssinjector/ssi/internal/testenv"
 	"github.com/ssinjector/ssi/test/e2e/cluster"
 )
@@ -135,7 +136,7 @@ func readSeed(name string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeYAML(data)
+	return chart.Split(data)
 }
 
 // appState is what the test application reports at GET /state.

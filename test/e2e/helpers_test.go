@@ -3,13 +3,9 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -21,36 +17,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
-)
 
-// decodeYAML splits a multi-document YAML stream into objects, skipping
-// empty documents.
-func decodeYAML(data []byte) ([]*unstructured.Unstructured, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var out []*unstructured.Unstructured
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		obj := &unstructured.Unstructured{}
-		if err := utilyaml.Unmarshal(doc, &obj.Object); err != nil {
-			return nil, err
-		}
-		if len(obj.Object) == 0 {
-			continue
-		}
-		out = append(out, obj)
-	}
-}
+	"github.com/ssinjector/ssi/internal/chart"
+)
 
 // applyObjects creates or updates objects with server-side apply, like
 // `kubectl apply --server-side`.
@@ -103,7 +76,7 @@ func applyFile(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	objs, err := decodeYAML(data)
+	objs, err := chart.Split(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
