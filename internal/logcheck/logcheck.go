@@ -15,6 +15,7 @@ package logcheck
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -65,6 +66,16 @@ func (r *Recorder) Secret(values ...string) {
 		}
 		r.secrets[v] = true
 	}
+}
+
+// NewSecret returns a fresh random value, prefix followed by 16 hex
+// digits, already registered as a secret.
+func (r *Recorder) NewSecret(prefix string) string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	v := prefix + "-" + hex.EncodeToString(b)
+	r.Secret(v)
+	return v
 }
 
 // Tee returns a writer that captures and also logs to t, line by line, so

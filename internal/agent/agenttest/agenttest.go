@@ -252,6 +252,40 @@ func (a *Agent) FailsFirstFetch(want []string, values ...string) {
 	NoValue(a.t, "Run's error", runErr.Error(), values...)
 }
 
+// WaitUnchangedRotation waits for a rotation that found nothing changed.
+func (a *Agent) WaitUnchangedRotation() {
+	a.t.Helper()
+	unchanged := Msg("nothing changed", "phase", "rotation")
+	a.Eventually(10*time.Second, "an unchanged rotation", func() bool { return Count(a.logs, unchanged) > 0 })
+}
+
+// TokenFile registers the pod's token as a secret of r and writes it where
+// the agent reads it, as kubelet projects it; it returns the path.
+func TokenFile(t *testing.T, r *logcheck.Recorder, token string) string {
+	t.Helper()
+	r.Secret(token)
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// SidecarConfig is the configuration the webhook would write for one
+// volume "secrets" at dir, served by a sidecar that rotates every 250 ms
+// with the given first-fetch timeout, token and cloud identity.
+func SidecarConfig(dir string, firstFetch time.Duration, token agentconfig.Token, cloud identity.Cloud, class agentconfig.Class) *agentconfig.Config {
+	return &agentconfig.Config{
+		APIVersion:        agentconfig.APIVersion,
+		Mode:              agentconfig.ModeSidecar,
+		RotationInterval:  agentconfig.Duration{Duration: 250 * time.Millisecond},
+		FirstFetchTimeout: agentconfig.Duration{Duration: firstFetch},
+		Tokens:            []agentconfig.Token{token},
+		Cloud:             cloud,
+		Volumes:           []agentconfig.Volume{{Name: "secrets", Path: dir, Class: class}},
+	}
+}
+
 // FileIs returns a condition that holds when the file has content want.
 func FileIs(path, want string) func() bool {
 	return func() bool {

@@ -72,11 +72,7 @@ func TestAgentLogScan(t *testing.T) {
 	}
 
 	logs := logcheck.New()
-	secret := func(prefix string) string {
-		v := prefix + "-" + randHex(8)
-		logs.Secret(v)
-		return v
-	}
+	secret := logs.NewSecret
 	dbJSON := func(user, pass string) string {
 		v := fmt.Sprintf(`{"username":%q,"password":%q,"port":5432}`, user, pass)
 		logs.Secret(v)
@@ -90,28 +86,16 @@ func TestAgentLogScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs.Secret(tok)
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(tok), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := agenttest.TokenFile(t, logs, tok)
 	// After the control plane started: its processes keep their own stderr.
 	logs.CaptureStderr(t)
 
 	pod := identity.Pod{Namespace: ns, Name: "app-0", UID: "uid-1", ServiceAccount: "app"}
 	config := func(dir, objects string, firstTimeout time.Duration) *agentconfig.Config {
-		return &agentconfig.Config{
-			APIVersion:        agentconfig.APIVersion,
-			Mode:              agentconfig.ModeSidecar,
-			RotationInterval:  agentconfig.Duration{Duration: 250 * time.Millisecond},
-			FirstFetchTimeout: agentconfig.Duration{Duration: firstTimeout},
-			Tokens:            []agentconfig.Token{{Audience: awsprov.AudienceIRSA, Path: tokenFile}},
-			Cloud:             identity.Cloud{AWSRoleARN: role},
-			Volumes: []agentconfig.Volume{{Name: "secrets", Path: dir, Class: agentconfig.Class{
-				Namespace: ns, Name: "app-secrets", Provider: "aws",
-				Parameters: map[string]string{"region": "us-east-1", "objects": objects},
-			}}},
-		}
+		return agenttest.SidecarConfig(dir, firstTimeout, agentconfig.Token{Audience: awsprov.AudienceIRSA, Path: tokenFile}, identity.Cloud{AWSRoleARN: role}, agentconfig.Class{
+			Namespace: ns, Name: "app-secrets", Provider: "aws",
+			Parameters: map[string]string{"region": "us-east-1", "objects": objects},
+		})
 	}
 	providers := func(*slog.Logger) provider.Set { return provider.NewSet(awsprov.New(testOptions())) }
 
@@ -129,8 +113,7 @@ func TestAgentLogScan(t *testing.T) {
 	if issued, static := issuedKeys(f); issued < 2 || static != 0 {
 		t.Fatalf("calls signed with STS credentials: %d, with other keys: %d", issued, static)
 	}
-	unchanged := agenttest.Msg("nothing changed", "phase", "rotation")
-	a.Eventually(10*time.Second, "an unchanged rotation", func() bool { return agenttest.Count(logs, unchanged) > 0 })
+	a.WaitUnchangedRotation()
 
 	// A new version of the secret and of the parameter.
 	pass2, key2 := secret("db-pass"), secret("api-key")

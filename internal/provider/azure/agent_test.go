@@ -1,12 +1,9 @@
 package azure
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,13 +37,7 @@ func TestAgentLogScan(t *testing.T) {
 	r := newRig(t)
 	f := r.fake
 	logs := logcheck.New()
-	secret := func(prefix string) string {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		v := prefix + "-" + hex.EncodeToString(b)
-		logs.Secret(v)
-		return v
-	}
+	secret := logs.NewSecret
 	db1, apiRaw1, hist1, hist2 := secret("db-password"), secret("api-token"), secret("history"), secret("history")
 	f.put("secrets", "db-password", kvVer{value: db1})
 	// objectEncoding base64: Key Vault holds the encoded text, the file the
@@ -54,7 +45,6 @@ func TestAgentLogScan(t *testing.T) {
 	f.put("secrets", "api-token", kvVer{value: base64.StdEncoding.EncodeToString([]byte(apiRaw1))})
 	f.put("secrets", "history", kvVer{value: hist1})
 	f.put("secrets", "history", kvVer{value: hist2})
-	logs.Secret(r.token)
 
 	// The Azure SDK's log, every event, as AZURE_SDK_GO_LOGGING=all would
 	// print it to standard error.
@@ -62,29 +52,18 @@ func TestAgentLogScan(t *testing.T) {
 	t.Cleanup(func() { azlog.SetListener(nil) })
 	logs.CaptureStderr(t)
 
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(r.token), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := agenttest.TokenFile(t, logs, r.token)
 	objects := []string{
 		"objectName: db-password\nobjectType: secret",
 		"objectName: api-token\nobjectType: secret\nobjectEncoding: base64\nobjectAlias: api/token",
 		"objectName: history\nobjectType: secret\nobjectVersionHistory: 2",
 	}
 	config := func(dir string, firstTimeout time.Duration, objs ...string) *agentconfig.Config {
-		return &agentconfig.Config{
-			APIVersion:        agentconfig.APIVersion,
-			Mode:              agentconfig.ModeSidecar,
-			RotationInterval:  agentconfig.Duration{Duration: 250 * time.Millisecond},
-			FirstFetchTimeout: agentconfig.Duration{Duration: firstTimeout},
-			Tokens:            []agentconfig.Token{{Audience: TokenAudience, Path: tokenFile}},
-			// From the service account's azure.workload.identity/client-id.
-			Cloud: identity.Cloud{AzureClientID: testClientID},
-			Volumes: []agentconfig.Volume{{Name: "secrets", Path: dir, Class: agentconfig.Class{
-				Namespace: r.ns, Name: "app-secrets", Provider: "azure",
-				Parameters: map[string]string{"keyvaultName": "kv-test", "tenantId": f.tenant, "objects": objectsParam(objs...)},
-			}}},
-		}
+		// The client ID is the service account's azure.workload.identity/client-id.
+		return agenttest.SidecarConfig(dir, firstTimeout, agentconfig.Token{Audience: TokenAudience, Path: tokenFile}, identity.Cloud{AzureClientID: testClientID}, agentconfig.Class{
+			Namespace: r.ns, Name: "app-secrets", Provider: "azure",
+			Parameters: map[string]string{"keyvaultName": "kv-test", "tenantId": f.tenant, "objects": objectsParam(objs...)},
+		})
 	}
 	providers := func(*slog.Logger) provider.Set { return provider.NewSet(r.provider(f.dialer())) }
 	pod := identity.Pod{Namespace: r.ns, Name: "app-0", UID: "uid-1", ServiceAccount: "app"}
@@ -101,8 +80,7 @@ func TestAgentLogScan(t *testing.T) {
 	if calls := f.calls.Snapshot(); calls["entra token"] < 1 || calls["kv challenge"] < 1 {
 		t.Fatalf("calls %v: the workload identity path (challenge, token exchange) was not taken", calls)
 	}
-	unchanged := agenttest.Msg("nothing changed", "phase", "rotation")
-	a.Eventually(10*time.Second, "an unchanged rotation", func() bool { return agenttest.Count(logs, unchanged) > 0 })
+	a.WaitUnchangedRotation()
 
 	// New versions: the latest secrets change, the history shifts.
 	db2, apiRaw2, hist3 := secret("db-password"), secret("api-token"), secret("history")

@@ -1,11 +1,8 @@
 package gcp
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -47,13 +44,7 @@ func TestAgentLogScan(t *testing.T) {
 	f.mu.Unlock()
 
 	logs := logcheck.New()
-	secret := func(prefix string) string {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		v := prefix + "-" + hex.EncodeToString(b)
-		logs.Secret(v)
-		return v
-	}
+	secret := logs.NewSecret
 	const (
 		dbName       = "projects/my-project/secrets/db"
 		regionalName = "projects/my-project/locations/us-east1/secrets/regional"
@@ -68,11 +59,7 @@ func TestAgentLogScan(t *testing.T) {
 
 	aud := TokenAudience(wipResource)
 	tok := r.token(aud)
-	logs.Secret(tok)
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(tok), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := agenttest.TokenFile(t, logs, tok)
 	// The client libraries' own debug log (requests and responses) goes to
 	// standard error, which is captured with the agent's log.
 	t.Setenv("GOOGLE_SDK_GO_LOGGING_LEVEL", "debug")
@@ -82,18 +69,11 @@ func TestAgentLogScan(t *testing.T) {
 		"- resourceName: " + regionalName + "/versions/latest\n  path: regional.txt\n" +
 		"- resourceName: " + jsonName + "/versions/latest\n  path: db-user\n  extractJSONKey: username\n"
 	config := func(dir string, firstTimeout time.Duration, extra string) *agentconfig.Config {
-		return &agentconfig.Config{
-			APIVersion:        agentconfig.APIVersion,
-			Mode:              agentconfig.ModeSidecar,
-			RotationInterval:  agentconfig.Duration{Duration: 250 * time.Millisecond},
-			FirstFetchTimeout: agentconfig.Duration{Duration: firstTimeout},
-			Tokens:            []agentconfig.Token{{Audience: aud, Path: tokenFile}},
-			Cloud:             identity.Cloud{GCPWorkloadIdentityProvider: wipResource, GCPServiceAccount: gsaEmail},
-			Volumes: []agentconfig.Volume{{Name: "secrets", Path: dir, Class: agentconfig.Class{
+		return agenttest.SidecarConfig(dir, firstTimeout, agentconfig.Token{Audience: aud, Path: tokenFile},
+			identity.Cloud{GCPWorkloadIdentityProvider: wipResource, GCPServiceAccount: gsaEmail}, agentconfig.Class{
 				Namespace: r.ns, Name: "app-secrets", Provider: "gcp",
 				Parameters: map[string]string{"secrets": "- resourceName: " + entries + extra},
-			}}},
-		}
+			})
 	}
 	providers := func(*slog.Logger) provider.Set { return provider.NewSet(r.provider(true)) }
 	pod := identity.Pod{Namespace: r.ns, Name: "app-0", UID: "uid-1", ServiceAccount: "app"}
@@ -110,8 +90,7 @@ func TestAgentLogScan(t *testing.T) {
 	if calls := f.calls.Snapshot(); calls["sts token"] < 1 || calls["iam generateAccessToken"] < 1 || calls["metadata token"] != 0 {
 		t.Fatalf("calls %v: want the federation and impersonation path, not the metadata server", calls)
 	}
-	unchanged := agenttest.Msg("nothing changed", "phase", "rotation")
-	a.Eventually(10*time.Second, "an unchanged rotation", func() bool { return agenttest.Count(logs, unchanged) > 0 })
+	a.WaitUnchangedRotation()
 
 	// New versions of the global and the regional secret.
 	db2, regional2 := secret("db-password"), secret("regional")
