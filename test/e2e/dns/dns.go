@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -45,15 +46,33 @@ type Server struct {
 
 // ListenAndServe binds UDP and TCP on addr (host:port) and serves until
 // Close.
+// With port 0 the kernel picks a free UDP port, and TCP must bind the same
+// number; when another process already holds that number on TCP, it tries
+// again with a new UDP port (a few times) instead of failing.
 func (s *Server) ListenAndServe(addr string) error {
-	pc, err := net.ListenPacket("udp", addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("dns: listen udp %s: %w", addr, err)
+		return fmt.Errorf("dns: address %q: %w", addr, err)
 	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	attempts := 1
+	if port == "0" {
+		attempts = 20
+	}
+	var pc net.PacketConn
+	var ln net.Listener
+	for i := 0; ; i++ {
+		pc, err = net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("dns: listen udp %s: %w", addr, err)
+		}
+		ln, err = net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			break
+		}
 		_ = pc.Close()
-		return fmt.Errorf("dns: listen tcp %s: %w", addr, err)
+		if i+1 >= attempts || !errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("dns: listen tcp %s: %w", addr, err)
+		}
 	}
 	s.mu.Lock()
 	s.udp, s.tcp = pc, ln
