@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssinjector/ssi/internal/child"
 )
 
 // MotoServerPath locates moto_server: $MOTO_SERVER, then the pyenv
@@ -70,25 +72,25 @@ func StartMoto(t testing.TB) string {
 		base := "http://127.0.0.1:" + strconv.Itoa(port)
 		if lastErr = waitMoto(p, base, 60*time.Second); lastErr == nil {
 			t.Cleanup(func() {
-				if err := p.stop(syscall.SIGTERM, 10*time.Second); err != nil {
+				if err := p.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
 					t.Errorf("stop moto_server: %v", err)
 				}
 			})
 			t.Logf("moto_server %s (pid %d) at %s", bin, p.Pid(), base)
 			return base
 		}
-		_ = p.stop(syscall.SIGTERM, 10*time.Second)
+		_ = p.Stop(syscall.SIGTERM, 10*time.Second)
 	}
 	t.Fatalf("moto_server: %v\nlog:\n%s", lastErr, logTail(logPath, 40))
 	return ""
 }
 
 // waitMoto waits until moto's management API answers.
-func waitMoto(p *proc, base string, timeout time.Duration) error {
+func waitMoto(p *child.Process, base string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	c := http.Client{Timeout: 2 * time.Second}
 	for {
-		if done, err := p.exited(); done {
+		if done, err := p.Exited(); done {
 			return fmt.Errorf("moto_server (pid %d) exited before serving: %w", p.Pid(), exitErr(err))
 		}
 		if resp, err := c.Get(base + "/moto-api/"); err == nil {

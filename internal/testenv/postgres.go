@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssinjector/ssi/internal/child"
 )
 
 // postgresHint says how to get the server binaries on a fresh machine.
@@ -31,7 +33,7 @@ type Postgres struct {
 	// Dir holds the cluster; LogPath the server log.
 	Dir, LogPath string
 
-	proc *proc
+	proc *child.Process
 }
 
 // PostgresBinDir finds the directory holding initdb and postgres:
@@ -88,7 +90,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	pg := &Postgres{User: "postgres", Password: hex.EncodeToString(pw), Dir: dir, LogPath: filepath.Join(dir, "postgres.log")}
 	t.Cleanup(func() {
 		if pg.proc != nil {
-			if err := pg.proc.stop(syscall.SIGINT, 15*time.Second); err != nil {
+			if err := pg.proc.Stop(syscall.SIGINT, 15*time.Second); err != nil {
 				t.Errorf("stop postgres: %v", err)
 			}
 		}
@@ -142,7 +144,7 @@ func StartPostgres(t testing.TB) *Postgres {
 		if lastErr = pg.waitReady(30 * time.Second); lastErr == nil {
 			return pg
 		}
-		_ = pg.proc.stop(syscall.SIGINT, 10*time.Second)
+		_ = pg.proc.Stop(syscall.SIGINT, 10*time.Second)
 		if !strings.Contains(logTail(pg.LogPath, 20), "already in use") {
 			break
 		}
@@ -156,7 +158,7 @@ func StartPostgres(t testing.TB) *Postgres {
 func (pg *Postgres) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if done, err := pg.proc.exited(); done {
+		if done, err := pg.proc.Exited(); done {
 			return fmt.Errorf("postgres exited: %w", exitErr(err))
 		}
 		b, _ := os.ReadFile(pg.LogPath)

@@ -8,89 +8,26 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/ssinjector/ssi/internal/child"
 )
 
-// proc is a server process started by a helper of this package. Its output
-// goes to a log file that survives it, so a failing test can print it.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-
-	done    chan struct{}
-	mu      sync.Mutex
-	waitErr error
-}
-
-// startProc starts cmd in its own process group with stdout and stderr
-// appended to logPath. The process is killed if the test binary dies.
-func startProc(name, logPath string, cmd *exec.Cmd) (*proc, error) {
+// startProc starts cmd as a child (own process group, killed if the test
+// binary dies) with stdout and stderr appended to logPath, a log that
+// survives it so a failing test can print it.
+func startProc(name, logPath string, cmd *exec.Cmd) (*child.Process, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open %s log: %w", name, err)
 	}
 	cmd.Stdout, cmd.Stderr = f, f
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Setpgid = true
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	if err := cmd.Start(); err != nil {
+	p, err := child.Start(name, cmd, func(error) { _ = f.Close() })
+	if err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
+		return nil, err
 	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		_ = f.Close()
-		p.mu.Lock()
-		p.waitErr = err
-		p.mu.Unlock()
-		close(p.done)
-	}()
 	return p, nil
-}
-
-// Pid is the process id.
-func (p *proc) Pid() int { return p.cmd.Process.Pid }
-
-// exited reports whether the process has ended, and how.
-func (p *proc) exited() (bool, error) {
-	select {
-	case <-p.done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return true, p.waitErr
-	default:
-		return false, nil
-	}
-}
-
-// stop sends sig to the process group of the process, waits up to grace
-// for it to end, then kills the group. Stopping an ended process is a no-op.
-func (p *proc) stop(sig syscall.Signal, grace time.Duration) error {
-	if done, _ := p.exited(); done {
-		return nil
-	}
-	pid := p.Pid()
-	if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal %s (pid %d): %w", p.name, pid, err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(grace):
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	select {
-	case <-p.done:
-		return fmt.Errorf("%s (pid %d) did not stop within %s after %s; killed", p.name, pid, grace, sig)
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("%s (pid %d) survived SIGKILL", p.name, pid)
-	}
 }
 
 // logTail returns the last n lines of a log file.
@@ -127,11 +64,11 @@ func FreePort() (int, error) {
 
 // waitTCP waits until something accepts connections on addr, the process
 // ended, or the timeout passed.
-func waitTCP(p *proc, addr string, timeout time.Duration) error {
+func waitTCP(p *child.Process, addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if done, err := p.exited(); done {
-			return fmt.Errorf("%s exited before listening on %s: %w", p.name, addr, exitErr(err))
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("%s exited before listening on %s: %w", p.Name(), addr, exitErr(err))
 		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -139,7 +76,7 @@ func waitTCP(p *proc, addr string, timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s does not listen on %s after %s: %w", p.name, addr, timeout, err)
+			return fmt.Errorf("%s does not listen on %s after %s: %w", p.Name(), addr, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/ssinjector/ssi/internal/child"
 )
 
 // vaultGODEBUG is required by the pinned Vault build: its certificate
@@ -60,7 +62,7 @@ type Vault struct {
 	unsealKey string
 
 	mu   sync.Mutex
-	proc *proc
+	proc *child.Process
 }
 
 // StartVault starts a Vault server for the test and waits until it serves
@@ -214,7 +216,7 @@ func (v *Vault) waitActive(timeout time.Duration) error {
 		v.mu.Lock()
 		p := v.proc
 		v.mu.Unlock()
-		if done, err := p.exited(); done {
+		if done, err := p.Exited(); done {
 			return fmt.Errorf("vault exited: %w", exitErr(err))
 		}
 		h, err := v.Client.Sys().Health()
@@ -254,7 +256,7 @@ func (v *Vault) stop() error {
 	if p == nil {
 		return nil
 	}
-	return p.stop(syscall.SIGTERM, 15*time.Second)
+	return p.Stop(syscall.SIGTERM, 15*time.Second)
 }
 
 // Pid is the process id of the running server (0 when stopped).
@@ -264,7 +266,7 @@ func (v *Vault) Pid() int {
 	if v.proc == nil {
 		return 0
 	}
-	if done, _ := v.proc.exited(); done {
+	if done, _ := v.proc.Exited(); done {
 		return 0
 	}
 	return v.proc.Pid()

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -31,6 +32,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/chart"
+	"github.com/ssinjector/ssi/internal/child"
 	"github.com/ssinjector/ssi/internal/testenv"
 )
 
@@ -182,7 +184,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.res.Processes["vault"] = v.proc.Pid()
-	d.clean.add(func() error { return v.proc.stop(10 * time.Second) })
+	d.clean.add(func() error { return v.proc.Stop(syscall.SIGTERM, 10*time.Second) })
 	d.vaultAddr = v.addr
 	reviewer, err := d.reviewerToken(ctx, env)
 	if err != nil {
@@ -325,11 +327,11 @@ func (d *demo) run(ctx context.Context) error {
 
 	// 10. Stop the agent as kubelet would (SIGTERM).
 	d.stepf("stop the agent (SIGTERM, as kubelet does when the pod ends)")
-	if err := agent.stop(10 * time.Second); err != nil {
+	if err := agent.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
 		return err
 	}
-	if agent.err != nil {
-		return fmt.Errorf("agent exited with %w on SIGTERM, want 0", agent.err)
+	if _, err := agent.Exited(); err != nil {
+		return fmt.Errorf("agent exited with %w on SIGTERM, want 0", err)
 	}
 	d.infof("agent exited 0")
 	return nil
@@ -437,7 +439,7 @@ func (d *demo) startWebhook(ctx context.Context, env *testenv.Env, repo string) 
 		return err
 	}
 	d.res.Processes["ssi-webhook"] = p.Pid()
-	d.clean.add(func() error { return p.stop(15 * time.Second) })
+	d.clean.add(func() error { return p.Stop(syscall.SIGTERM, 15*time.Second) })
 	if err := waitHTTP(ctx, http.DefaultClient, "http://"+health+"/readyz", p, time.Minute); err != nil {
 		return err
 	}
@@ -473,7 +475,7 @@ func (d *demo) startWebhook(ctx context.Context, env *testenv.Env, repo string) 
 // TokenRequest token (bound to the pod) for every projected token, and the
 // container's paths mapped under the demo's directory. It returns once the
 // agent reports ready, with the volume directories by name.
-func (d *demo) startAgent(ctx context.Context, env *testenv.Env, pod *corev1.Pod) (*process, map[string]string, error) {
+func (d *demo) startAgent(ctx context.Context, env *testenv.Env, pod *corev1.Pod) (*child.Process, map[string]string, error) {
 	var ctr *corev1.Container
 	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for i := range list {
@@ -583,7 +585,7 @@ func (d *demo) startAgent(ctx context.Context, env *testenv.Env, pod *corev1.Pod
 		return nil, nil, err
 	}
 	d.res.Processes["ssi-agent"] = p.Pid()
-	d.clean.add(func() error { return p.stop(10 * time.Second) })
+	d.clean.add(func() error { return p.Stop(syscall.SIGTERM, 10*time.Second) })
 	if err := waitHTTP(ctx, http.DefaultClient, "http://"+health+"/readyz", p, 2*time.Minute); err != nil {
 		if msg, rerr := os.ReadFile(termination); rerr == nil && len(msg) > 0 {
 			return nil, nil, fmt.Errorf("agent failed; its termination message: %s", msg)
@@ -637,7 +639,7 @@ func (d *demo) showFiles(dir string) (map[string]string, error) {
 }
 
 // waitFile waits until path holds want.
-func waitFile(ctx context.Context, path, want string, agent *process, timeout time.Duration) error {
+func waitFile(ctx context.Context, path, want string, agent *child.Process, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
@@ -645,8 +647,8 @@ func waitFile(ctx context.Context, path, want string, agent *process, timeout ti
 		if err == nil && bytes.Equal(b, []byte(want)) {
 			return nil
 		}
-		if agent.exited() {
-			return fmt.Errorf("agent exited (%w) before %s was rotated", agent.err, path)
+		if done, err := agent.Exited(); done {
+			return fmt.Errorf("agent exited (%w) before %s was rotated", err, path)
 		}
 		select {
 		case <-ctx.Done():

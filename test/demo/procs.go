@@ -11,64 +11,19 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/ssinjector/ssi/internal/child"
 )
 
-// process is a child the demo started and must stop.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
-// start runs a child in its own process group (so Ctrl-C reaches only the
-// demo, which then stops the children in order) that is killed if the
-// demo dies.
-func start(name string, out io.Writer, env []string, bin string, args ...string) (*process, error) {
+// start runs a child (see package child: own process group, so Ctrl-C
+// reaches only the demo, which then stops the children in order; killed if
+// the demo dies) with env as its whole environment and its output to out.
+func start(name string, out io.Writer, env []string, bin string, args ...string) (*child.Process, error) {
 	cmd := exec.Command(bin, args...) //nolint:gosec // the demo runs the binaries it was given
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// Pid is the child's process id.
-func (p *process) Pid() int { return p.cmd.Process.Pid }
-
-// exited reports whether the child has ended.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, then SIGKILL after the grace period, and waits.
-func (p *process) stop(grace time.Duration) error {
-	if p.exited() {
-		return nil
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(grace):
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-	return fmt.Errorf("%s (pid %d) did not stop within %s and was killed", p.name, p.Pid(), grace)
+	return child.Start(name, cmd, nil)
 }
 
 // cleanups run in reverse order, once.
@@ -108,7 +63,7 @@ func freeAddr() (string, error) {
 }
 
 // waitHTTP polls url until it answers 200, ctx ends or p exits.
-func waitHTTP(ctx context.Context, client *http.Client, url string, p *process, timeout time.Duration) error {
+func waitHTTP(ctx context.Context, client *http.Client, url string, p *child.Process, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
@@ -124,8 +79,10 @@ func waitHTTP(ctx context.Context, client *http.Client, url string, p *process, 
 			err = fmt.Errorf("%s answered %s", url, resp.Status)
 		}
 		last = err
-		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited (%w) before %s answered", p.name, p.err, url)
+		if p != nil {
+			if done, err := p.Exited(); done {
+				return fmt.Errorf("%s exited (%w) before %s answered", p.Name(), err, url)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -9,15 +9,18 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/ssinjector/ssi/internal/child"
 )
 
 // devVault is a Vault dev server (bin/vault, built from the pinned module
 // by the Makefile) on 127.0.0.1.
 type devVault struct {
-	proc   *process
+	proc   *child.Process
 	addr   string
 	client *vaultapi.Client
 }
@@ -36,13 +39,13 @@ func startVault(ctx context.Context, bin string, log io.Writer) (*devVault, erro
 	}
 	v := &devVault{proc: p, addr: "http://" + addr}
 	if err := waitHTTP(ctx, http.DefaultClient, v.addr+"/v1/sys/health", p, time.Minute); err != nil {
-		_ = p.stop(5 * time.Second)
+		_ = p.Stop(syscall.SIGTERM, 5*time.Second)
 		return nil, err
 	}
 	cfg := vaultapi.DefaultConfig()
 	cfg.Address = v.addr
 	if v.client, err = vaultapi.NewClient(cfg); err != nil {
-		_ = p.stop(5 * time.Second)
+		_ = p.Stop(syscall.SIGTERM, 5*time.Second)
 		return nil, err
 	}
 	v.client.SetToken(rootToken)

@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -745,7 +746,7 @@ func (c *Cluster) waitProc(ctx context.Context, name string, timeout time.Durati
 	p := c.procs.get(name)
 	return waitFor(ctx, timeout, name, func() (bool, error) {
 		if p != nil {
-			if done, err := p.exited(); done {
+			if done, err := p.Exited(); done {
 				return false, fmt.Errorf("%s exited (%w); last log lines:\n%s", name, err, tailFile(filepath.Join(c.cfg.LogDir, name+".log"), 15))
 			}
 		}
@@ -829,7 +830,7 @@ func (c *Cluster) drain() {
 	c.copyPodLogs()
 	for _, n := range []string{"kube-controller-manager", "kube-scheduler"} {
 		if p := c.procs.get(n); p != nil {
-			p.stop(10 * time.Second)
+			_ = p.Stop(syscall.SIGTERM, 10*time.Second)
 		}
 	}
 	nss, err := c.Clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})

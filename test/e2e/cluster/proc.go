@@ -12,30 +12,23 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ssinjector/ssi/internal/child"
 )
 
-// proc is one process the harness started. Its pid and executable are
-// appended to the work directory's pid file, so that the cleanup of a
-// later run can stop it (by pid, after checking the executable) if this
-// run crashed.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
-	err  error
-}
-
-// procs tracks started processes.
+// procs tracks the processes the harness started (see package child). Each
+// one's pid and executable are appended to the work directory's pid file,
+// so that the cleanup of a later run can stop it (by pid, after checking
+// the executable) if this run crashed.
 type procs struct {
 	mu      sync.Mutex
 	pidFile string
 	logDir  string
-	list    []*proc
+	list    []*child.Process
 }
 
 // start runs bin with args, its output in <logDir>/<name>.log.
-func (ps *procs) start(name, bin string, args []string, env []string) (*proc, error) {
+func (ps *procs) start(name, bin string, args []string, env []string) (*child.Process, error) {
 	lf, err := os.OpenFile(filepath.Join(ps.logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -44,20 +37,14 @@ func (ps *procs) start(name, bin string, args []string, env []string) (*proc, er
 	cmd := exec.Command(bin, args...) //nolint:gosec // the components the harness runs
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = append(os.Environ(), env...)
-	// Own process group, so a terminal's ^C reaches only the test binary,
-	// which then stops everything in order. Pdeathsig stops the component
-	// if the test binary dies without cleaning up (e.g. go test's timeout).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	p, err := child.Start(name, cmd, func(err error) {
+		_, _ = fmt.Fprintf(lf, "# exited: %v\n", err)
 		_ = lf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
+	})
+	if err != nil {
+		_ = lf.Close()
+		return nil, err
 	}
-	p := &proc{name: name, cmd: cmd, log: lf, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		_, _ = fmt.Fprintf(lf, "# exited: %v\n", p.err)
-		close(p.done)
-	}()
 	ps.mu.Lock()
 	ps.list = append(ps.list, p)
 	f, err := os.OpenFile(ps.pidFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -66,44 +53,19 @@ func (ps *procs) start(name, bin string, args []string, env []string) (*proc, er
 		if resolved, err := filepath.EvalSymlinks(exe); err == nil {
 			exe = resolved
 		}
-		_, _ = fmt.Fprintf(f, "%d\t%s\t%s\n", cmd.Process.Pid, exe, name)
+		_, _ = fmt.Fprintf(f, "%d\t%s\t%s\n", p.Pid(), exe, name)
 		_ = f.Close()
 	}
 	ps.mu.Unlock()
 	return p, nil
 }
 
-// exited reports whether the process has ended, with its error.
-func (p *proc) exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.err
-	default:
-		return false, nil
-	}
-}
-
-// stop sends SIGTERM, waits up to grace, then SIGKILL.
-func (p *proc) stop(grace time.Duration) {
-	if done, _ := p.exited(); done {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	_ = p.log.Close()
-}
-
 // get returns the process named name.
-func (ps *procs) get(name string) *proc {
+func (ps *procs) get(name string) *child.Process {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	for _, p := range ps.list {
-		if p.name == name {
+		if p.Name() == name {
 			return p
 		}
 	}
@@ -113,10 +75,10 @@ func (ps *procs) get(name string) *proc {
 // stopAll stops the processes in reverse start order.
 func (ps *procs) stopAll() {
 	ps.mu.Lock()
-	list := append([]*proc(nil), ps.list...)
+	list := append([]*child.Process(nil), ps.list...)
 	ps.mu.Unlock()
 	for i := len(list) - 1; i >= 0; i-- {
-		list[i].stop(15 * time.Second)
+		_ = list[i].Stop(syscall.SIGTERM, 15*time.Second)
 	}
 }
 
