@@ -111,24 +111,12 @@ func TestServeSyncsSecrets(t *testing.T) {
 	certs := t.TempDir()
 	writeServingCert(t, certs)
 	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
 	var errOut bytes.Buffer
-	go func() {
-		done <- run(runCtx, []string{"serve", "--sync-secrets", "--rotation-poll-interval", "500ms", "--namespace", "ssi-system",
-			"--cert-dir", certs, "--host", "127.0.0.1", "--port", fmt.Sprint(freePort(t)), "--native-sidecars", "true",
-			"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--log-format", "text"},
-			strings.NewReader(""), &bytes.Buffer{}, &errOut)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("serve did not stop within 30s")
-		}
+	args := []string{"serve", "--sync-secrets", "--rotation-poll-interval", "500ms", "--namespace", "ssi-system",
+		"--cert-dir", certs, "--host", "127.0.0.1", "--port", fmt.Sprint(freePort(t)), "--native-sidecars", "true",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--log-format", "text"}
+	testenv.Background(t, "serve", 30*time.Second, cancel, func() error {
+		return run(runCtx, args, strings.NewReader(""), &bytes.Buffer{}, &errOut)
 	})
 
 	class := &ssiv1.SecretProviderClass{}

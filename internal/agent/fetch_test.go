@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/testenv"
 )
 
 // seedVaultClass is the seed guide's Vault SecretProviderClass.
@@ -153,13 +154,12 @@ func TestFetchWatch(t *testing.T) {
 	f := newFake("vault", map[string]string{"db-password": "watch-pw-00001", "api-token": "watch-tok-00001"})
 	out := filepath.Join(t.TempDir(), "out")
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Fetch(ctx, FetchOptions{
+	stop := testenv.Background(t, "Fetch --watch", 2*time.Second, cancel, func() error {
+		return Fetch(ctx, FetchOptions{
 			Providers: provider.NewSet(f), SPCFile: seedVaultClass, OutDir: out,
 			Watch: true, Interval: 50 * time.Millisecond, LogOutput: suiteLogs.Tee(t),
 		})
-	}()
+	})
 	eventually(t, 5*time.Second, "written", func() bool {
 		b, _ := os.ReadFile(filepath.Join(out, "db-password"))
 		return string(b) == "watch-pw-00001"
@@ -169,15 +169,7 @@ func TestFetchWatch(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(out, "db-password"))
 		return string(b) == "watch-pw-00002"
 	})
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Fetch --watch after interrupt = %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Fetch --watch did not stop")
-	}
+	stop() // the interrupt
 }
 
 func TestFetchUnknownProvider(t *testing.T) {

@@ -40,19 +40,7 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 func startShim(t *testing.T, opts Options) (csi.NodeClient, csi.IdentityClient) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, opts) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	testenv.Background(t, "Run", 20*time.Second, cancel, func() error { return Run(ctx, opts) })
 	sock, err := socketPath(opts.Endpoint)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/ssinjector/ssi/internal/scheme"
+	"github.com/ssinjector/ssi/internal/testenv"
 )
 
 // shortDir is a temporary directory with a path short enough for sockets.
@@ -57,14 +58,7 @@ func TestServeAndRegister(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	stop := testenv.Background(t, "Serve", 15*time.Second, cancel, func() error { return d.Serve(ctx) })
 
 	regSock := filepath.Join(root, "plugins_registry", "secrets-store.csi.k8s.io-reg.sock")
 	waitFor(t, "the registration socket", func() bool { _, err := os.Stat(regSock); return err == nil })
@@ -117,16 +111,7 @@ func TestServeAndRegister(t *testing.T) {
 		t.Errorf("/metrics = %d %q", code, body)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve returned %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Serve did not stop")
-	}
-	done <- nil
+	stop()
 	for _, p := range []string{sock, regSock} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s left behind after stop: %v", p, err)

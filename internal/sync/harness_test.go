@@ -225,24 +225,8 @@ func startController(t testing.TB, env *testenv.Env, cfg *rest.Config, opts Opti
 		t.Fatalf("Setup: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	h := &harness{t: t, env: env, r: r, metrics: opts.Metrics}
-	var once gosync.Once
-	h.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("manager: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("manager did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(h.stop)
+	h.stop = testenv.Background(t, "manager", 30*time.Second, cancel, func() error { return mgr.Start(ctx) })
 	return h
 }
 

@@ -2,12 +2,15 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"testing"
 	"time"
 
 	"github.com/ssinjector/ssi/internal/child"
@@ -99,4 +102,29 @@ func environ(dropPrefixes []string, extra ...string) []string {
 		}
 	}
 	return append(out, extra...)
+}
+
+// Background runs run (a server's Start, a manager, a CLI's main) in a
+// goroutine until the test ends or the returned stop is called, which may
+// be called more than once: then it calls cancel (which must make run
+// return) and fails t unless run returned nil within grace.
+func Background(t testing.TB, name string, grace time.Duration, cancel context.CancelFunc, run func() error) (stop func()) {
+	done := make(chan error, 1)
+	go func() { done <- run() }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			case <-time.After(grace):
+				t.Errorf("%s did not stop within %s", name, grace)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

@@ -105,19 +105,7 @@ func startHarness(t testing.TB) *harness {
 		t.Fatalf("webhook: %v", err)
 	}
 	h.server = s
-	done := make(chan error, 1)
-	go func() { done <- s.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("webhook stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("webhook did not stop within 30s")
-		}
-	})
+	testenv.Background(t, "webhook", 30*time.Second, cancel, func() error { return s.Start(ctx) })
 	h.waitReady(t)
 	return h
 }
