@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
+	"github.com/ssinjector/ssi/internal/logcheck"
 	"github.com/ssinjector/ssi/internal/provider"
 )
 
@@ -492,41 +493,24 @@ func TestJSONLogs(t *testing.T) {
 	f := newFake("fake", map[string]string{"a": "json-log-value-1"})
 	cfg := testConfig(t, agentconfig.ModeInitOnly, 0, "app")
 	cfg.LogFormat = "json"
-	var buf syncBuffer
-	h := startAgent(t, cfg, Options{Providers: provider.NewSet(f), LogOutput: &buf})
+	buf := logcheck.New()
+	h := startAgent(t, cfg, Options{Providers: provider.NewSet(f), LogOutput: buf})
 	if err := h.wait(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	note("%s", buf.String())
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	note("%s", buf.Text())
+	lines := strings.Split(strings.TrimSpace(buf.Text()), "\n")
 	if len(lines) < 2 {
-		t.Fatalf("logs: %q", buf.String())
+		t.Fatalf("logs: %q", buf.Text())
 	}
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "{") || !strings.Contains(l, `"msg":`) {
 			t.Errorf("not a JSON log line: %s", l)
 		}
 	}
-	if !strings.Contains(buf.String(), `"msg":"files published"`) || !strings.Contains(buf.String(), `"class":"team-a/app"`) {
-		t.Errorf("no publish line naming the class: %s", buf.String())
+	if !strings.Contains(buf.Text(), `"msg":"files published"`) || !strings.Contains(buf.Text(), `"class":"team-a/app"`) {
+		t.Errorf("no publish line naming the class: %s", buf.Text())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestRunDecodesEnvironment(t *testing.T) {

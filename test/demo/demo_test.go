@@ -7,13 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ssinjector/ssi/internal/logcheck"
 	"github.com/ssinjector/ssi/internal/testenv"
 )
 
@@ -116,13 +116,13 @@ func TestDemoStopsOnCancel(t *testing.T) {
 	opts := DefaultOptions()
 	opts.WebhookBin = os.Args[0] // never started: cancelled before
 	opts.AgentBin = os.Args[0]
-	out := &syncBuffer{}
+	out := logcheck.New() // safe for the demo writing and the test reading at once
 	opts.Out = out
 	ctx, cancel := context.WithCancel(context.Background())
 	// Cancel once Vault is up (step 3 begins after it).
 	go func() {
 		for ctx.Err() == nil {
-			if strings.Contains(out.String(), "[3/10]") {
+			if strings.Contains(out.Text(), "[3/10]") {
 				cancel()
 				return
 			}
@@ -137,7 +137,7 @@ func TestDemoStopsOnCancel(t *testing.T) {
 		t.Logf("demo finished before the cancellation took effect")
 	}
 	if res == nil || res.Processes["vault"] == 0 {
-		t.Fatalf("vault never started: %v\n%s", err, out.String())
+		t.Fatalf("vault never started: %v\n%s", err, out.Text())
 	}
 	for name, pid := range res.Processes {
 		if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
@@ -152,23 +152,4 @@ func keysOf(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for the demo writing and the test
-// reading at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
