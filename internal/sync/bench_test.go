@@ -29,13 +29,7 @@ func BenchmarkPodToSecret(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		ns := env.Namespace(b, "bench", nil)
 		serviceAccount(b, env, ns, "app", nil)
-		if err := env.Client.Create(ctx, vaultClass(b, ns, "db", `
-  - secretName: db
-    type: Opaque
-    data:
-    - objectName: db-password
-      key: password
-`)); err != nil {
+		if err := env.Client.Create(ctx, vaultClass(b, ns, "db", dbPasswordSecret)); err != nil {
 			b.Fatal(err)
 		}
 		start := time.Now()

@@ -273,6 +273,20 @@ func serviceAccount(t testing.TB, env *testenv.Env, ns, name string, annotations
 	}
 }
 
+// allowSync sets the service account's allow-sync annotation to value.
+func allowSync(t testing.TB, env *testenv.Env, ns, name, value string) {
+	t.Helper()
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sa); err != nil {
+		t.Fatal(err)
+	}
+	sa.Annotations = map[string]string{AnnotationAllowSync: value}
+	if err := env.Client.Update(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // loadClass reads a SecretProviderClass from YAML and moves it to ns.
 func loadClass(t testing.TB, path, ns string) *ssiv1.SecretProviderClass {
 	t.Helper()

@@ -52,6 +52,16 @@ spec:
 %s`, name, secretObjects))
 }
 
+// dbPasswordSecret is the secretObjects of a class synced to an Opaque
+// Secret "db" holding the object db-password under the key password.
+const dbPasswordSecret = `
+  - secretName: db
+    type: Opaque
+    data:
+    - objectName: db-password
+      key: password
+`
+
 func ownerKinds(s *corev1.Secret) string {
 	var out []string
 	for _, o := range s.OwnerReferences {
@@ -135,13 +145,7 @@ func TestRotationUpdatesOnlyOnChange(t *testing.T) {
 	fake := newFake("vault", map[string]string{"db-password": "pw-1", "db-user": "app"})
 	h := startController(t, env, nil, Options{Providers: provider.NewSet(fake), RotationInterval: 300 * time.Millisecond}, nil)
 
-	create(t, env, vaultClass(t, ns, "db", `
-  - secretName: db
-    type: Opaque
-    data:
-    - objectName: db-password
-      key: password
-`))
+	create(t, env, vaultClass(t, ns, "db", dbPasswordSecret))
 	create(t, env, csiPod(ns, "app-0", "app", "db"))
 	first := waitSecret(t, env, ns, "db", func(s *corev1.Secret) string {
 		if string(s.Data["password"]) != "pw-1" {
@@ -301,7 +305,6 @@ func TestPodlessSyncNeedsBothAnnotations(t *testing.T) {
 	ns := namespace(t, env, "podless")
 	fake := newFake("vault", map[string]string{"db-password": "pw", "db-user": "app"})
 	startController(t, env, nil, Options{Providers: provider.NewSet(fake)}, nil)
-	ctx := context.Background()
 
 	serviceAccount(t, env, ns, "robot", nil)
 	c := vaultClass(t, ns, "db", `
@@ -317,14 +320,7 @@ func TestPodlessSyncNeedsBothAnnotations(t *testing.T) {
 	assertNoSecret(t, env, ns, "robot-creds", time.Second)
 
 	// The service account consents: synced without any pod.
-	sa := &corev1.ServiceAccount{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "robot"}, sa); err != nil {
-		t.Fatal(err)
-	}
-	sa.Annotations = map[string]string{AnnotationAllowSync: "true"}
-	if err := env.Client.Update(ctx, sa); err != nil {
-		t.Fatal(err)
-	}
+	allowSync(t, env, ns, "robot", "true")
 	s := waitSecret(t, env, ns, "robot-creds", nil)
 	if len(s.OwnerReferences) != 1 || s.OwnerReferences[0].Kind != "SecretProviderClass" || s.OwnerReferences[0].UID != c.UID {
 		t.Errorf("owners %+v, want the class", s.OwnerReferences)
@@ -338,10 +334,7 @@ func TestPodlessSyncNeedsBothAnnotations(t *testing.T) {
 	}
 
 	// Consent withdrawn: the Secret goes.
-	sa.Annotations = map[string]string{AnnotationAllowSync: "false"}
-	if err := env.Client.Update(ctx, sa); err != nil {
-		t.Fatal(err)
-	}
+	allowSync(t, env, ns, "robot", "false")
 	waitNoSecret(t, env, ns, "robot-creds")
 
 	// The annotation alone, naming a service account that does not exist.
@@ -703,13 +696,7 @@ func TestProviderWakeRefetches(t *testing.T) {
 	serviceAccount(t, env, ns, "app", nil)
 	fake := wakingFake{newFake("vault", map[string]string{"db-password": "pw-1", "db-user": "app"}), make(chan struct{}, 1)}
 	startController(t, env, nil, Options{Providers: provider.NewSet(fake), RotationInterval: time.Hour}, nil)
-	create(t, env, vaultClass(t, ns, "db", `
-  - secretName: db
-    type: Opaque
-    data:
-    - objectName: db-password
-      key: password
-`))
+	create(t, env, vaultClass(t, ns, "db", dbPasswordSecret))
 	create(t, env, csiPod(ns, "app-0", "app", "db"))
 	waitSecret(t, env, ns, "db", nil)
 	fake.set("db-password", "pw-2")

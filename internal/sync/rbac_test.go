@@ -107,13 +107,7 @@ func TestRBACAsInstalled(t *testing.T) {
 		o.LeaderElectionNamespace = own
 		o.LeaderElectionReleaseOnCancel = true
 	})
-	create(t, env, vaultClass(t, ns, "db", `
-  - secretName: db
-    type: Opaque
-    data:
-    - objectName: db-password
-      key: password
-`))
+	create(t, env, vaultClass(t, ns, "db", dbPasswordSecret))
 	pod := csiPod(ns, "app-0", "app", "db")
 	create(t, env, pod)
 	waitSecret(t, env, ns, "db", nil)

@@ -142,13 +142,7 @@ func TestFetchSchedule(t *testing.T) {
 				states:    map[types.NamespacedName]*classState{},
 				recent:    map[string]time.Time{},
 			}
-			class := vaultClass(t, "ns", "db", `
-  - secretName: db
-    type: Opaque
-    data:
-    - objectName: db-password
-      key: password
-`)
+			class := vaultClass(t, "ns", "db", dbPasswordSecret)
 			class.Generation = 1
 			consumers := append([]consumer(nil), tc.consumers...)
 			st := r.state(types.NamespacedName{Namespace: "ns", Name: "db"})

@@ -126,7 +126,6 @@ func TestVaultPodlessMalformedAndDenied(t *testing.T) {
 	serviceAccount(t, env, ns, "intruder", nil)
 	v := vaultSetup(t, env, ns, "app", "robot")
 	startController(t, env, nil, Options{Providers: vaultProvider(t)}, nil)
-	ctx := context.Background()
 
 	// Pod-less: the class annotation alone is not enough.
 	c := seedVaultClass(t, ns, v.Addr, "database-creds")
@@ -134,14 +133,7 @@ func TestVaultPodlessMalformedAndDenied(t *testing.T) {
 	create(t, env, c)
 	waitEvent(t, env, ns, c.Name, ReasonSyncServiceAccount, "is not annotated secrets-store-injector.io/allow-sync")
 	assertNoSecret(t, env, ns, "database-credentials", time.Second)
-	sa := &corev1.ServiceAccount{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "robot"}, sa); err != nil {
-		t.Fatal(err)
-	}
-	sa.Annotations = map[string]string{AnnotationAllowSync: "true"}
-	if err := env.Client.Update(ctx, sa); err != nil {
-		t.Fatal(err)
-	}
+	allowSync(t, env, ns, "robot", "true")
 	s := waitSecret(t, env, ns, "database-credentials", nil)
 	if string(s.Data["credentials"]) != "pw-1" || ownerKinds(s) != "SecretProviderClass/vault-secrets-with-sync" {
 		t.Errorf("pod-less Secret: owners %s", ownerKinds(s))
