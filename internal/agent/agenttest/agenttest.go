@@ -232,6 +232,14 @@ func (a *Agent) RotationsFail(reason provider.Reason, fault func()) {
 	})
 }
 
+// RotationsFailWhile turns a backend fault on with set(true), waits until
+// two more rotations have failed for reason, and turns it off again.
+func (a *Agent) RotationsFailWhile(reason provider.Reason, set func(on bool)) {
+	a.t.Helper()
+	a.RotationsFail(reason, func() { set(true) })
+	set(false)
+}
+
 // FailsFirstFetch waits for Run to return an error by itself, as an agent
 // whose first fetch fails does, and fails t unless the termination message
 // holds each of want while neither it nor Run's error holds any of values.

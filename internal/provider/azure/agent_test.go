@@ -94,18 +94,8 @@ func TestAgentLogScan(t *testing.T) {
 	})
 
 	// Access denied, then throttling, mid-run: rotations fail, files stay.
-	for _, tc := range []struct {
-		reason provider.Reason
-		set    func(bool)
-	}{
-		{provider.ReasonAccessDenied, func(on bool) { f.denied["db-password"] = on }},
-		{provider.ReasonThrottled, func(on bool) { f.throttled["api-token"] = on }},
-	} {
-		a.RotationsFail(tc.reason, func() { f.mu.Lock(); tc.set(true); f.mu.Unlock() })
-		f.mu.Lock()
-		tc.set(false)
-		f.mu.Unlock()
-	}
+	a.RotationsFailWhile(provider.ReasonAccessDenied, func(on bool) { f.mu.Lock(); f.denied["db-password"] = on; f.mu.Unlock() })
+	a.RotationsFailWhile(provider.ReasonThrottled, func(on bool) { f.mu.Lock(); f.throttled["api-token"] = on; f.mu.Unlock() })
 	if !agenttest.FileIs(file("db-password"), db2)() || !agenttest.FileIs(file("api/token"), apiRaw2)() {
 		t.Error("files changed while Key Vault refused")
 	}

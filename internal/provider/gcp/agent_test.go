@@ -100,18 +100,8 @@ func TestAgentLogScan(t *testing.T) {
 	a.Eventually(10*time.Second, "the new regional.txt", agenttest.FileIs(file("regional.txt"), regional2))
 
 	// Permission denied, then throttling, mid-run: rotations fail, files stay.
-	for _, tc := range []struct {
-		reason provider.Reason
-		set    func(bool)
-	}{
-		{provider.ReasonAccessDenied, func(on bool) { f.denied["db"] = on }},
-		{provider.ReasonThrottled, func(on bool) { f.throttled["regional"] = on }},
-	} {
-		a.RotationsFail(tc.reason, func() { f.mu.Lock(); tc.set(true); f.mu.Unlock() })
-		f.mu.Lock()
-		tc.set(false)
-		f.mu.Unlock()
-	}
+	a.RotationsFailWhile(provider.ReasonAccessDenied, func(on bool) { f.mu.Lock(); f.denied["db"] = on; f.mu.Unlock() })
+	a.RotationsFailWhile(provider.ReasonThrottled, func(on bool) { f.mu.Lock(); f.throttled["regional"] = on; f.mu.Unlock() })
 	if !agenttest.FileIs(file("db-password"), db2)() || !agenttest.FileIs(file("regional.txt"), regional2)() {
 		t.Error("files changed while Secret Manager refused")
 	}
