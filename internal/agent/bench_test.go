@@ -3,9 +3,7 @@ package agent
 import (
 	"bufio"
 	"fmt"
-	"github.com/ssinjector/ssi/internal/inject"
 	"io"
-	corev1 "k8s.io/api/core/v1"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ssinjector/ssi/internal/inject"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/testenv"
@@ -156,14 +158,7 @@ func agentBinary(b *testing.B) string {
 	if p := os.Getenv("SSI_AGENT_BIN"); p != "" {
 		return p
 	}
-	out := filepath.Join(b.TempDir(), "ssi-agent")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./agent")
-	cmd.Dir = testenv.RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build ssi-agent: %v\n%s", err, msg)
-	}
-	return out
+	return testenv.GoBuild(b, filepath.Join(b.TempDir(), "ssi-agent"), "agent", "-trimpath")
 }
 
 // builtIn asks the binary which providers it has compiled in.

@@ -15,19 +15,6 @@ import (
 	"github.com/ssinjector/ssi/internal/testenv"
 )
 
-// buildCmd compiles a command of this module into dir.
-func buildCmd(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	out := filepath.Join(dir, pkg)
-	cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
-	cmd.Dir = testenv.RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./%s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
 // runArgs runs bin with args and no cluster to talk to, and returns what
 // it printed; every binary here fails once it needs the API server, after
 // parsing and validating its flags.
@@ -60,7 +47,7 @@ func TestBinariesAcceptChartArguments(t *testing.T) {
 	testenv.SkipIfShort(t)
 	r := runner(t)
 	dir := t.TempDir()
-	webhookBin, agentBin := buildCmd(t, dir, "webhook"), buildCmd(t, dir, "agent")
+	webhookBin, agentBin := testenv.GoBuild(t, filepath.Join(dir, "webhook"), "webhook"), testenv.GoBuild(t, filepath.Join(dir, "agent"), "agent")
 	for name, o := range map[string]Options{"defaults": {}, "non-default": nonDefault} {
 		t.Run(name, func(t *testing.T) {
 			objs := render(t, r, o)

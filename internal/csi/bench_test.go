@@ -44,12 +44,7 @@ func benchContent(i, size int) []byte {
 // memory is the shim's alone. It is stopped by pid when the benchmark ends.
 func startBenchShim(b *testing.B, env *testenv.Env, root, providerDir string) (int, csi.NodeClient) {
 	b.Helper()
-	bin := filepath.Join(b.TempDir(), "benchshim")
-	build := exec.Command("go", "build", "-o", bin, "./internal/csi/testdata/benchshim")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build benchshim: %v\n%s", err, out)
-	}
+	bin := testenv.GoBuild(b, filepath.Join(b.TempDir(), "benchshim"), "internal/csi/testdata/benchshim")
 	user, err := env.Env.ControlPlane.AddUser(envtest.User{Name: "bench-shim", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -30,6 +31,21 @@ import (
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// GoBuild compiles the package at pkg (relative to the repository root,
+// e.g. "agent") into out as a static binary (CGO_ENABLED=0, as the
+// Dockerfiles build), with extra build flags, and returns out.
+func GoBuild(t testing.TB, out, pkg string, flags ...string) string {
+	t.Helper()
+	args := append(append([]string{"build"}, flags...), "-o", out, "./"+pkg)
+	cmd := exec.Command("go", args...) //nolint:gosec // builds a package of this repository
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./%s: %v\n%s", pkg, err, b)
+	}
+	return out
 }
 
 // BinDir is where the Makefile puts the binaries tests run.

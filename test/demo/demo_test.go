@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,28 +16,16 @@ import (
 	"github.com/ssinjector/ssi/internal/testenv"
 )
 
-// build compiles a command of this module into dir, as `make build` does
-// (without -trimpath, to share the build cache of `go test`).
-func build(t *testing.T, dir, pkg, name string) string {
-	t.Helper()
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
-	cmd.Dir = testenv.RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./%s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
 // TestDemo runs `make demo` end to end, as CI's proof that it works on a
 // fresh machine.
 func TestDemo(t *testing.T) {
 	testenv.SkipIfShort(t)
 	dir := t.TempDir()
 	opts := DefaultOptions()
-	opts.WebhookBin = build(t, dir, "webhook", "ssi-webhook")
-	opts.AgentBin = build(t, dir, "agent", "ssi-agent")
+	// As `make build` does, without -trimpath, to share the build cache
+	// of `go test`.
+	opts.WebhookBin = testenv.GoBuild(t, filepath.Join(dir, "ssi-webhook"), "webhook")
+	opts.AgentBin = testenv.GoBuild(t, filepath.Join(dir, "ssi-agent"), "agent")
 	var out bytes.Buffer
 	opts.Out = &out
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
