@@ -19,6 +19,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -74,30 +75,74 @@ func NewCA(t testing.TB) *CA {
 // Pool trusts only this CA.
 func (ca *CA) Pool() *x509.CertPool { return ca.pool }
 
-// ServerTLS returns a server configuration whose certificate is valid for
-// the DNS names given (wildcards allowed) and for 127.0.0.1 and ::1.
-func (ca *CA) ServerTLS(t testing.TB, names ...string) *tls.Config {
+// PEM is the CA's certificate, PEM encoded (a caBundle, a CA file).
+func (ca *CA) PEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
+}
+
+// Leaf is what Issue certifies: exactly these names and addresses.
+type Leaf struct {
+	CommonName string
+	DNSNames   []string
+	IPs        []net.IP
+	// Usage is ServerAuth when nil.
+	Usage []x509.ExtKeyUsage
+}
+
+// Issue signs a certificate for leaf, valid for a day, with a random
+// serial, and returns it and its new key, PEM encoded ("CERTIFICATE",
+// "EC PRIVATE KEY").
+func (ca *CA) Issue(t testing.TB, leaf Leaf) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := leaf.Usage
+	if usage == nil {
+		usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "providertest server"},
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: leaf.CommonName},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
-		DNSNames:     names,
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:     leaf.DNSNames,
+		IPAddresses:  leaf.IPs,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  usage,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
 	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
+// KeyPair is Issue's certificate and key as a tls.Certificate.
+func (ca *CA) KeyPair(t testing.TB, leaf Leaf) tls.Certificate {
+	t.Helper()
+	pair, err := tls.X509KeyPair(ca.Issue(t, leaf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair
+}
+
+// ServerTLS returns a server configuration whose certificate is valid for
+// the DNS names given (wildcards allowed) and for 127.0.0.1 and ::1.
+func (ca *CA) ServerTLS(t testing.TB, names ...string) *tls.Config {
+	t.Helper()
 	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		Certificates: []tls.Certificate{ca.KeyPair(t, Leaf{CommonName: "providertest server", DNSNames: names, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}})},
 		NextProtos:   []string{"h2", "http/1.1"},
 		MinVersion:   tls.VersionTLS12,
 	}

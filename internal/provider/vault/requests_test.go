@@ -1,16 +1,10 @@
 package vault
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,9 +12,9 @@ import (
 	"reflect"
 	"sort"
 	"testing"
-	"time"
 
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/providertest"
 )
 
 // TestRequests checks what goes over the wire: the login (mount, role,
@@ -191,17 +185,23 @@ func TestEnvironment(t *testing.T) {
 // certificate and whose certificate names only vault.test.
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca, caKey := newCA(t, "test CA")
-	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw)
+	ca := providertest.NewCA(t)
 	caDir := filepath.Join(dir, "cas")
 	if err := os.Mkdir(caDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writePEM(t, filepath.Join(caDir, "ca.pem"), "CERTIFICATE", ca.Raw)
-	serverCert := newLeaf(t, ca, caKey, "vault.test", x509.ExtKeyUsageServerAuth, "", "")
-	writeLeaf(t, ca, caKey, "client", x509.ExtKeyUsageClientAuth, filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"))
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
+	// Certificates name only their common name (no IP SANs).
+	serverCert := ca.KeyPair(t, providertest.Leaf{CommonName: "vault.test", DNSNames: []string{"vault.test"}})
+	clientPEM, clientKeyPEM := ca.Issue(t, providertest.Leaf{CommonName: "client", DNSNames: []string{"client"}, Usage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	for path, data := range map[string][]byte{
+		filepath.Join(dir, "ca.pem"): ca.PEM(), filepath.Join(caDir, "ca.pem"): ca.PEM(),
+		filepath.Join(dir, "client.pem"): clientPEM, filepath.Join(dir, "client-key.pem"): clientKeyPEM,
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := ca.Pool()
 
 	client := map[string]string{"vaultTLSClientCertPath": filepath.Join(dir, "client.pem"), "vaultTLSClientKeyPath": filepath.Join(dir, "client-key.pem")}
 	with := func(kv ...string) map[string]string {
@@ -260,71 +260,5 @@ func TestTLS(t *testing.T) {
 				t.Error("wrong content over TLS")
 			}
 		})
-	}
-}
-
-func newCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, key
-}
-
-// newLeaf issues a certificate for cn (as its only DNS name; no IP SANs).
-func newLeaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, usage x509.ExtKeyUsage, certPath, keyPath string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if certPath != "" {
-		writePEM(t, certPath, "CERTIFICATE", der)
-		writePEM(t, keyPath, "EC PRIVATE KEY", keyDER)
-	}
-	pair, err := tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair
-}
-
-func writeLeaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, usage x509.ExtKeyUsage, certPath, keyPath string) {
-	t.Helper()
-	newLeaf(t, ca, caKey, cn, usage, certPath, keyPath)
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
