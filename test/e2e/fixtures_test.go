@@ -22,6 +22,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/chart"
 	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/test/e2e/app/wire"
 	"github.com/ssinjector/ssi/test/e2e/cluster"
 )
 
@@ -139,47 +140,16 @@ func readSeed(name string) ([]*unstructured.Unstructured, error) {
 	return chart.Split(data)
 }
 
-// appState is what the test application reports at GET /state.
-type appState struct {
-	Dir     string            `json:"dir"`
-	Initial map[string]string `json:"initial"`
-	Files   map[string]string `json:"files"`
-	Events  []struct {
-		At      time.Time `json:"at"`
-		Op      string    `json:"op"`
-		Name    string    `json:"name"`
-		Content *string   `json:"content"`
-	} `json:"events"`
-	Changes []struct {
-		At      time.Time `json:"at"`
-		Name    string    `json:"name"`
-		Content string    `json:"content"`
-	} `json:"changes"`
-	Env map[string]string `json:"env"`
-}
-
-func getAppState(ctx context.Context, ns, pod string) (*appState, error) {
+func getAppState(ctx context.Context, ns, pod string) (*wire.State, error) {
 	b, err := proxyGet(ctx, ns, pod, appPort, "state")
 	if err != nil {
 		return nil, err
 	}
-	var s appState
+	var s wire.State
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("state of %s/%s: %w", ns, pod, err)
 	}
 	return &s, nil
-}
-
-// sawEvent reports whether the watcher got an event under the file's own
-// name and read want from the file then (what the seed guide's handler
-// does).
-func (s *appState) sawEvent(name, want string) bool {
-	for _, e := range s.Events {
-		if e.Name == name && e.Content != nil && *e.Content == want {
-			return true
-		}
-	}
-	return false
 }
 
 // csiVolume is the seed guide's volume for a class.

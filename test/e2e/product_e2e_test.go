@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ssinjector/ssi/test/e2e/app/wire"
 )
 
 var (
@@ -166,14 +168,14 @@ func TestRotationReachesWatcher(t *testing.T) {
 		wg.Add(1)
 		go func(name string) {
 			defer wg.Done()
-			var st *appState
+			var st *wire.State
 			err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 3*rotationInterval+30*time.Second, true, func(ctx context.Context) (bool, error) {
 				s, err := getAppState(ctx, seedNamespace, name)
 				if err != nil {
 					return false, nil
 				}
 				st = s
-				return s.Files["db-password"] == v && s.sawEvent("db-password", v), nil
+				return s.Files["db-password"] == v && s.SawEvent("db-password", v), nil
 			})
 			took := time.Since(start)
 			if err != nil {

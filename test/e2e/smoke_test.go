@@ -15,19 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/ssinjector/ssi/test/e2e/app/wire"
 	"github.com/ssinjector/ssi/test/e2e/cluster"
 )
-
-// smokeResult mirrors the JSON line `app smoke` prints.
-type smokeResult struct {
-	MarkerFromSidecar bool     `json:"markerFromSidecar"`
-	MarkerFSType      string   `json:"markerFsType"`
-	ProjectedAudience string   `json:"projectedAudience"`
-	APIByServiceIP    string   `json:"apiByServiceIP"`
-	APIByDNS          string   `json:"apiByDNS"`
-	ResolvedService   string   `json:"resolvedService"`
-	Errors            []string `json:"errors"`
-}
 
 // TestClusterSmoke proves the cluster runs what the product relies on: a
 // native sidecar (an init container with restartPolicy Always) that starts
@@ -91,7 +81,7 @@ func TestClusterSmoke(t *testing.T) {
 	succeeded := time.Since(start)
 
 	out := podLogs(t, ns, "smoke", "main")
-	var r smokeResult
+	var r wire.SmokeResult
 	line := strings.TrimSpace(out)
 	if i := strings.LastIndex(line, "\n"); i >= 0 {
 		line = line[i+1:]

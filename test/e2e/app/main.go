@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/ssinjector/ssi/test/e2e/app/wire"
 )
 
 func main() {
@@ -105,32 +107,6 @@ func digest(s string) string {
 	return hex.EncodeToString(h[:6])
 }
 
-// Event is one fsnotify event and what reading the file then returned.
-type Event struct {
-	At      time.Time `json:"at"`
-	Op      string    `json:"op"`
-	Name    string    `json:"name"`
-	Content *string   `json:"content,omitempty"`
-}
-
-// Change is a file whose content differs from the last read.
-type Change struct {
-	At      time.Time `json:"at"`
-	Name    string    `json:"name"`
-	Content string    `json:"content"`
-}
-
-// State is what GET /state returns.
-type State struct {
-	Dir     string            `json:"dir"`
-	Started time.Time         `json:"started"`
-	Initial map[string]string `json:"initial"`
-	Files   map[string]string `json:"files"`
-	Events  []Event           `json:"events"`
-	Changes []Change          `json:"changes"`
-	Env     map[string]string `json:"env"`
-}
-
 func reportedEnv() map[string]string {
 	names := []string{"DB_PASSWORD", "API_KEY", "DB_PASSWORD_FILE"}
 	names = append(names, strings.Split(os.Getenv("REPORT_ENV"), ",")...)
@@ -147,7 +123,7 @@ func watch() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	dir := secretsDir()
-	st := &State{Dir: dir, Started: time.Now().UTC(), Env: reportedEnv()}
+	st := &wire.State{Dir: dir, Started: time.Now().UTC(), Env: reportedEnv()}
 	var mu sync.Mutex
 
 	w, err := fsnotify.NewWatcher()
@@ -200,7 +176,7 @@ func watch() error {
 			fmt.Fprintln(os.Stderr, "app: watch error:", err)
 		case ev := <-w.Events:
 			name := filepath.Base(ev.Name)
-			e := Event{At: time.Now().UTC(), Op: ev.Op.String(), Name: name}
+			e := wire.Event{At: time.Now().UTC(), Op: ev.Op.String(), Name: name}
 			// Like the seed guide's handler: an event under a file's own
 			// name makes the application read that file.
 			if !strings.HasPrefix(name, ".") {
@@ -215,7 +191,7 @@ func watch() error {
 			if err == nil {
 				for n, c := range now {
 					if old, ok := st.Files[n]; !ok || old != c {
-						st.Changes = append(st.Changes, Change{At: e.At, Name: n, Content: c})
+						st.Changes = append(st.Changes, wire.Change{At: e.At, Name: n, Content: c})
 						fmt.Printf("app: %s changed (%dB,%s) after %s %s\n", n, len(c), digest(c), e.Op, name)
 					}
 				}
@@ -266,19 +242,8 @@ func sidecar() error {
 	return nil
 }
 
-// SmokeResult is the JSON line `app smoke` prints.
-type SmokeResult struct {
-	MarkerFromSidecar bool     `json:"markerFromSidecar"`
-	MarkerFSType      string   `json:"markerFsType"`
-	ProjectedAudience string   `json:"projectedAudience"`
-	APIByServiceIP    string   `json:"apiByServiceIP"`
-	APIByDNS          string   `json:"apiByDNS"`
-	ResolvedService   string   `json:"resolvedService"`
-	Errors            []string `json:"errors,omitempty"`
-}
-
 func smoke() error {
-	var r SmokeResult
+	var r wire.SmokeResult
 	fail := func(format string, args ...any) { r.Errors = append(r.Errors, fmt.Sprintf(format, args...)) }
 
 	if marker := os.Getenv("MARKER"); marker != "" {

@@ -53,21 +53,7 @@ func TestBuildIsDeterministicAndComplete(t *testing.T) {
 	if len(man.Layers) != 1 || cfg.RootFS.DiffIDs[0] != man.Layers[0].Digest {
 		t.Fatalf("layers %v, diff ids %v", man.Layers, cfg.RootFS.DiffIDs)
 	}
-	entries := map[string]*tar.Header{}
-	contents := map[string]string{}
-	tr := tar.NewReader(bytes.NewReader(a.Blobs[man.Layers[0].Digest]))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries[h.Name] = h
-		c, _ := io.ReadAll(tr)
-		contents[h.Name] = string(c)
-	}
+	entries, contents := readTar(t, bytes.NewReader(a.Blobs[man.Layers[0].Digest]))
 	want := map[string]int64{"bin/": 0o755, "bin/app": 0o755, "tmp/": 0o1777}
 	for name, mode := range want {
 		h, ok := entries[name]
@@ -79,7 +65,7 @@ func TestBuildIsDeterministicAndComplete(t *testing.T) {
 			t.Errorf("%s mode %o, want %o", name, h.Mode, mode)
 		}
 	}
-	if contents["bin/app"] != "binary" {
+	if string(contents["bin/app"]) != "binary" {
 		t.Errorf("bin/app = %q", contents["bin/app"])
 	}
 }
@@ -116,18 +102,7 @@ func TestArchiveIndexNamesEveryImage(t *testing.T) {
 	if err := WriteArchive(&buf, imgs...); err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{}
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[h.Name], _ = io.ReadAll(tr)
-	}
+	_, files := readTar(t, &buf)
 	var idx struct {
 		Manifests []Descriptor `json:"manifests"`
 	}
@@ -203,4 +178,26 @@ func TestRegistryServesManifestsAndBlobs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readTar returns the headers and the contents of a tar stream's entries
+// by name.
+func readTar(t *testing.T, r io.Reader) (map[string]*tar.Header, map[string][]byte) {
+	t.Helper()
+	headers, contents := map[string]*tar.Header{}, map[string][]byte{}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		headers[h.Name] = h
+		if contents[h.Name], err = io.ReadAll(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return headers, contents
 }
