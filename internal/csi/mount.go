@@ -1,15 +1,13 @@
 package csi
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ssinjector/ssi/internal/mountinfo"
 )
 
 // Mounter is the node's mount table as the shim needs it.
@@ -59,7 +57,7 @@ func (SystemMounter) IsMountPoint(path string) (bool, error) {
 	if st.Dev != parent.Dev {
 		return true, nil
 	}
-	return inMountInfo("/proc/self/mountinfo", path)
+	return mountinfo.IsMountPoint(mountinfo.Self, path)
 }
 
 // MountTmpfs implements Mounter.
@@ -78,43 +76,4 @@ func (SystemMounter) Unmount(path string) error {
 		return nil
 	}
 	return fmt.Errorf("unmount %s: %w", path, err)
-}
-
-// inMountInfo reports whether path is the mount point of a line of a
-// mountinfo file (field 5, with octal escapes).
-func inMountInfo(file, path string) (bool, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return false, err
-	}
-	defer func() { _ = f.Close() }()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountInfo(fields[4]) == path {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
-}
-
-// unescapeMountInfo decodes the \NNN octal escapes the kernel uses for
-// spaces, tabs, newlines and backslashes in mountinfo paths.
-func unescapeMountInfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -570,23 +570,6 @@ func TestCloudIdentity(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountInfo(t *testing.T) {
-	tests := map[string]struct{ in, want string }{
-		"plain":     {"/var/lib/kubelet", "/var/lib/kubelet"},
-		"space":     {`/a\040b`, "/a b"},
-		"backslash": {`/a\134b`, `/a\b`},
-		"trailing":  {`/a\04`, `/a\04`},
-		"not octal": {`/a\9zz`, `/a\9zz`},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := unescapeMountInfo(tc.in); got != tc.want {
-				t.Errorf("unescape(%q) = %q, want %q", tc.in, got, tc.want)
-			}
-		})
-	}
-}
-
 func TestSocketPath(t *testing.T) {
 	tests := map[string]struct {
 		in, want string

@@ -1,13 +1,11 @@
 package csi
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -19,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/ssinjector/ssi/internal/mountinfo"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/scheme"
@@ -50,19 +49,14 @@ func requireMounts(t testing.TB, root string) {
 // deepest first.
 func mountsUnder(t testing.TB, root string) []string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	all, err := mountinfo.Under(mountinfo.Self, root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = f.Close() }()
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 {
-			if mp := unescapeMountInfo(fields[4]); strings.HasPrefix(mp, root+"/") {
-				out = append(out, mp)
-			}
+	for _, mp := range all {
+		if mp != root {
+			out = append(out, mp)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })

@@ -40,6 +40,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/ssinjector/ssi/internal/mountinfo"
 	"github.com/ssinjector/ssi/test/e2e/app/wire"
 )
 
@@ -367,22 +368,14 @@ func audience(path string) (string, error) {
 
 // fsType returns the file system type mounted at dir, from mountinfo.
 func fsType(dir string) string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || f[4] != dir {
-			continue
+	fs := ""
+	_ = mountinfo.Scan(mountinfo.Self, func(m mountinfo.Mount) bool {
+		if m.Point == dir {
+			fs = m.FSType
 		}
-		for i, x := range f {
-			if x == "-" && i+1 < len(f) {
-				return f[i+1]
-			}
-		}
-	}
-	return ""
+		return fs == ""
+	})
+	return fs
 }
 
 // vaultLogin proves the path the Vault provider takes from a pod: DNS for

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ssinjector/ssi/internal/mountinfo"
 )
 
 // Cleanup removes everything a run of the harness with work directory
@@ -163,50 +164,9 @@ func removeKubeChains(logf func(string, ...any)) {
 	}
 }
 
-// mountPoints returns mount points under dir (inclusive) from mountinfo.
-func mountPoints(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	return out, sc.Err()
-}
-
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 func unmountUnder(dir string, logf func(string, ...any)) error {
 	for attempt := 0; attempt < 5; attempt++ {
-		mps, err := mountPoints(dir)
+		mps, err := mountinfo.Under(mountinfo.Self, dir)
 		if err != nil {
 			return err
 		}
@@ -220,7 +180,7 @@ func unmountUnder(dir string, logf func(string, ...any)) error {
 			}
 		}
 	}
-	mps, _ := mountPoints(dir)
+	mps, _ := mountinfo.Under(mountinfo.Self, dir)
 	if len(mps) > 0 {
 		return fmt.Errorf("still mounted under %s: %v", dir, mps)
 	}
