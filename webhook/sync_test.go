@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,16 +41,6 @@ func TestSyncFlags(t *testing.T) {
 			}
 		})
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // writeServingCert writes a serving certificate for localhost (tls.crt,
@@ -94,9 +83,13 @@ func TestServeSyncsSecrets(t *testing.T) {
 	writeServingCert(t, certs)
 	runCtx, cancel := context.WithCancel(ctx)
 	var errOut bytes.Buffer
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"serve", "--sync-secrets", "--rotation-poll-interval", "500ms", "--namespace", "ssi-system",
-		"--cert-dir", certs, "--host", "127.0.0.1", "--port", fmt.Sprint(freePort(t)), "--native-sidecars", "true",
-		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--log-format", "text"}
+		"--cert-dir", certs, "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--native-sidecars", "true",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", testenv.FreeAddr(t), "--log-format", "text"}
 	testenv.Background(t, "serve", 30*time.Second, cancel, func() error {
 		return run(runCtx, args, strings.NewReader(""), &bytes.Buffer{}, &errOut)
 	})

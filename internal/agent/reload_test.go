@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
+	"github.com/ssinjector/ssi/internal/testenv"
 )
 
 func TestParseStat(t *testing.T) {
@@ -238,7 +239,7 @@ func TestReloadSignalRealNamespace(t *testing.T) {
 	}
 	write("conf-value-0001")
 	vol := filepath.Join(tmp, "vol")
-	port := freePort(t)
+	port := testenv.FreeAddr(t)
 	cfg := &agentconfig.Config{
 		Mode:             agentconfig.ModeSidecar,
 		RotationInterval: agentconfig.Duration{Duration: 50 * time.Millisecond},
@@ -286,14 +287,6 @@ func TestReloadSignalRealNamespace(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln := mustListen(t)
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // TestSIGTERMStopsPromptly runs the agent as a real process and stops it
 // with a real SIGTERM, during rotation and during a failing first fetch.
 func TestSIGTERMStopsPromptly(t *testing.T) {
@@ -325,7 +318,7 @@ func TestSIGTERMStopsPromptly(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			port := freePort(t)
+			port := testenv.FreeAddr(t)
 			cfg := &agentconfig.Config{
 				Mode:             agentconfig.ModeSidecar,
 				RotationInterval: agentconfig.Duration{Duration: 20 * time.Millisecond},

@@ -39,16 +39,6 @@ type harness struct {
 	addr     string // host:port of the webhook
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
-}
-
 // startHarness starts the control plane and the webhook; both stop when
 // the test ends, also on failure.
 func startHarness(t testing.TB) *harness {
@@ -71,7 +61,7 @@ func startHarness(t testing.TB) *harness {
 	})
 	h := &harness{env: env, hook: &env.Env.WebhookInstallOptions}
 	h.addr = net.JoinHostPort(h.hook.LocalServingHost, fmt.Sprint(h.hook.LocalServingPort))
-	healthAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	healthAddr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	h.health, h.metrics = "http://"+healthAddr, "http://"+metricsAddr
 
 	opts := DefaultOptions()

@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ssinjector/ssi/internal/child"
+	"github.com/ssinjector/ssi/internal/testenv"
 )
 
 // start runs a child (see package child: own process group, so Ctrl-C
@@ -52,14 +54,13 @@ func (c *cleanups) run() error {
 	return errors.Join(errs...)
 }
 
-// freeAddr returns a free 127.0.0.1 address.
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testenv.FreePort()
 	if err != nil {
 		return "", err
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String(), nil
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
 }
 
 // waitHTTP polls url until it answers 200, ctx ends or p exits.
