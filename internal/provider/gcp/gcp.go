@@ -93,35 +93,41 @@ type Options struct {
 type Provider struct {
 	opts Options
 
-	mu      sync.Mutex
-	idents  map[string]*podIdentity
-	clients map[string]*smClient
+	mu     sync.Mutex
+	idents map[string]*podIdentity
 	// noMetadata remembers resources whose metadata (GetSecretVersion)
 	// the identity may not read, so their versions are read with
 	// AccessSecretVersion directly.
 	noMetadata map[string]bool
 }
 
-// podIdentity is the credentials of one identity.
+// podIdentity is the credentials of one identity and the Secret Manager
+// clients (by endpoint) that use them, which go with it.
 type podIdentity struct {
 	creds    *auth.Credentials
 	mode     string
 	tokens   *podTokens
 	lastUsed time.Time
+	clients  map[string]*secretmanager.Client
 }
 
-type smClient struct {
-	c        *secretmanager.Client
-	lastUsed time.Time
+// close closes the identity's clients.
+func (id *podIdentity) close() error {
+	var errs []error
+	for endpoint, c := range id.clients {
+		errs = append(errs, c.Close())
+		delete(id.clients, endpoint)
+	}
+	return errors.Join(errs...)
 }
 
-// maxCached bounds kept identities and clients (the node shim serves many
-// pods; the agent one).
+// maxCached bounds kept identities, and with them their clients (the node
+// shim serves many pods; the agent one).
 const maxCached = 64
 
 // New returns the provider.
 func New(opts Options) *Provider {
-	return &Provider{opts: opts, idents: map[string]*podIdentity{}, clients: map[string]*smClient{}, noMetadata: map[string]bool{}}
+	return &Provider{opts: opts, idents: map[string]*podIdentity{}, noMetadata: map[string]bool{}}
 }
 
 // Name implements provider.Provider.
@@ -132,9 +138,8 @@ func (p *Provider) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error
-	for k, c := range p.clients {
-		errs = append(errs, c.c.Close())
-		delete(p.clients, k)
+	for _, id := range p.idents {
+		errs = append(errs, id.close())
 	}
 	return errors.Join(errs...)
 }
@@ -311,13 +316,13 @@ func (p *Provider) identity(ctx context.Context, req provider.Request) (*podIden
 			}
 			return nil, p.classError(req, reason, err)
 		}
-		id = &podIdentity{creds: creds, mode: mode, tokens: tokens}
+		id = &podIdentity{creds: creds, mode: mode, tokens: tokens, clients: map[string]*secretmanager.Client{}}
 		p.mu.Lock()
 		if old := p.idents[key]; old != nil {
 			id = old
 		} else {
 			if len(p.idents) >= maxCached {
-				evict(p.idents, func(v *podIdentity) time.Time { return v.lastUsed }, nil)
+				evict(p.idents, func(v *podIdentity) time.Time { return v.lastUsed }, func(v *podIdentity) { _ = v.close() })
 			}
 			p.idents[key] = id
 		}
@@ -333,16 +338,14 @@ func (p *Provider) identity(ctx context.Context, req provider.Request) (*podIden
 	return id, nil
 }
 
-// client returns the Secret Manager client for the secret's endpoint and
-// the identity.
+// client returns the identity's Secret Manager client for the secret's
+// endpoint, creating it on first use.
 func (p *Provider) client(ctx context.Context, req provider.Request, id *podIdentity, s *spc.GCPSecret) (*secretmanager.Client, error) {
 	endpoint := p.secretEndpoint(s)
-	key := fmt.Sprintf("%p\x00%s", id, endpoint)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c := p.clients[key]; c != nil {
-		c.lastUsed = time.Now()
-		return c.c, nil
+	if c := id.clients[endpoint]; c != nil {
+		return c, nil
 	}
 	opts := []option.ClientOption{option.WithEndpoint(endpoint), option.WithAuthCredentials(id.creds), option.WithLogger(sdkLogger)}
 	for _, d := range p.opts.GRPCDialOptions {
@@ -352,10 +355,7 @@ func (p *Provider) client(ctx context.Context, req provider.Request, id *podIden
 	if err != nil {
 		return nil, p.objectError(req, s.ResourceName, &reasoned{provider.ReasonUnavailable, fmt.Errorf("connect to Secret Manager at %s: %w", endpoint, err)})
 	}
-	if len(p.clients) >= maxCached {
-		evict(p.clients, func(v *smClient) time.Time { return v.lastUsed }, func(v *smClient) { _ = v.c.Close() })
-	}
-	p.clients[key] = &smClient{c: c, lastUsed: time.Now()}
+	id.clients[endpoint] = c
 	return c, nil
 }
 

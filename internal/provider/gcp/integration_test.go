@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -494,5 +495,63 @@ func TestRotationCallCounts(t *testing.T) {
 			}
 			fmt.Printf("gcp rotation: %s: %d entries, %.1f Secret Manager calls per cycle (target <= %d)\n", name, n, float64(total)/cycles, tc.maxCalls)
 		})
+	}
+}
+
+// TestIdentityEvictionClosesItsClients fetches for one pod more than the
+// provider keeps identities for (as the node shim does): the least recently
+// used identity goes, and with it its Secret Manager clients (closed);
+// every kept identity has its own client for the endpoint, never one
+// created for another identity.
+func TestIdentityEvictionClosesItsClients(t *testing.T) {
+	r := newRig(t)
+	r.seed()
+	subject := "system:serviceaccount:" + r.ns + ":app"
+	fedPrincipal := "principal://iam.googleapis.com/" + strings.Replace(wipResource, "/providers/test-cluster", "", 1) + "/subject/" + subject
+	r.fake.mu.Lock()
+	r.fake.federated[subject] = fedPrincipal
+	r.fake.accessors[fedPrincipal], r.fake.viewers[fedPrincipal] = true, true
+	r.fake.mu.Unlock()
+	aud := TokenAudience(wipResource)
+	tokens := identity.StaticTokens{aud: r.token(aud)}
+	p := r.provider(true)
+	c := r.class(map[string]string{"secrets": "- resourceName: projects/my-project/secrets/db/versions/latest\n  path: db.txt\n"})
+	var first *podIdentity
+	for i := 0; i <= maxCached; i++ {
+		req := r.request(c, identity.Cloud{GCPWorkloadIdentityProvider: wipResource}, tokens)
+		req.Identity.Pod.UID = fmt.Sprintf("uid-%d", i)
+		if _, err := p.Fetch(context.Background(), req); err != nil {
+			t.Fatalf("pod %d: %v", i, err)
+		}
+		if i == 0 {
+			p.mu.Lock()
+			for _, id := range p.idents {
+				first = id
+			}
+			p.mu.Unlock()
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idents) != maxCached {
+		t.Errorf("%d identities kept, want %d", len(p.idents), maxCached)
+	}
+	seen := map[*secretmanager.Client]bool{}
+	for _, id := range p.idents {
+		if id == first {
+			t.Error("the least recently used identity was kept")
+		}
+		if len(id.clients) != 1 {
+			t.Errorf("an identity has %d clients, want 1", len(id.clients))
+		}
+		for _, cl := range id.clients {
+			if seen[cl] {
+				t.Error("two identities share a client")
+			}
+			seen[cl] = true
+		}
+	}
+	if first == nil || len(first.clients) != 0 {
+		t.Error("the evicted identity's clients were not closed")
 	}
 }
