@@ -21,10 +21,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -290,10 +292,13 @@ func podChanged() predicate.TypedPredicate[*corev1.Pod] {
 			if Live(o) != Live(n) || ServiceAccountName(o) != ServiceAccountName(n) {
 				return true
 			}
-			if fmt.Sprint(PodClasses(o)) != fmt.Sprint(PodClasses(n)) {
+			if !slices.Equal(PodClasses(o), PodClasses(n)) {
 				return true
 			}
-			return fmt.Sprint(o.OwnerReferences) != fmt.Sprint(n.OwnerReferences)
+			// Not fmt.Sprint: it prints the *bool fields (controller,
+			// blockOwnerDeletion) as addresses, which differ between any
+			// two decoded copies.
+			return !apiequality.Semantic.DeepEqual(o.OwnerReferences, n.OwnerReferences)
 		},
 	}
 }

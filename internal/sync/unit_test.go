@@ -21,6 +21,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/yaml"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
@@ -501,5 +503,44 @@ func TestRBACManifestUpToDate(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("manifests/sync/rbac.yaml is stale: run make manifests")
+	}
+}
+
+// TestPodChangedIgnoresHeartbeats: an update that changes only the pod's
+// status does not enqueue, also for a pod whose owner reference sets the
+// *bool fields (as every ReplicaSet's pods do) and whose two versions were
+// decoded separately; a changed owner, class or service account does.
+func TestPodChangedIgnoresHeartbeats(t *testing.T) {
+	pod := func(owner string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "ns", OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "apps/v1", Kind: "ReplicaSet", Name: owner, UID: "uid-rs", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+			}}},
+			Spec: corev1.PodSpec{ServiceAccountName: "app", Volumes: []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
+				Driver: CSIDriver, VolumeAttributes: map[string]string{ClassAttribute: "db"},
+			}}}}},
+		}
+	}
+	pred := podChanged()
+	update := func(o, n *corev1.Pod) bool {
+		return pred.Update(event.TypedUpdateEvent[*corev1.Pod]{ObjectOld: o, ObjectNew: n})
+	}
+	heartbeat := pod("web")
+	heartbeat.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	if update(pod("web"), heartbeat) {
+		t.Error("a status-only update enqueued")
+	}
+	if !update(pod("web"), pod("web-2")) {
+		t.Error("a changed owner did not enqueue")
+	}
+	otherClass := pod("web")
+	otherClass.Spec.Volumes[0].CSI.VolumeAttributes[ClassAttribute] = "api"
+	if !update(pod("web"), otherClass) {
+		t.Error("a changed class did not enqueue")
+	}
+	otherSA := pod("web")
+	otherSA.Spec.ServiceAccountName = "other"
+	if !update(pod("web"), otherSA) {
+		t.Error("a changed service account did not enqueue")
 	}
 }
