@@ -13,7 +13,7 @@ import (
 
 // Installation defaults of the webhook Deployment the controller runs in.
 const (
-	DefaultNamespace      = "ssi-system"
+	DefaultNamespace      = "secrets-store-injector"
 	DefaultServiceAccount = "ssi-webhook"
 	// LeaderElectionID is the Lease the replicas compete for.
 	LeaderElectionID = "ssi-sync"
