@@ -89,6 +89,8 @@ type Provider struct {
 	idents   map[string]*identityEntry
 	clients  map[string]*regionClients
 	batchOff map[string]time.Time
+	// envRegion is the environment's region once read (see defaultRegion).
+	envRegion *string
 }
 
 // New returns the provider "aws".

@@ -542,3 +542,36 @@ func TestFailoverFake(t *testing.T) {
 		t.Errorf("failover region called after a client error in the primary region")
 	}
 }
+
+// TestRegionFromEnvironmentReadOnce: a class without parameters.region
+// uses the environment's region, read once per provider (the environment
+// of a process does not change; reading it loads the shared configuration
+// files), and a provider that could not find one still says what to set.
+func TestRegionFromEnvironmentReadOnce(t *testing.T) {
+	f := newFakeAWS(t)
+	useFake(t, f)
+	f.putSecret("us-east-1", "db", ptr("east-db"), nil)
+	f.putSecret("eu-west-1", "db", ptr("west-db"), nil)
+	c := parseClass(t, map[string]string{"objects": "- objectName: db\n  objectType: secretsmanager\n"})
+	p := awsprov.New(testOptions())
+	fetch := func() string {
+		t.Helper()
+		objs, err := p.Fetch(t.Context(), provider.Request{Class: c, Identity: testIdentity(), Permission: 0o644})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(objs[0].Files[0].Data)
+	}
+	t.Setenv("AWS_REGION", "us-east-1")
+	if got := fetch(); got != "east-db" {
+		t.Fatalf("first fetch read %q, want the us-east-1 secret", got)
+	}
+	t.Setenv("AWS_REGION", "eu-west-1")
+	if got := fetch(); got != "east-db" {
+		t.Errorf("second fetch read %q: the region was read again", got)
+	}
+	p = awsprov.New(testOptions())
+	if got := fetch(); got != "west-db" {
+		t.Errorf("a new provider read %q, want the eu-west-1 secret", got)
+	}
+}

@@ -225,12 +225,23 @@ func (p *Provider) loadConfig(ctx context.Context, region string, creds aws.Cred
 }
 
 // defaultRegion is the region of the environment (AWS_REGION, the shared
-// config profile), used when the class names none.
+// config profile), used when the class names none. The process's
+// environment does not change, so it is read once (loading the shared
+// configuration reads files); a failure is not kept.
 func (p *Provider) defaultRegion(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	r := p.envRegion
+	p.mu.Unlock()
+	if r != nil {
+		return *r, nil
+	}
 	cfg, err := p.loadConfig(ctx, "", aws.AnonymousCredentials{})
 	if err != nil {
 		return "", fmt.Errorf("load AWS configuration: %w", err)
 	}
+	p.mu.Lock()
+	p.envRegion = &cfg.Region
+	p.mu.Unlock()
 	return cfg.Region, nil
 }
 
