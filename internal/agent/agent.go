@@ -129,6 +129,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if set == nil && opts.NewProviders != nil {
 		set = opts.NewProviders(log)
 	}
+	defer closeProviders(log, set)
 	vols, err := buildVolumes(cfg.Volumes, set)
 	if err != nil {
 		return err
@@ -160,7 +161,6 @@ func Run(ctx context.Context, opts Options) (err error) {
 		started:   time.Now(),
 	}
 	r.metrics = newMetrics(r)
-	defer r.closeProviders()
 
 	addr := cfg.HealthAddr
 	if addr == "" {
@@ -222,15 +222,10 @@ func buildVolumes(cfgVols []agentconfig.Volume, set provider.Set) ([]*vol, error
 }
 
 func providerNames(set provider.Set) string {
-	var names []string
-	for n := range set {
-		names = append(names, n)
-	}
-	if len(names) == 0 {
+	if len(set) == 0 {
 		return "none"
 	}
-	sortStrings(names)
-	return strings.Join(names, ", ")
+	return strings.Join(set.Names(), ", ")
 }
 
 func orDefault(d, def time.Duration) time.Duration {

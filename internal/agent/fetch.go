@@ -83,6 +83,7 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 	if set == nil && opts.NewProviders != nil {
 		set = opts.NewProviders(log)
 	}
+	defer closeProviders(log, set)
 	p, err := set.Get(class.Provider)
 	if err != nil {
 		return fmt.Errorf("SecretProviderClass %s: %w (built-in providers: %s)", class.Key(), err, providerNames(set))
@@ -118,7 +119,6 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 		started:   time.Now(),
 	}
 	r.metrics = newMetrics(r)
-	defer r.closeProviders()
 	if opts.HealthAddr != "" {
 		ln, err := net.Listen("tcp", opts.HealthAddr)
 		if err != nil {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -339,24 +337,12 @@ func (r *runner) jitter(interval time.Duration) time.Duration {
 	return interval - rand.N(interval/10+1) //nolint:gosec // jitter needs no cryptographic randomness
 }
 
-// closeProviders releases providers that run background work.
-func (r *runner) closeProviders() {
-	seen := map[string]bool{}
-	for _, v := range r.vols {
-		n := v.provider.Name()
-		if seen[n] {
-			continue
-		}
-		seen[n] = true
-		if c, ok := v.provider.(io.Closer); ok {
-			if err := c.Close(); err != nil {
-				r.log.Warn("closing provider", "provider", n, "error", err.Error())
-			}
-		}
+// closeProviders releases the providers' connections and background work.
+func closeProviders(log *slog.Logger, set provider.Set) {
+	if err := set.Close(); err != nil {
+		log.Warn("closing providers", "error", err.Error())
 	}
 }
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 // restoreCollector turns the garbage collector back on when the webhook
 // started the agent with GOGC=off to speed up start-up (see inject's

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -93,7 +94,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer func() { _ = d.Close() }()
-	defer closeProviders(opts)
+	defer func() { _ = opts.Providers.Close() }()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -121,7 +122,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	go func() { errc <- d.Serve(ctx) }()
 	log.Info("node CSI shim started", "driver", opts.DriverName, "node", opts.NodeID, "endpoint", opts.Endpoint,
-		"rotation", opts.EnableRotation, "rotationPollInterval", opts.RotationPollInterval, "providers", providerNames(opts))
+		"rotation", opts.EnableRotation, "rotationPollInterval", opts.RotationPollInterval, "providers", builtInNames(opts))
 	err = <-errc
 	cancel()
 	return err
@@ -144,31 +145,9 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func closeProviders(opts Options) {
-	for _, p := range opts.Providers {
-		if c, ok := p.(io.Closer); ok {
-			_ = c.Close()
-		}
-	}
-}
-
-func providerNames(opts Options) []string {
-	var out []string
-	for name := range opts.Providers {
-		if !contains(opts.PluginProviders, name) {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+// builtInNames are the providers served in-process (not by a plugin).
+func builtInNames(opts Options) []string {
+	return slices.DeleteFunc(opts.Providers.Names(), func(name string) bool { return slices.Contains(opts.PluginProviders, name) })
 }
 
 // httpHandler serves /metrics, /healthz (fails after kubelet rejected the

@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
@@ -71,6 +74,24 @@ func (s Set) Get(name string) (Provider, error) {
 		return nil, fmt.Errorf("provider %q is not available here", name)
 	}
 	return p, nil
+}
+
+// Names returns the names of the set's providers, sorted.
+func (s Set) Names() []string { return slices.Sorted(maps.Keys(s)) }
+
+// Close closes the providers that keep connections or background work
+// (those that are io.Closers), and returns their errors, each naming its
+// provider.
+func (s Set) Close() error {
+	var errs []error
+	for _, name := range s.Names() {
+		if c, ok := s[name].(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close provider %s: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Merge resolves Unchanged objects against the previous result and returns
