@@ -40,13 +40,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
 )
 
 // DriverName is the CSI driver name of the upstream Secrets Store CSI
 // Driver, which pods' csi volumes reference.
-const DriverName = "secrets-store.csi.k8s.io"
+const DriverName = inject.CSIDriver
 
 // Defaults of Options.
 const (

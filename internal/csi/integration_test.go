@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/testenv"
 )
@@ -97,7 +98,7 @@ func TestIntegration(t *testing.T) {
 
 	nsA := env.Namespace(t, "csi-a", nil)
 	nsB := env.Namespace(t, "csi-b", nil)
-	env.ServiceAccount(t, nsA, "web", map[string]string{annAWSRoleARN: "arn:aws:iam::111122223333:role/web"})
+	env.ServiceAccount(t, nsA, "web", map[string]string{identity.SAAnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/web"})
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: nsA, Name: "web-0"},
 		Spec: corev1.PodSpec{

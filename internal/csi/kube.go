@@ -84,19 +84,6 @@ func (d *Driver) loadClass(ctx context.Context, pr *publishRequest) (*spc.Class,
 	return nil, status.Error(ce.code, err.Error())
 }
 
-// loadClassQuiet is getClass for a republish; the caller reports.
-func (d *Driver) loadClassQuiet(ctx context.Context, pr *publishRequest) (*spc.Class, error) {
-	return d.getClass(ctx, pr)
-}
-
-// Service-account annotations that carry cloud identities.
-const (
-	annAWSRoleARN    = "eks.amazonaws.com/role-arn"
-	annGCPSA         = "iam.gke.io/gcp-service-account"
-	annAzureClientID = "azure.workload.identity/client-id"
-	annAzureTenantID = "azure.workload.identity/tenant-id"
-)
-
 type saEntry struct {
 	annotations map[string]string
 	at          time.Time
@@ -111,11 +98,11 @@ const saTTL = time.Minute
 func (d *Driver) cloud(ctx context.Context, c *spc.Class, pod identity.Pod) identity.Cloud {
 	ann := d.saAnnotations(ctx, pod.Namespace, pod.ServiceAccount)
 	cl := identity.Cloud{
-		AWSRoleARN:                  ann[annAWSRoleARN],
-		GCPServiceAccount:           ann[annGCPSA],
+		AWSRoleARN:                  ann[identity.SAAnnotationAWSRoleARN],
+		GCPServiceAccount:           ann[identity.SAAnnotationGCPServiceAcct],
 		GCPWorkloadIdentityProvider: d.opts.GCPWorkloadIdentityProvider,
-		AzureClientID:               ann[annAzureClientID],
-		AzureTenantID:               ann[annAzureTenantID],
+		AzureClientID:               ann[identity.SAAnnotationAzureClientID],
+		AzureTenantID:               ann[identity.SAAnnotationAzureTenantID],
 	}
 	if c.Azure != nil {
 		if c.Azure.ClientID != "" {

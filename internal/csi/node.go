@@ -22,6 +22,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/spc"
@@ -31,7 +32,7 @@ import (
 // Volume-context keys.
 const (
 	// AttrClass is the pod's volumeAttributes key naming the class.
-	AttrClass = "secretProviderClass"
+	AttrClass = inject.ClassAttribute
 	// AttrTokens carries the service-account tokens kubelet requested for
 	// the CSIDriver's tokenRequests (in the volume context, or in the
 	// NodePublishVolume secrets with serviceAccountTokenInSecrets).
@@ -305,7 +306,7 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 func (d *Driver) republish(ctx context.Context, pr *publishRequest, pv *published) {
 	pv.last = d.deps.Now()
 	pv.pod = pr.pod
-	class, err := d.loadClassQuiet(ctx, pr)
+	class, err := d.getClass(ctx, pr)
 	if err != nil {
 		d.rotationFailed(pr, pv, "", err)
 		return

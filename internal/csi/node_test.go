@@ -529,8 +529,8 @@ func TestIdentityAndCapabilities(t *testing.T) {
 
 func TestCloudIdentity(t *testing.T) {
 	sa := &corev1ServiceAccount{ns: "team-a", name: "web", ann: map[string]string{
-		annAWSRoleARN: "arn:aws:iam::1:role/web", annGCPSA: "web@p.iam.gserviceaccount.com",
-		annAzureClientID: "sa-client", annAzureTenantID: "sa-tenant"}}
+		identity.SAAnnotationAWSRoleARN: "arn:aws:iam::1:role/web", identity.SAAnnotationGCPServiceAcct: "web@p.iam.gserviceaccount.com",
+		identity.SAAnnotationAzureClientID: "sa-client", identity.SAAnnotationAzureTenantID: "sa-tenant"}}
 	tests := map[string]struct {
 		class *ssiv1.SecretProviderClass
 		read  bool

@@ -190,7 +190,7 @@ func TrimPod(pod *corev1.Pod) *corev1.Pod {
 			}
 		}
 		if b, err := json.Marshal(sum); err == nil && len(sum.Volumes) > 0 {
-			out.Spec.InitContainers = []corev1.Container{{Name: "ssi-agent", Env: []corev1.EnvVar{{Name: agentconfig.EnvConfig, Value: string(b)}}}}
+			out.Spec.InitContainers = []corev1.Container{{Name: inject.AgentContainerName, Env: []corev1.EnvVar{{Name: agentconfig.EnvConfig, Value: string(b)}}}}
 		}
 	}
 	return out
