@@ -183,9 +183,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	for _, s := range specs {
 		sec, msgs := buildSecret(class, s, files, owners)
 		if len(msgs) > 0 {
-			for _, m := range msgs {
-				problems = append(problems, problem{secretName: s.name, message: m})
-			}
+			problems = append(problems, msgs...)
 			continue
 		}
 		c, err := r.applySecret(ctx, class, sec, owned)
@@ -221,13 +219,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // filterSpecs drops the specs check finds problems with, adding them.
-func filterSpecs(specs []secretSpec, problems []problem, check func(secretSpec) []string) ([]secretSpec, []problem) {
+func filterSpecs(specs []secretSpec, problems []string, check func(secretSpec) []string) ([]secretSpec, []string) {
 	out := specs[:0]
 	for _, s := range specs {
 		if msgs := check(s); len(msgs) > 0 {
-			for _, m := range msgs {
-				problems = append(problems, problem{secretName: s.name, message: m})
-			}
+			problems = append(problems, msgs...)
 			continue
 		}
 		out = append(out, s)
@@ -235,9 +231,9 @@ func filterSpecs(specs []secretSpec, problems []problem, check func(secretSpec) 
 	return out, problems
 }
 
-func (r *Reconciler) reportProblems(class *ssiv1.SecretProviderClass, problems []problem) {
+func (r *Reconciler) reportProblems(class *ssiv1.SecretProviderClass, problems []string) {
 	for _, p := range problems {
-		r.warn(class, ReasonInvalidSecretObject, "Validate", "%s; the Secret is not synced", p.message)
+		r.warn(class, ReasonInvalidSecretObject, "Validate", "%s; the Secret is not synced", p)
 	}
 }
 

@@ -49,41 +49,31 @@ type secretSpec struct {
 	items       []item
 }
 
-// problem is one invalid secretObjects entry. Its message names the entry
-// and field and never contains object content.
-type problem struct {
-	secretName string
-	message    string
-}
-
-func (p problem) String() string { return p.message }
-
 // parseSecretObjects validates spec.secretObjects the way the upstream
 // driver does (secretName, type and data required; objectName and key
 // trimmed and required; kubernetes.io/tls takes only tls.crt and tls.key),
 // and beyond it rejects what the API server would reject later with a
 // less precise message (invalid names, keys, labels and annotations), a
-// key declared twice in one Secret, and a Secret declared twice.
-func parseSecretObjects(objs []*ssiv1.SecretObject) ([]secretSpec, []problem) {
+// key declared twice in one Secret, and a Secret declared twice. Each
+// problem names the entry and field and never contains object content.
+func parseSecretObjects(objs []*ssiv1.SecretObject) ([]secretSpec, []string) {
 	var specs []secretSpec
-	var problems []problem
+	var problems []string
 	first := map[string]int{}
 	dup := map[string]bool{}
 	for i, o := range objs {
 		if o == nil {
-			problems = append(problems, problem{message: fmt.Sprintf("secretObjects[%d] is null", i)})
+			problems = append(problems, fmt.Sprintf("secretObjects[%d] is null", i))
 			continue
 		}
 		s, errs := parseSecretObject(i, o)
 		if len(errs) > 0 {
-			for _, e := range errs {
-				problems = append(problems, problem{secretName: s.name, message: e})
-			}
+			problems = append(problems, errs...)
 			continue
 		}
 		if j, ok := first[s.name]; ok {
 			dup[s.name] = true
-			problems = append(problems, problem{secretName: s.name, message: fmt.Sprintf("secretObjects[%d]: Secret %q is already declared by secretObjects[%d]; declare each Secret once", i, s.name, j)})
+			problems = append(problems, fmt.Sprintf("secretObjects[%d]: Secret %q is already declared by secretObjects[%d]; declare each Secret once", i, s.name, j))
 			continue
 		}
 		first[s.name] = i

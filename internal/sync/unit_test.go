@@ -153,9 +153,7 @@ func TestParseSecretObjects(t *testing.T) {
 			for _, s := range specs {
 				names = append(names, s.name)
 			}
-			for _, p := range problems {
-				msgs = append(msgs, p.message)
-			}
+			msgs = append(msgs, problems...)
 			if !reflect.DeepEqual(names, tc.names) {
 				t.Errorf("valid %q, want %q", names, tc.names)
 			}
