@@ -3,6 +3,8 @@
 package scheme
 
 import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
@@ -20,4 +22,14 @@ func New() *k8sruntime.Scheme {
 		panic(err)
 	}
 	return s
+}
+
+// Metadata returns an empty metadata-only object of a core (v1) kind, e.g.
+// "ServiceAccount": the form in which the webhook and the sync controller
+// read and watch such objects, so that they share one metadata informer in
+// a manager's cache.
+func Metadata(kind string) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
+	return m
 }

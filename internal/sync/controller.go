@@ -31,6 +31,7 @@ import (
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -277,7 +278,7 @@ func (r *Reconciler) consumers(ctx context.Context, class *ssiv1.SecretProviderC
 // allowsSync reports whether a service account exists and is annotated
 // allow-sync: "true"; why says what is missing.
 func (r *Reconciler) allowsSync(ctx context.Context, namespace, name string) (bool, string, error) {
-	m := serviceAccountMeta()
+	m := scheme.Metadata("ServiceAccount")
 	if err := r.shared.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, m); apierrors.IsNotFound(err) {
 		return false, fmt.Sprintf("it does not exist in namespace %s", namespace), nil
 	} else if err != nil {
@@ -470,7 +471,7 @@ func (r *Reconciler) candidates(ctx context.Context, class *spc.Class, consumers
 		}
 		seen[c.serviceAccount] = true
 		var annotations map[string]string
-		m := serviceAccountMeta()
+		m := scheme.Metadata("ServiceAccount")
 		if err := r.shared.Get(ctx, types.NamespacedName{Namespace: class.Namespace, Name: c.serviceAccount}, m); err == nil {
 			annotations = m.Annotations
 		}

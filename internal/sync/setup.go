@@ -47,6 +47,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 // Annotations of pod-less sync.
@@ -225,7 +226,7 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 			handler.TypedEnqueueRequestsFromMapFunc(podRequests), podChanged())).
 		WatchesRawSource(source.Kind(own, &corev1.Secret{},
 			handler.TypedEnqueueRequestsFromMapFunc(secretRequests))).
-		WatchesRawSource(source.Kind(mgr.GetCache(), serviceAccountMeta(),
+		WatchesRawSource(source.Kind(mgr.GetCache(), scheme.Metadata("ServiceAccount"),
 			handler.TypedEnqueueRequestsFromMapFunc(r.serviceAccountRequests),
 			predicate.TypedAnnotationChangedPredicate[*metav1.PartialObjectMetadata]{})).
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
@@ -267,12 +268,6 @@ type leaderCache struct{ cache.Cache }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable.
 func (leaderCache) NeedLeaderElection() bool { return true }
-
-func serviceAccountMeta() *metav1.PartialObjectMetadata {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
-	return m
-}
 
 // podRequests enqueues the classes a pod consumes, in its namespace.
 func podRequests(_ context.Context, pod *corev1.Pod) []reconcile.Request {

@@ -3,12 +3,12 @@ package webhook
 import (
 	"context"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 // CacheLookup reads from the manager's informer caches (namespaces and
@@ -26,19 +26,7 @@ type CacheLookup struct {
 // Objects the caches watch. Informers for them are started before the
 // webhook serves.
 func watchedObjects() []client.Object {
-	return []client.Object{namespaceMeta(), &ssiv1.SecretProviderClass{}, serviceAccountMeta()}
-}
-
-func namespaceMeta() *metav1.PartialObjectMetadata {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	return m
-}
-
-func serviceAccountMeta() *metav1.PartialObjectMetadata {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
-	return m
+	return []client.Object{scheme.Metadata("Namespace"), &ssiv1.SecretProviderClass{}, scheme.Metadata("ServiceAccount")}
 }
 
 // get reads obj from the cache, then from the API server on a miss;
@@ -56,7 +44,7 @@ func (l *CacheLookup) get(ctx context.Context, key client.ObjectKey, obj client.
 
 // NamespaceLabels implements Lookup.
 func (l *CacheLookup) NamespaceLabels(ctx context.Context, namespace string) (map[string]string, error) {
-	m := namespaceMeta()
+	m := scheme.Metadata("Namespace")
 	found, err := l.get(ctx, client.ObjectKey{Name: namespace}, m)
 	if err != nil || !found {
 		return nil, err
@@ -76,7 +64,7 @@ func (l *CacheLookup) Class(ctx context.Context, namespace, name string) (*ssiv1
 
 // ServiceAccount implements Lookup.
 func (l *CacheLookup) ServiceAccount(ctx context.Context, namespace, name string) (*metav1.ObjectMeta, error) {
-	m := serviceAccountMeta()
+	m := scheme.Metadata("ServiceAccount")
 	found, err := l.get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m)
 	if err != nil || !found {
 		return nil, err
