@@ -43,6 +43,7 @@ import (
 	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
+	"github.com/ssinjector/ssi/internal/spc"
 )
 
 // DriverName is the CSI driver name of the upstream Secrets Store CSI
@@ -150,7 +151,7 @@ func (o Options) complete() (Options, error) {
 		return o, fmt.Errorf("node id is required (--nodeid, usually the node name from the downward API)")
 	}
 	for _, p := range o.PluginProviders {
-		if !plugin.ValidName(p) {
+		if !spc.ValidProviderName(p) {
 			return o, fmt.Errorf("plugin provider %q is not a valid provider name", p)
 		}
 	}

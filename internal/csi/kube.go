@@ -15,7 +15,6 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
-	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -60,7 +59,7 @@ func (d *Driver) getClass(ctx context.Context, pr *publishRequest) (*spc.Class, 
 func (d *Driver) parseClass(obj *ssiv1.SecretProviderClass) (*spc.Class, error) {
 	name := string(obj.Spec.Provider)
 	if d.routed[name] {
-		if !plugin.ValidName(name) {
+		if !spc.ValidProviderName(name) {
 			return nil, &spc.Error{Class: obj.Namespace + "/" + obj.Name, Provider: name, Field: "spec.provider", Problem: "is not a valid provider name"}
 		}
 		return &spc.Class{Namespace: obj.Namespace, Name: obj.Name, Provider: name,

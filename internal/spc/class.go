@@ -116,7 +116,7 @@ func ParseSpec(namespace, name, provider string, params map[string]string) (*Cla
 	if strings.TrimSpace(provider) == "" {
 		return nil, p.errf("spec.provider", "is empty; set it to aws, azure, gcp, vault or the name of a provider plugin")
 	}
-	if !validPluginName(provider) {
+	if !ValidProviderName(provider) {
 		return nil, p.errf("spec.provider", "%q is not a valid provider name (letters, digits, '-' and '_', at most 30)", provider)
 	}
 	var err error
@@ -144,15 +144,16 @@ func ParseSpec(namespace, name, provider string, params map[string]string) (*Cla
 	return c, nil
 }
 
-// validPluginName is the upstream driver's rule for provider names, which
-// also become socket file names.
-func validPluginName(s string) bool {
-	if len(s) > 30 {
+// ValidProviderName is the upstream rule for provider names, which become
+// plugin socket file names: 1 to 30 of [a-zA-Z0-9_-].
+func ValidProviderName(s string) bool {
+	if s == "" || len(s) > 30 {
 		return false
 	}
 	for _, r := range s {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
-		if !ok {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+		default:
 			return false
 		}
 	}

@@ -35,6 +35,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/spc"
 )
 
 // ProtocolVersion is the provider API version this client speaks.
@@ -103,7 +104,7 @@ type VersionInfo struct {
 
 // New returns a client for the plugin that serves provider name.
 func New(name string, opts Options) (*Client, error) {
-	if !ValidName(name) {
+	if !spc.ValidProviderName(name) {
 		return nil, fmt.Errorf("provider %q is not a valid plugin name (1 to 30 letters, digits, '-' or '_')", name)
 	}
 	if len(opts.Dirs) == 0 {
@@ -116,22 +117,6 @@ func New(name string, opts Options) (*Client, error) {
 		opts.MaxRecvMsgSize = DefaultMaxRecvMsgSize
 	}
 	return &Client{name: name, opts: opts}, nil
-}
-
-// ValidName is the upstream rule for provider names, which become socket
-// file names: 1 to 30 of [a-zA-Z0-9_-].
-func ValidName(s string) bool {
-	if s == "" || len(s) > 30 {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // Name implements provider.Provider.

@@ -85,28 +85,6 @@ func TestPermission(t *testing.T) {
 	}
 }
 
-func TestValidName(t *testing.T) {
-	tests := map[string]struct {
-		name string
-		want bool
-	}{
-		"simple":         {"akeyless", true},
-		"dash and score": {"my_provider-2", true},
-		"empty":          {"", false},
-		"slash":          {"../x", false},
-		"dot":            {"a.b", false},
-		"31 characters":  {strings.Repeat("a", 31), false},
-		"30 characters":  {strings.Repeat("a", 30), true},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := ValidName(tc.name); got != tc.want {
-				t.Errorf("ValidName(%q) = %v", tc.name, got)
-			}
-		})
-	}
-}
-
 func TestAssociate(t *testing.T) {
 	objs := func(ids ...string) []provider.Object {
 		var out []provider.Object
