@@ -203,13 +203,9 @@ func splitYAML(b []byte) [][]byte {
 // on every call so that a refreshed token is picked up.
 func fileForEveryAudience(path string) identity.TokenSource {
 	return identity.FuncTokens(func(_ context.Context, audience string) (string, error) {
-		b, err := os.ReadFile(path)
+		t, err := identity.ReadTokenFile(path)
 		if err != nil {
-			return "", fmt.Errorf("read token file for audience %q: %w", audience, err)
-		}
-		t := strings.TrimSpace(string(b))
-		if t == "" {
-			return "", fmt.Errorf("token file %s is empty", path)
+			return "", fmt.Errorf("token for audience %q: %w", audience, err)
 		}
 		return t, nil
 	})

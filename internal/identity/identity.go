@@ -80,13 +80,25 @@ func (f FileTokens) Token(_ context.Context, audience string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w %q", ErrNoToken, audience)
 	}
-	b, err := os.ReadFile(p)
+	t, err := ReadTokenFile(p)
 	if err != nil {
-		return "", fmt.Errorf("read token for audience %q: %w", audience, err)
+		return "", fmt.Errorf("token for audience %q: %w", audience, err)
+	}
+	return t, nil
+}
+
+// ReadTokenFile reads a token file (a projected service-account token, or
+// one named by an SDK variable) and returns its content without
+// surrounding white space; an empty file is an error. Errors name the
+// file, never its content.
+func ReadTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // reading the named token file is the purpose
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
 	}
 	t := strings.TrimSpace(string(b))
 	if t == "" {
-		return "", fmt.Errorf("token file for audience %q is empty", audience)
+		return "", fmt.Errorf("token file %s is empty", path)
 	}
 	return t, nil
 }

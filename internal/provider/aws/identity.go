@@ -85,14 +85,11 @@ func (b *tokenBox) token(ctx context.Context, audience, envFile string) (string,
 		}
 	}
 	if f := os.Getenv(envFile); f != "" && !b.noEnvFile {
-		raw, err := os.ReadFile(f) //nolint:gosec // the standard SDK variable names the token file; reading it is its purpose
+		tok, err := identity.ReadTokenFile(f)
 		if err != nil {
-			return "", fmt.Errorf("read %s: %w", envFile, err)
+			return "", fmt.Errorf("%s: %w", envFile, err)
 		}
-		if tok := strings.TrimSpace(string(raw)); tok != "" {
-			return tok, nil
-		}
-		return "", fmt.Errorf("the file named by %s is empty", envFile)
+		return tok, nil
 	}
 	return "", fmt.Errorf("no service-account token for audience %q: project one for the pod (or set %s in local mode)", audience, envFile)
 }

@@ -1,0 +1,30 @@
+package identity
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReadTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if tok, err := ReadTokenFile(write("token", "  eyJ.token.sig\n")); err != nil || tok != "eyJ.token.sig" {
+		t.Errorf("ReadTokenFile = %q, %v; want the trimmed token", tok, err)
+	}
+	empty := write("empty", " \n")
+	if _, err := ReadTokenFile(empty); err == nil || !strings.Contains(err.Error(), empty+" is empty") {
+		t.Errorf("empty file: %v", err)
+	}
+	missing := filepath.Join(dir, "missing")
+	if _, err := ReadTokenFile(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: %v, want an error naming it", err)
+	}
+}
