@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
-	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
@@ -207,14 +206,10 @@ func buildVolumes(cfgVols []agentconfig.Volume, set provider.Set) ([]*vol, error
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: SecretProviderClass %s: %w (built-in providers: %s)", cv.Name, class.Key(), err, providerNames(set))
 		}
-		perm := cv.Permission
-		if perm == 0 {
-			perm = atomicdir.DefaultMode
-		}
 		out = append(out, &vol{
 			name:     cv.Name,
 			provider: p,
-			v:        &volume.Volume{Class: class, Dir: cv.Path, Permission: perm},
+			v:        &volume.Volume{Class: class, Dir: cv.Path, Permission: cv.Permission},
 			wake:     make(chan struct{}, 1),
 		})
 	}

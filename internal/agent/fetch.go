@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
-	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
@@ -88,10 +87,6 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 	if err != nil {
 		return fmt.Errorf("SecretProviderClass %s: %w (built-in providers: %s)", class.Key(), err, providerNames(set))
 	}
-	perm := opts.Permission
-	if perm == 0 {
-		perm = atomicdir.DefaultMode
-	}
 	var tokens identity.TokenSource = noTokens{}
 	if opts.TokenFile != "" {
 		tokens = fileForEveryAudience(opts.TokenFile)
@@ -110,7 +105,7 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 		vols: []*vol{{
 			name:     "local",
 			provider: p,
-			v:        &volume.Volume{Class: class, Dir: opts.OutDir, Permission: perm},
+			v:        &volume.Volume{Class: class, Dir: opts.OutDir, Permission: opts.Permission},
 			wake:     make(chan struct{}, 1),
 		}},
 		interval:  interval,

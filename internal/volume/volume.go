@@ -22,7 +22,8 @@ type Volume struct {
 	Class *spc.Class
 	// Dir is where files are published.
 	Dir string
-	// Permission is the mode of files whose object sets none.
+	// Permission is the mode of files whose object sets none; zero means
+	// atomicdir.DefaultMode.
 	Permission fs.FileMode
 
 	mu      sync.Mutex
