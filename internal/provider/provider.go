@@ -94,6 +94,30 @@ func (s Set) Close() error {
 	return errors.Join(errs...)
 }
 
+// FetchMerged fetches req's class with p, passing the versions of prev (the
+// objects of the last successful fetch) as req.Current so that unchanged
+// objects cost no content fetch, and merges the result into prev: the
+// complete objects and files, as Merge returns them. An empty result is an
+// error: a class always has objects.
+func FetchMerged(ctx context.Context, p Provider, req Request, prev []Object) ([]Object, []atomicdir.File, error) {
+	req.Current = Versions(prev)
+	objs, err := p.Fetch(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(reason Reason, err error) error {
+		return &Error{Class: req.Class.Key(), Provider: req.Class.Provider, Reason: reason, Err: err}
+	}
+	if len(objs) == 0 {
+		return nil, nil, fail(ReasonInvalidContent, errors.New("the provider returned no objects"))
+	}
+	merged, files, err := Merge(prev, objs)
+	if err != nil {
+		return nil, nil, fail(ReasonUnknown, err)
+	}
+	return merged, files, nil
+}
+
 // Merge resolves Unchanged objects against the previous result and returns
 // the complete files to write, sorted by path.
 func Merge(prev, cur []Object) ([]Object, []atomicdir.File, error) {

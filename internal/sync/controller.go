@@ -370,7 +370,7 @@ func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv
 	p, err := r.providers.Get(parsed.Provider)
 	if err != nil {
 		r.warn(class, ReasonProviderNotAvailable, "Fetch", "SecretProviderClass %s: provider %q is not available to the sync controller (built in: %s); its Secrets are not synced",
-			parsed.Key(), parsed.Provider, strings.Join(sortedKeys(r.providers), ", "))
+			parsed.Key(), parsed.Provider, strings.Join(r.providers.Names(), ", "))
 		return nil, 0, err
 	}
 	r.mu.Lock()
@@ -379,18 +379,13 @@ func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv
 
 	var last error
 	for _, c := range cands {
-		objs, err := r.fetch(ctx, p, parsed, c, st)
+		merged, files, err := r.fetch(ctx, p, parsed, c, st)
 		if err != nil {
 			last = err
 			if !retryOtherIdentity(err) {
 				break
 			}
 			continue
-		}
-		merged, files, err := provider.Merge(st.objects, objs)
-		if err != nil {
-			last = &provider.Error{Class: parsed.Key(), Provider: parsed.Provider, Reason: provider.ReasonUnknown, Err: err}
-			break
 		}
 		st.objects, st.files = merged, fileMap(files)
 		st.fetchedAt, st.identityKey = r.clock.Now(), c.key
@@ -498,24 +493,14 @@ func (r *Reconciler) candidates(ctx context.Context, class *spc.Class, consumers
 	return out
 }
 
-func (r *Reconciler) fetch(ctx context.Context, p provider.Provider, class *spc.Class, c candidate, st *classState) ([]provider.Object, error) {
+// fetch fetches and merges the class's objects as candidate c, within the
+// fetch timeout.
+func (r *Reconciler) fetch(ctx context.Context, p provider.Provider, class *spc.Class, c candidate, st *classState) ([]provider.Object, []atomicdir.File, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.FetchTimeout)
 	defer cancel()
 	start := r.clock.Now()
-	objs, err := p.Fetch(ctx, provider.Request{
-		Class:      class,
-		Identity:   c.id,
-		Current:    provider.Versions(st.objects),
-		Permission: atomicdir.DefaultMode,
-	})
-	r.metrics.FetchSeconds.WithLabelValues(class.Provider).Observe(r.clock.Since(start).Seconds())
-	if err != nil {
-		return nil, err
-	}
-	if len(objs) == 0 {
-		return nil, &provider.Error{Class: class.Key(), Provider: class.Provider, Reason: provider.ReasonInvalidContent, Err: errors.New("the provider returned no objects")}
-	}
-	return objs, nil
+	defer func() { r.metrics.FetchSeconds.WithLabelValues(class.Provider).Observe(r.clock.Since(start).Seconds()) }()
+	return provider.FetchMerged(ctx, p, provider.Request{Class: class, Identity: c.id, Permission: atomicdir.DefaultMode}, st.objects)
 }
 
 func fileMap(files []atomicdir.File) map[string][]byte {

@@ -50,22 +50,9 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 	if perm == 0 {
 		perm = atomicdir.DefaultMode
 	}
-	objs, err := p.Fetch(ctx, provider.Request{
-		Class:      v.Class,
-		Identity:   id,
-		Current:    provider.Versions(prev),
-		Permission: perm,
-	})
+	merged, files, err := provider.FetchMerged(ctx, p, provider.Request{Class: v.Class, Identity: id, Permission: perm}, prev)
 	if err != nil {
 		return Result{}, err
-	}
-	if len(objs) == 0 {
-		return Result{}, &provider.Error{Class: v.Class.Key(), Provider: v.Class.Provider, Reason: provider.ReasonInvalidContent,
-			Err: fmt.Errorf("the provider returned no objects")}
-	}
-	merged, files, err := provider.Merge(prev, objs)
-	if err != nil {
-		return Result{}, &provider.Error{Class: v.Class.Key(), Provider: v.Class.Provider, Reason: provider.ReasonUnknown, Err: err}
 	}
 	for i := range files {
 		if files[i].Mode == 0 {
