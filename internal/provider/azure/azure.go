@@ -210,7 +210,7 @@ func (p *Provider) get(ctx context.Context, vc *vaultClients, o *spc.AzureObject
 		}
 		return got, data, nil
 	}
-	return "", nil, &reasoned{provider.ReasonInvalidConfig, fmt.Errorf("objectType %q is not secret, key or cert", o.ObjectType)}
+	return "", nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("objectType %q is not secret, key or cert", o.ObjectType))
 }
 
 // kvVersion is one listed version.
@@ -237,13 +237,13 @@ func (p *Provider) fetchHistory(ctx context.Context, vc *vaultClients, req provi
 			}
 		}
 		if start < 0 {
-			return nil, p.objectError(req, o.ID(), &reasoned{provider.ReasonNotFound,
-				fmt.Errorf("objectVersion %q is not an enabled version of %s %q", v, o.ObjectType, o.ObjectName)})
+			return nil, p.objectError(req, o.ID(), provider.WithReason(provider.ReasonNotFound,
+				fmt.Errorf("objectVersion %q is not an enabled version of %s %q", v, o.ObjectType, o.ObjectName)))
 		}
 	}
 	if start >= len(versions) {
-		return nil, p.objectError(req, o.ID(), &reasoned{provider.ReasonNotFound,
-			fmt.Errorf("%s %q has no enabled version", o.ObjectType, o.ObjectName)})
+		return nil, p.objectError(req, o.ID(), provider.WithReason(provider.ReasonNotFound,
+			fmt.Errorf("%s %q has no enabled version", o.ObjectType, o.ObjectName)))
 	}
 	end := start + int(o.ObjectVersionHistory)
 	if end > len(versions) {
@@ -311,7 +311,7 @@ func listVersions(ctx context.Context, vc *vaultClients, o *spc.AzureObject) ([]
 			return nil, sdkError(what, err)
 		}
 	default:
-		return nil, &reasoned{provider.ReasonInvalidConfig, fmt.Errorf("objectType %q is not secret, key or cert", o.ObjectType)}
+		return nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("objectType %q is not secret, key or cert", o.ObjectType))
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].created.After(out[j].created) })
 	return out, nil
@@ -335,33 +335,19 @@ func mode(o *spc.AzureObject, def fs.FileMode) fs.FileMode {
 	return def
 }
 
-// reasoned carries the Reason of an object failure to objectError.
-type reasoned struct {
-	reason provider.Reason
-	err    error
-}
-
-func (r *reasoned) Error() string { return r.err.Error() }
-func (r *reasoned) Unwrap() error { return r.err }
-
-func invalid(err error) error { return &reasoned{provider.ReasonInvalidContent, err} }
+func invalid(err error) error { return provider.WithReason(provider.ReasonInvalidContent, err) }
 
 func sdkError(what string, err error) error {
 	reason, e := classify(what, err)
-	return &reasoned{reason, e}
+	return provider.WithReason(reason, e)
 }
 
 func (p *Provider) objectError(req provider.Request, id string, err error) error {
-	reason := provider.ReasonUnknown
-	var r *reasoned
-	if errors.As(err, &r) {
-		reason, err = r.reason, r.err
-	}
-	return &provider.Error{Class: req.Class.Key(), Provider: spc.ProviderAzure, Object: id, Reason: reason, Err: err}
+	return provider.Fail(req.Class.Key(), spc.ProviderAzure, id, err)
 }
 
 func (p *Provider) classError(req provider.Request, reason provider.Reason, err error) error {
-	return &provider.Error{Class: req.Class.Key(), Provider: spc.ProviderAzure, Reason: reason, Err: err}
+	return provider.Fail(req.Class.Key(), spc.ProviderAzure, "", provider.WithReason(reason, err))
 }
 
 // Page types of the three list operations, named for eachPage.

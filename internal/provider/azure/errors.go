@@ -15,17 +15,6 @@ import (
 	"github.com/ssinjector/ssi/internal/provider"
 )
 
-// cause is an error whose message the provider wrote, wrapping the SDK error
-// it summarises. Response bodies of Key Vault and Entra are never part of a
-// message, so no server (or proxy) can make a value appear in a log line.
-type cause struct {
-	msg string
-	err error
-}
-
-func (c *cause) Error() string { return c.msg }
-func (c *cause) Unwrap() error { return c.err }
-
 var aadCode = regexp.MustCompile(`AADSTS[0-9]+`)
 
 // aadHints explain the Entra errors a misconfigured workload identity gets.
@@ -38,7 +27,10 @@ var aadHints = map[string]string{
 }
 
 // classify maps an SDK error to a Reason and a summary that names the
-// operation, the HTTP status and the service's error code.
+// operation, the HTTP status and the service's error code
+// (provider.Summarize): response bodies of Key Vault and Entra are never
+// part of a message, so no server (or proxy) can make a value appear in a
+// log line.
 func classify(op string, err error) (provider.Reason, error) {
 	var re *azcore.ResponseError
 	var af *azidentity.AuthenticationFailedError
@@ -59,7 +51,7 @@ func classify(op string, err error) (provider.Reason, error) {
 			// token could not be read; its text is the provider's own.
 			msg += ": " + strings.SplitN(af.Error(), "\n", 2)[0]
 		}
-		return provider.ReasonUnauthenticated, &cause{msg, err}
+		return provider.ReasonUnauthenticated, provider.Summarize(msg, err)
 	case errors.Is(err, identity.ErrNoToken):
 		return provider.ReasonUnauthenticated, fmt.Errorf("%s: %w", op, err)
 	case errors.As(err, &re):
@@ -67,7 +59,7 @@ func classify(op string, err error) (provider.Reason, error) {
 		if re.ErrorCode != "" {
 			msg += " " + re.ErrorCode
 		}
-		return reasonForStatus(re.StatusCode), &cause{msg, err}
+		return reasonForStatus(re.StatusCode), provider.Summarize(msg, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return provider.ReasonUnavailable, fmt.Errorf("%s: %w", op, err)
 	}

@@ -12,46 +12,26 @@ import (
 	"github.com/ssinjector/ssi/internal/provider"
 )
 
-// reasoned carries the Reason of a failure to the provider.Error built
-// from it.
-type reasoned struct {
-	reason provider.Reason
-	err    error
-}
-
-func (r *reasoned) Error() string { return r.err.Error() }
-func (r *reasoned) Unwrap() error { return r.err }
-
-// cause is an error whose message the provider wrote, wrapping the error it
-// summarises, so that no server can put content into a message.
-type cause struct {
-	msg string
-	err error
-}
-
-func (c *cause) Error() string { return c.msg }
-func (c *cause) Unwrap() error { return c.err }
-
 // classify maps an error of a Secret Manager call (or of obtaining its
 // token) to a Reason and a summary naming the operation and the gRPC code.
 func classify(op string, err error) error {
 	if errors.Is(err, identity.ErrNoToken) {
-		return &reasoned{provider.ReasonUnauthenticated, fmt.Errorf("%s: %w", op, err)}
+		return provider.WithReason(provider.ReasonUnauthenticated, fmt.Errorf("%s: %w", op, err))
 	}
 	var authErr *authError
 	if errors.As(err, &authErr) {
-		return &reasoned{provider.ReasonUnauthenticated, fmt.Errorf("%s: %w", op, authErr)}
+		return provider.WithReason(provider.ReasonUnauthenticated, fmt.Errorf("%s: %w", op, authErr))
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return &reasoned{provider.ReasonUnavailable, fmt.Errorf("%s: %w", op, err)}
+		return provider.WithReason(provider.ReasonUnavailable, fmt.Errorf("%s: %w", op, err))
 	}
 	st, ok := status.FromError(err)
 	if !ok {
-		return &reasoned{provider.ReasonUnknown, fmt.Errorf("%s: %w", op, err)}
+		return provider.WithReason(provider.ReasonUnknown, fmt.Errorf("%s: %w", op, err))
 	}
 	// Secret Manager's status messages name resources, never payloads.
 	msg := fmt.Sprintf("%s: %s: %s", op, st.Code(), st.Message())
-	return &reasoned{reasonForCode(st.Code()), &cause{msg, err}}
+	return provider.WithReason(reasonForCode(st.Code()), provider.Summarize(msg, err))
 }
 
 func reasonForCode(c codes.Code) provider.Reason {

@@ -184,8 +184,8 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	g := req.Class.GCP
 	for i := range g.Secrets {
 		if g.Secrets[i].Kind == spc.GCPParameterVersion {
-			return nil, p.objectError(req, g.Secrets[i].ResourceName, &reasoned{provider.ReasonInvalidConfig,
-				errors.New("this build does not support Parameter Manager resources (its Go client, cloud.google.com/go/parametermanager, is not available to it); use Secret Manager resources projects/P/secrets/S/versions/V")})
+			return nil, p.objectError(req, g.Secrets[i].ResourceName, provider.WithReason(provider.ReasonInvalidConfig,
+				errors.New("this build does not support Parameter Manager resources (its Go client, cloud.google.com/go/parametermanager, is not available to it); use Secret Manager resources projects/P/secrets/S/versions/V")))
 		}
 	}
 	id, err := p.identity(ctx, req)
@@ -262,10 +262,10 @@ func (p *Provider) fetchSecret(ctx context.Context, req provider.Request, id *po
 	}
 	data := resp.GetPayload().GetData()
 	if sum := resp.GetPayload().DataCrc32C; sum != nil && int64(crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))) != *sum {
-		return provider.Object{}, p.objectError(req, name, &reasoned{provider.ReasonInvalidContent, fmt.Errorf("access secret version %s: the payload does not match its CRC32C checksum", target)})
+		return provider.Object{}, p.objectError(req, name, provider.WithReason(provider.ReasonInvalidContent, fmt.Errorf("access secret version %s: the payload does not match its CRC32C checksum", target)))
 	}
 	if data, err = extract(data, s.ExtractJSONKey, s.ExtractYAMLKey); err != nil {
-		return provider.Object{}, p.objectError(req, name, &reasoned{provider.ReasonInvalidContent, err})
+		return provider.Object{}, p.objectError(req, name, provider.WithReason(provider.ReasonInvalidContent, err))
 	}
 	mode := s.FilePermission
 	if mode == 0 {
@@ -353,7 +353,7 @@ func (p *Provider) client(ctx context.Context, req provider.Request, id *podIden
 	}
 	c, err := secretmanager.NewClient(ctx, opts...)
 	if err != nil {
-		return nil, p.objectError(req, s.ResourceName, &reasoned{provider.ReasonUnavailable, fmt.Errorf("connect to Secret Manager at %s: %w", endpoint, err)})
+		return nil, p.objectError(req, s.ResourceName, provider.WithReason(provider.ReasonUnavailable, fmt.Errorf("connect to Secret Manager at %s: %w", endpoint, err)))
 	}
 	id.clients[endpoint] = c
 	return c, nil
@@ -374,14 +374,9 @@ func evict[V any](m map[string]V, at func(V) time.Time, closeFn func(V)) {
 }
 
 func (p *Provider) objectError(req provider.Request, object string, err error) error {
-	reason := provider.ReasonUnknown
-	var r *reasoned
-	if errors.As(err, &r) {
-		reason, err = r.reason, r.err
-	}
-	return &provider.Error{Class: req.Class.Key(), Provider: spc.ProviderGCP, Object: object, Reason: reason, Err: err}
+	return provider.Fail(req.Class.Key(), spc.ProviderGCP, object, err)
 }
 
 func (p *Provider) classError(req provider.Request, reason provider.Reason, err error) error {
-	return &provider.Error{Class: req.Class.Key(), Provider: spc.ProviderGCP, Reason: reason, Err: err}
+	return provider.Fail(req.Class.Key(), spc.ProviderGCP, "", provider.WithReason(reason, err))
 }

@@ -33,13 +33,13 @@ func render(sec *vaultapi.Secret, o *spc.VaultObject) (content, stable []byte, e
 	if o.SecretKey == "" {
 		content, err = json.Marshal(sec)
 		if err != nil {
-			return nil, nil, withReason(provider.ReasonInvalidContent, fmt.Errorf("encode the response from %q as JSON: %s", o.SecretPath, jsonErrorKind(err)))
+			return nil, nil, provider.WithReason(provider.ReasonInvalidContent, fmt.Errorf("encode the response from %q as JSON: %s", o.SecretPath, jsonErrorKind(err)))
 		}
 		cp := *sec
 		cp.RequestID = ""
 		stable, err = json.Marshal(&cp)
 		if err != nil {
-			return nil, nil, withReason(provider.ReasonInvalidContent, fmt.Errorf("encode the response from %q as JSON: %s", o.SecretPath, jsonErrorKind(err)))
+			return nil, nil, provider.WithReason(provider.ReasonInvalidContent, fmt.Errorf("encode the response from %q as JSON: %s", o.SecretPath, jsonErrorKind(err)))
 		}
 		return content, stable, nil
 	}
@@ -49,17 +49,17 @@ func render(sec *vaultapi.Secret, o *spc.VaultObject) (content, stable []byte, e
 	}
 	v, ok := data[o.SecretKey]
 	if !ok {
-		return nil, nil, withReason(provider.ReasonNotFound, fmt.Errorf("key %q does not exist at secret path %q", o.SecretKey, o.SecretPath))
+		return nil, nil, provider.WithReason(provider.ReasonNotFound, fmt.Errorf("key %q does not exist at secret path %q", o.SecretKey, o.SecretPath))
 	}
 	var raw []byte
 	if s, ok := v.(string); ok {
 		raw = []byte(s)
 	} else if raw, err = json.Marshal(v); err != nil {
-		return nil, nil, withReason(provider.ReasonInvalidContent, fmt.Errorf("value of key %q at secret path %q is neither a string nor JSON-encodable (%s)", o.SecretKey, o.SecretPath, jsonErrorKind(err)))
+		return nil, nil, provider.WithReason(provider.ReasonInvalidContent, fmt.Errorf("value of key %q at secret path %q is neither a string nor JSON-encodable (%s)", o.SecretKey, o.SecretPath, jsonErrorKind(err)))
 	}
 	out, err := decode(raw, o.Encoding)
 	if err != nil {
-		return nil, nil, withReason(provider.ReasonInvalidContent, fmt.Errorf("value of key %q at secret path %q: %w", o.SecretKey, o.SecretPath, err))
+		return nil, nil, provider.WithReason(provider.ReasonInvalidContent, fmt.Errorf("value of key %q at secret path %q: %w", o.SecretKey, o.SecretPath, err))
 	}
 	return out, out, nil
 }

@@ -110,22 +110,12 @@ func reasonOf(err error) provider.Reason {
 	return provider.ReasonUnknown
 }
 
-// reasonErr carries a Reason decided where the failure happened.
-type reasonErr struct {
-	reason provider.Reason
-	err    error
-}
-
-func (e *reasonErr) Error() string { return e.err.Error() }
-func (e *reasonErr) Unwrap() error { return e.err }
-
-func withReason(r provider.Reason, err error) error { return &reasonErr{reason: r, err: err} }
-
-// classify returns the reason of err, preferring one set with withReason.
+// classify returns the reason of err, preferring one set with
+// provider.WithReason.
 func classify(err error) provider.Reason {
-	var re *reasonErr
+	var re *provider.Reasoned
 	if errors.As(err, &re) {
-		return re.reason
+		return re.Reason
 	}
 	return reasonOf(err)
 }

@@ -132,7 +132,7 @@ func (p *Provider) session(req provider.Request) (*session, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, withReason(provider.ReasonUnavailable, errors.New("the vault provider is closed"))
+		return nil, provider.WithReason(provider.ReasonUnavailable, errors.New("the vault provider is closed"))
 	}
 	if p.idleTimeout > 0 {
 		for k, s := range p.sessions {
@@ -195,7 +195,7 @@ func (p *Provider) goBackground(f func()) bool {
 func newClient(v *spc.Vault) (*vaultapi.Client, error) {
 	cfg := vaultapi.DefaultConfig()
 	if cfg.Error != nil {
-		return nil, withReason(provider.ReasonInvalidConfig, fmt.Errorf("read the VAULT_* client settings of the environment: %w", cfg.Error))
+		return nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("read the VAULT_* client settings of the environment: %w", cfg.Error))
 	}
 	if v.Address != "" {
 		cfg.Address = v.Address
@@ -211,12 +211,12 @@ func newClient(v *spc.Vault) (*vaultapi.Client, error) {
 			Insecure:      v.SkipTLSVerify || insecure,
 		}
 		if err := cfg.ConfigureTLS(&tc); err != nil {
-			return nil, withReason(provider.ReasonInvalidConfig, fmt.Errorf("configure TLS for Vault at %s: %w", cfg.Address, err))
+			return nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("configure TLS for Vault at %s: %w", cfg.Address, err))
 		}
 	}
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
-		return nil, withReason(provider.ReasonInvalidConfig, fmt.Errorf("create the Vault client for %s: %w", cfg.Address, err))
+		return nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("create the Vault client for %s: %w", cfg.Address, err))
 	}
 	c.ClearToken()
 	if v.Namespace != "" {
@@ -276,13 +276,13 @@ func (s *session) login(ctx context.Context, failed *token, why string) (*token,
 		if k.audience == "" {
 			aud = "(API server default)"
 		}
-		return nil, withReason(provider.ReasonUnauthenticated, fmt.Errorf("service-account token for audience %s: %w", aud, err))
+		return nil, provider.WithReason(provider.ReasonUnauthenticated, fmt.Errorf("service-account token for audience %s: %w", aud, err))
 	}
 	op := fmt.Sprintf("log in at auth/%s/login as role %q", k.mount, k.role)
 	r := s.client.NewRequest(http.MethodPost, "/v1/auth/"+k.mount+"/login")
 	r.ClientToken = ""
 	if err := r.SetJSONBody(map[string]string{"role": k.role, "jwt": jwt}); err != nil {
-		return nil, withReason(provider.ReasonUnknown, fmt.Errorf("%s: encode the request", op))
+		return nil, provider.WithReason(provider.ReasonUnknown, fmt.Errorf("%s: encode the request", op))
 	}
 	// Raw requests (deprecated for general use) because the provider needs
 	// what upstream does: any method with a JSON body, a per-request token
@@ -298,12 +298,12 @@ func (s *session) login(ctx context.Context, failed *token, why string) (*token,
 		case ae.Status == http.StatusTooManyRequests:
 			reason = provider.ReasonThrottled
 		}
-		return nil, withReason(reason, ae)
+		return nil, provider.WithReason(reason, ae)
 	}
 	sec, err := vaultapi.ParseSecret(resp.Body)
 	closeBody(resp)
 	if err != nil || sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
-		return nil, withReason(provider.ReasonUnauthenticated, fmt.Errorf("%s: Vault's answer carries no client token", op))
+		return nil, provider.WithReason(provider.ReasonUnauthenticated, fmt.Errorf("%s: Vault's answer carries no client token", op))
 	}
 	now := time.Now()
 	t := &token{value: sec.Auth.ClientToken, renewable: sec.Auth.Renewable, ttl: time.Duration(sec.Auth.LeaseDuration) * time.Second}
@@ -366,7 +366,7 @@ func (s *session) read(ctx context.Context, o *spc.VaultObject) (*vaultapi.Secre
 		}
 		if o.SecretArgs != nil {
 			if err := r.SetJSONBody(o.SecretArgs); err != nil {
-				return nil, 0, withReason(provider.ReasonInvalidConfig, fmt.Errorf("%s: secretArgs cannot be sent as JSON (%s)", op, jsonErrorKind(err)))
+				return nil, 0, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("%s: secretArgs cannot be sent as JSON (%s)", op, jsonErrorKind(err)))
 			}
 		}
 		resp, err := s.client.RawRequestWithContext(ctx, r) //nolint:staticcheck // see login
@@ -377,7 +377,7 @@ func (s *session) read(ctx context.Context, o *spc.VaultObject) (*vaultapi.Secre
 				s.log.Info("Vault denied a request; logging in again", "path", path)
 				nt, lerr := s.login(ctx, t, "Vault answered 403")
 				if lerr != nil {
-					return nil, 0, withReason(classify(lerr), fmt.Errorf("%w; logging in again failed: %w", ae, lerr))
+					return nil, 0, provider.WithReason(classify(lerr), fmt.Errorf("%w; logging in again failed: %w", ae, lerr))
 				}
 				t = nt
 				continue
@@ -390,14 +390,14 @@ func (s *session) read(ctx context.Context, o *spc.VaultObject) (*vaultapi.Secre
 		sec, perr := vaultapi.ParseSecret(resp.Body)
 		closeBody(resp)
 		if perr != nil {
-			return nil, 0, withReason(provider.ReasonInvalidContent, fmt.Errorf("%s: the answer is not Vault JSON", op))
+			return nil, 0, provider.WithReason(provider.ReasonInvalidContent, fmt.Errorf("%s: the answer is not Vault JSON", op))
 		}
 		if sec == nil || sec.Data == nil {
 			var warnings []string
 			if sec != nil {
 				warnings = sec.Warnings
 			}
-			return nil, 0, withReason(provider.ReasonNotFound, fmt.Errorf("%s: empty response from %q, warnings: %v", op, o.SecretPath, warnings))
+			return nil, 0, provider.WithReason(provider.ReasonNotFound, fmt.Errorf("%s: empty response from %q, warnings: %v", op, o.SecretPath, warnings))
 		}
 		for _, w := range sec.Warnings {
 			s.log.Warn("warning in Vault's response", "path", path, "warning", w)

@@ -164,7 +164,7 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		}
 		ver, err := version(p.key, o, stable)
 		if err != nil {
-			return fail(withReason(provider.ReasonInvalidConfig, err))
+			return fail(provider.WithReason(provider.ReasonInvalidConfig, err))
 		}
 		if cur, ok := req.Current[o.ObjectName]; ok && cur == ver {
 			out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Unchanged: true})
