@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ssinjector/ssi/internal/csi"
+	"github.com/ssinjector/ssi/internal/provider/builtin"
 )
 
 // runCSI is `ssi-agent csi`: flags to csi.Options, then csi.Run.
@@ -22,7 +23,7 @@ func runCSI(ctx context.Context, args []string) error {
 		return err
 	}
 	// The same built-in providers as `ssi-agent run` and `fetch`.
-	o.Providers = builtinProviders(o.Logger, onNode)
+	o.Providers = builtin.New(o.Logger, builtin.OutsidePod, nodeIdleTimeout)
 	return csi.Run(ctx, o)
 }
 

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -36,28 +33,6 @@ func TestCommandLine(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
-			}
-		})
-	}
-}
-
-func TestBuiltinProviders(t *testing.T) {
-	for name, where := range map[string]runsIn{"run": inPod, "fetch": local, "csi": onNode} {
-		t.Run(name, func(t *testing.T) {
-			set := builtinProviders(slog.New(slog.DiscardHandler), where)
-			var names []string
-			for n, p := range set {
-				if p.Name() != n {
-					t.Errorf("provider %q registered as %q", p.Name(), n)
-				}
-				names = append(names, n)
-				if c, ok := p.(io.Closer); ok {
-					_ = c.Close()
-				}
-			}
-			sort.Strings(names)
-			if got := strings.Join(names, ","); got != "aws,azure,gcp,vault" {
-				t.Errorf("built-in providers %s, want aws,azure,gcp,vault", got)
 			}
 		})
 	}

@@ -5,18 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"github.com/ssinjector/ssi/internal/provider"
-	"github.com/ssinjector/ssi/internal/provider/aws"
-	"github.com/ssinjector/ssi/internal/provider/azure"
-	"github.com/ssinjector/ssi/internal/provider/gcp"
-	"github.com/ssinjector/ssi/internal/provider/vault"
+	"github.com/ssinjector/ssi/internal/provider/builtin"
 	ssisync "github.com/ssinjector/ssi/internal/sync"
 	"github.com/ssinjector/ssi/internal/webhook"
 )
@@ -58,12 +53,11 @@ func (s *syncFlags) apply(o *webhook.Options) error {
 		mo.LeaderElectionReleaseOnCancel = true
 	}
 	o.Setup = append(o.Setup, func(mgr manager.Manager) error {
-		set, closers := syncProviders(s.rotation, slog.New(logr.ToSlogHandler(mgr.GetLogger().WithName("sync-providers"))))
+		// Per-pod Vault sessions end when their pods stop being synced.
+		set := builtin.New(slog.New(logr.ToSlogHandler(mgr.GetLogger().WithName("sync-providers"))), builtin.OutsidePod, 3*s.rotation)
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			<-ctx.Done()
-			for _, c := range closers {
-				_ = c.Close()
-			}
+			_ = set.Close()
 			return nil
 		})); err != nil {
 			return err
@@ -74,18 +68,4 @@ func (s *syncFlags) apply(o *webhook.Options) error {
 		return nil
 	})
 	return nil
-}
-
-// syncProviders are the built-in providers, set up for a process that
-// fetches on behalf of pods it is not: no ambient identity is lent to a
-// pod, and per-pod Vault sessions end when their pods stop being synced.
-func syncProviders(rotation time.Duration, log *slog.Logger) (provider.Set, []io.Closer) {
-	v := vault.New(vault.Options{IdleTimeout: 3 * rotation, Logger: log})
-	g := gcp.New(gcp.Options{OutsidePod: true})
-	return provider.NewSet(
-		aws.New(aws.Options{OutsidePod: true}),
-		azure.New(azure.Options{}),
-		g,
-		v,
-	), []io.Closer{v, g}
 }

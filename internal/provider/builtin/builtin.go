@@ -1,0 +1,48 @@
+// Package builtin registers the providers compiled into the binaries, one
+// line each, so that `ssi-agent run`, `fetch` and `csi` and the sync
+// controller of ssi-webhook serve the same set, each set up for whose
+// credentials it may use.
+package builtin
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/aws"
+	"github.com/ssinjector/ssi/internal/provider/azure"
+	"github.com/ssinjector/ssi/internal/provider/gcp"
+	"github.com/ssinjector/ssi/internal/provider/vault"
+)
+
+// Where says whose credentials a process's providers may use.
+type Where int
+
+const (
+	// InPod is `ssi-agent run`: the process is the pod, its identity is
+	// the pod's (projected tokens, the pod's ambient credentials).
+	InPod Where = iota
+	// Local is `ssi-agent fetch`: the caller's ambient credentials
+	// (VAULT_TOKEN, the cloud SDKs' default chains) are meant to be used.
+	Local
+	// OutsidePod is the node shim and the sync controller: one process
+	// fetches for many pods; its own credentials must never stand in for a
+	// pod's.
+	OutsidePod
+)
+
+// New returns the built-in providers for where. idleTimeout, outside a
+// pod, drops the Vault token and leases of a pod not fetched for in that
+// long.
+func New(log *slog.Logger, where Where, idleTimeout time.Duration) provider.Set {
+	vopts := vault.Options{Logger: log, EnvToken: where == Local}
+	if where == OutsidePod {
+		vopts.IdleTimeout = idleTimeout
+	}
+	return provider.NewSet(
+		vault.New(vopts),
+		aws.New(aws.Options{OutsidePod: where == OutsidePod}),
+		azure.New(azure.Options{}),
+		gcp.New(gcp.Options{OutsidePod: where == OutsidePod}),
+	)
+}
