@@ -3,6 +3,8 @@ package csi
 import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ssinjector/ssi/internal/identity"
 )
 
 // DefaultTokenAudiences are the service-account token audiences kubelet
@@ -12,10 +14,10 @@ import (
 // classes). GCP's audience names the project's workload identity pool, so
 // it is added per installation, as is a Vault class's explicit audience.
 var DefaultTokenAudiences = []string{
-	"sts.amazonaws.com",
-	"pods.eks.amazonaws.com",
-	"api://AzureADTokenExchange",
-	"",
+	identity.AudienceAWSIRSA,
+	identity.AudienceAWSPodIdentity,
+	identity.AudienceAzureWorkloadIdentity,
+	identity.DefaultAudience,
 }
 
 // DriverObjectOptions shape the CSIDriver object.

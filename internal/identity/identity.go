@@ -23,6 +23,21 @@ import (
 // requested without an explicit audience.
 const DefaultAudience = ""
 
+// Token audiences of the clouds' workload identity mechanisms, which the
+// webhook projects tokens for, the node shim's CSIDriver requests and the
+// providers present.
+const (
+	// AudienceAWSIRSA is the audience of the token exchanged with STS
+	// AssumeRoleWithWebIdentity (IAM roles for service accounts).
+	AudienceAWSIRSA = "sts.amazonaws.com"
+	// AudienceAWSPodIdentity is the audience of the token sent to the EKS
+	// Pod Identity agent.
+	AudienceAWSPodIdentity = "pods.eks.amazonaws.com"
+	// AudienceAzureWorkloadIdentity is the audience of the token Microsoft
+	// Entra Workload ID accepts as a client assertion.
+	AudienceAzureWorkloadIdentity = "api://AzureADTokenExchange" //nolint:gosec // an audience, not a credential
+)
+
 // Pod identifies the pod a fetch is for.
 type Pod struct {
 	Namespace      string `json:"namespace"`

@@ -17,9 +17,9 @@ import (
 
 // Token audiences of the built-in providers.
 const (
-	AudienceAWSIRSA          = "sts.amazonaws.com"
-	AudienceAWSPodIdentity   = "pods.eks.amazonaws.com"
-	AudienceAzureWorkload    = "api://AzureADTokenExchange"
+	AudienceAWSIRSA          = identity.AudienceAWSIRSA
+	AudienceAWSPodIdentity   = identity.AudienceAWSPodIdentity
+	AudienceAzureWorkload    = identity.AudienceAzureWorkloadIdentity
 	defaultPermission        = fs.FileMode(0o644)
 	startupProbeGraceSeconds = 30
 )

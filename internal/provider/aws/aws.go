@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -32,10 +33,10 @@ const Name = spc.ProviderAWS
 const (
 	// AudienceIRSA is the audience of the token exchanged with STS
 	// AssumeRoleWithWebIdentity.
-	AudienceIRSA = "sts.amazonaws.com"
+	AudienceIRSA = identity.AudienceAWSIRSA
 	// AudiencePodIdentity is the audience of the token sent to the EKS Pod
 	// Identity agent.
-	AudiencePodIdentity = "pods.eks.amazonaws.com"
+	AudiencePodIdentity = identity.AudienceAWSPodIdentity
 )
 
 // The EKS Pod Identity agent's link-local credential endpoints.

@@ -23,7 +23,7 @@ import (
 
 // TokenAudience is the audience of the service-account token that
 // Microsoft Entra Workload ID accepts as a client assertion.
-const TokenAudience = "api://AzureADTokenExchange" //nolint:gosec // an audience, not a credential
+const TokenAudience = identity.AudienceAzureWorkloadIdentity
 
 // Audiences returns the service-account token audiences a class needs: the
 // workload identity audience unless the class uses a node identity.
