@@ -149,19 +149,16 @@ func (r *runner) firstVolume(ctx context.Context, v *vol, timeout time.Duration)
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() == nil {
-			last = err
-			if provider.ReasonOf(err) == provider.ReasonInvalidConfig {
-				// The class snapshot cannot change inside the pod.
-				return r.volumeError(v, err)
-			}
-		}
 		if ctx.Err() != nil {
 			if last == nil {
-				return r.volumeError(v, fmt.Errorf("%s: no answer from provider %s within %s: %w",
-					"SecretProviderClass "+v.class(), v.provider.Name(), timeout, context.Cause(ctx)))
+				return r.volumeError(v, fmt.Errorf("no answer from provider %s within %s: %w", v.provider.Name(), timeout, context.Cause(ctx)))
 			}
 			return r.volumeError(v, last)
+		}
+		last = err
+		if provider.ReasonOf(err) == provider.ReasonInvalidConfig {
+			// The class snapshot cannot change inside the pod.
+			return r.volumeError(v, err)
 		}
 		d := r.backoff(attempt)
 		r.log.Info("retrying first fetch", "volume", v.name, "class", v.class(), "attempt", attempt, "in", d.Round(time.Millisecond).String())
@@ -175,10 +172,11 @@ func (r *runner) firstVolume(ctx context.Context, v *vol, timeout time.Duration)
 	}
 }
 
-// volumeError names the volume, and the class when the error does not.
+// volumeError names the volume, and the class unless err is a
+// *provider.Error (which names it).
 func (r *runner) volumeError(v *vol, err error) error {
 	var pe *provider.Error
-	if errors.As(err, &pe) || strings.Contains(err.Error(), "SecretProviderClass "+v.class()) {
+	if errors.As(err, &pe) {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}
 	return fmt.Errorf("volume %s: SecretProviderClass %s (provider %s): %w", v.name, v.class(), v.provider.Name(), err)
