@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -116,6 +117,25 @@ func ReadTokenFile(path string) (string, error) {
 		return "", fmt.Errorf("token file %s is empty", path)
 	}
 	return t, nil
+}
+
+// Latest holds the token source of the latest fetch, for credentials that
+// are cached across fetches but must present the pod's current token
+// (kubelet rotates projected tokens). The zero value holds none. It is
+// safe for concurrent use.
+type Latest struct{ p atomic.Pointer[TokenSource] }
+
+// Set makes ts the source of later tokens.
+func (l *Latest) Set(ts TokenSource) { l.p.Store(&ts) }
+
+// Token implements TokenSource with the latest source; without one it
+// returns an error wrapping ErrNoToken.
+func (l *Latest) Token(ctx context.Context, audience string) (string, error) {
+	ts := l.p.Load()
+	if ts == nil || *ts == nil {
+		return "", fmt.Errorf("%w %q: the pod's token is not available", ErrNoToken, audience)
+	}
+	return (*ts).Token(ctx, audience)
 }
 
 // StaticTokens is a fixed set of tokens by audience, as kubelet hands them

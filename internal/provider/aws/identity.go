@@ -10,7 +10,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -57,32 +56,20 @@ var errNoPodIdentity = errors.New("the pod has no AWS identity: annotate its ser
 // tokenBox holds the token source of the latest fetch, so that cached
 // credentials refresh with a current token (kubelet rotates them).
 type tokenBox struct {
-	mu sync.Mutex
-	ts identity.TokenSource
+	identity.Latest
 	// noEnvFile forbids the token-file fallback (Options.OutsidePod).
 	noEnvFile bool
-}
-
-func (b *tokenBox) set(ts identity.TokenSource) {
-	b.mu.Lock()
-	b.ts = ts
-	b.mu.Unlock()
 }
 
 // token returns a token for audience from the pod's tokens, else from the
 // file named by envFile (local mode and hand-made pods).
 func (b *tokenBox) token(ctx context.Context, audience, envFile string) (string, error) {
-	b.mu.Lock()
-	ts := b.ts
-	b.mu.Unlock()
-	if ts != nil {
-		tok, err := ts.Token(ctx, audience)
-		if err == nil {
-			return tok, nil
-		}
-		if !errors.Is(err, identity.ErrNoToken) {
-			return "", err
-		}
+	tok, err := b.Token(ctx, audience)
+	if err == nil {
+		return tok, nil
+	}
+	if !errors.Is(err, identity.ErrNoToken) {
+		return "", err
 	}
 	if f := os.Getenv(envFile); f != "" && !b.noEnvFile {
 		tok, err := identity.ReadTokenFile(f)
@@ -149,7 +136,7 @@ func (p *Provider) identity(ctx context.Context, req provider.Request, region st
 		}
 		p.mu.Unlock()
 	}
-	e.tokens.set(req.Identity.Tokens)
+	e.tokens.Set(req.Identity.Tokens)
 	return e, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -47,7 +46,7 @@ type vaultClients struct {
 	certs   *azcertificates.Client
 	// tokens is the pod's token source of the latest fetch, read by the
 	// workload identity assertion callback.
-	tokens   atomic.Pointer[identity.TokenSource]
+	tokens   identity.Latest
 	lastUsed time.Time
 }
 
@@ -96,8 +95,7 @@ func (p *Provider) clientsFor(req provider.Request) (*vaultClients, error) {
 		p.cache.m[key] = vc
 	}
 	if req.Identity.Tokens != nil {
-		ts := req.Identity.Tokens
-		vc.tokens.Store(&ts)
+		vc.tokens.Set(req.Identity.Tokens)
 	}
 	vc.lastUsed = time.Now()
 	return vc, nil
@@ -157,13 +155,7 @@ func (p *Provider) newClients(req provider.Request, ce cloudEndpoints, vault str
 		}
 		cred, err = azidentity.NewManagedIdentityCredential(o)
 	case modeWorkloadIdentity:
-		assertion := func(ctx context.Context) (string, error) {
-			ts := vc.tokens.Load()
-			if ts == nil || *ts == nil {
-				return "", fmt.Errorf("%w %q: the pod's token for workload identity is not available", identity.ErrNoToken, TokenAudience)
-			}
-			return (*ts).Token(ctx, TokenAudience)
-		}
+		assertion := func(ctx context.Context) (string, error) { return vc.tokens.Token(ctx, TokenAudience) }
 		cred, err = azidentity.NewClientAssertionCredential(az.TenantID, clientID, assertion, &azidentity.ClientAssertionCredentialOptions{
 			ClientOptions: base,
 			// Hosts that are not a public or sovereign cloud's (Azure Stack,

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/auth"
@@ -86,16 +85,12 @@ func Audiences(c *spc.Class, cloud identity.Cloud) []string {
 // podTokens supplies the pod's service-account token to the external
 // account credential; it reads the token source of the latest fetch.
 type podTokens struct {
-	src      atomic.Pointer[identity.TokenSource]
+	identity.Latest
 	audience string
 }
 
 func (t *podTokens) SubjectToken(ctx context.Context, _ *externalaccount.RequestOptions) (string, error) {
-	ts := t.src.Load()
-	if ts == nil || *ts == nil {
-		return "", fmt.Errorf("%w %q: the pod's token for workload identity federation is not available", identity.ErrNoToken, t.audience)
-	}
-	return (*ts).Token(ctx, t.audience)
+	return t.Token(ctx, t.audience)
 }
 
 // credentialsFor builds the credentials of a fetch: the fetching process's

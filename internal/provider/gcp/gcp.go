@@ -329,8 +329,7 @@ func (p *Provider) identity(ctx context.Context, req provider.Request) (*podIden
 		p.mu.Unlock()
 	}
 	if req.Identity.Tokens != nil {
-		ts := req.Identity.Tokens
-		id.tokens.src.Store(&ts)
+		id.tokens.Set(req.Identity.Tokens)
 	}
 	p.mu.Lock()
 	id.lastUsed = time.Now()

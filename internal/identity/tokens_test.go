@@ -1,6 +1,8 @@
 package identity
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,5 +28,21 @@ func TestReadTokenFile(t *testing.T) {
 	missing := filepath.Join(dir, "missing")
 	if _, err := ReadTokenFile(missing); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing file: %v, want an error naming it", err)
+	}
+}
+
+func TestLatest(t *testing.T) {
+	var l Latest
+	if _, err := l.Token(context.Background(), "vault"); !errors.Is(err, ErrNoToken) {
+		t.Errorf("without a source: %v, want ErrNoToken", err)
+	}
+	l.Set(StaticTokens{"vault": "tok-1"})
+	l.Set(StaticTokens{"vault": "tok-2"})
+	if tok, err := l.Token(context.Background(), "vault"); err != nil || tok != "tok-2" {
+		t.Errorf("Token = %q, %v; want the latest source's", tok, err)
+	}
+	l.Set(nil)
+	if _, err := l.Token(context.Background(), "vault"); !errors.Is(err, ErrNoToken) {
+		t.Errorf("after Set(nil): %v, want ErrNoToken", err)
 	}
 }
