@@ -345,22 +345,3 @@ func modeOr(m, def fs.FileMode) fs.FileMode {
 	}
 	return atomicdir.DefaultMode
 }
-
-// parallel runs f(0..n-1) with at most limit in flight.
-func parallel(n, limit int, f func(i int)) {
-	if n == 1 {
-		f(0)
-		return
-	}
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer func() { <-sem; wg.Done() }()
-			f(i)
-		}(i)
-	}
-	wg.Wait()
-}

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/ssinjector/ssi/internal/provider"
 )
 
 // smAPI is the narrow seam over the Secrets Manager client.
@@ -138,7 +140,7 @@ func (p *Provider) batchGet(ctx context.Context, cl *regionClients, items []*ite
 		return false
 	}
 	if len(chunks) > 1 {
-		parallel(len(chunks)-1, p.opts.Concurrency, func(i int) { call(i + 1) })
+		provider.Parallel(len(chunks)-1, p.opts.Concurrency, func(i int) { call(i + 1) })
 	}
 
 	chunkOf := map[string]int{}
@@ -230,7 +232,7 @@ func (p *Provider) singleGet(ctx context.Context, cl *regionClients, items []*it
 			}
 		}
 	}
-	parallel(len(describe), p.opts.Concurrency, func(i int) {
+	provider.Parallel(len(describe), p.opts.Concurrency, func(i int) {
 		name := describe[i]
 		out, err := cl.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)})
 		if err != nil {
@@ -268,7 +270,7 @@ func (p *Provider) singleGet(ctx context.Context, cl *regionClients, items []*it
 		}
 		want[k] = append(want[k], it)
 	}
-	parallel(len(gets), p.opts.Concurrency, func(i int) {
+	provider.Parallel(len(gets), p.opts.Concurrency, func(i int) {
 		k := gets[i]
 		in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(k.name)}
 		what := fmt.Sprintf("GetSecretValue of secret %q", k.name)

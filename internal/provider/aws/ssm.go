@@ -95,7 +95,7 @@ next:
 // rotation check costs the same calls as a fetch.
 func (p *Provider) fetchParameters(ctx context.Context, cl *regionClients, items []*item, failover bool) {
 	batches := ssmBatches(items, failover)
-	parallel(len(batches), p.opts.Concurrency, func(i int) {
+	provider.Parallel(len(batches), p.opts.Concurrency, func(i int) {
 		b := batches[i]
 		names := make([]string, len(b))
 		for j, r := range b {

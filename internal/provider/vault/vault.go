@@ -208,17 +208,10 @@ func (p *Provider) readAll(ctx context.Context, s *session, c *spc.Class) (map[g
 			jobs = append(jobs, &job{first: o, gk: gk})
 		}
 	}
-	sem := make(chan struct{}, maxParallelReads)
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			j.resp, j.err = s.get(ctx, c.Key(), j.first, j.gk)
-		}()
-	}
-	wg.Wait()
+	provider.Parallel(len(jobs), maxParallelReads, func(i int) {
+		j := jobs[i]
+		j.resp, j.err = s.get(ctx, c.Key(), j.first, j.gk)
+	})
 	out := make(map[groupKey]*response, len(jobs))
 	for _, j := range jobs {
 		if j.err != nil {
