@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/offline"
 	"github.com/ssinjector/ssi/internal/webhook"
 )
@@ -101,4 +102,4 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return offline.Run(opts, stdin, stdout, stderr)
 }
 
-func labelExample() string { return "secrets-store-injector.io/injection=enabled" }
+func labelExample() string { return inject.LabelInjection + "=" + inject.LabelValueEnabled }
