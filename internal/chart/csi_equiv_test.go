@@ -33,11 +33,18 @@ func TestCSIDriverMatchesCode(t *testing.T) {
 				f := false
 				want.Spec.RequiresRepublish = &f
 			}
-			if !reflect.DeepEqual(got.Spec, want.Spec) {
-				g, _ := yaml.Marshal(got.Spec)
-				w, _ := yaml.Marshal(want.Spec)
-				t.Errorf("chart CSIDriver differs from internal/csi:\nchart:\n%s\ncode:\n%s", g, w)
-			}
+			sameAsCode(t, "chart CSIDriver differs from internal/csi", got.Spec, want.Spec)
 		})
+	}
+}
+
+// sameAsCode fails t with both sides as YAML unless what the chart renders
+// equals what the code generates.
+func sameAsCode(t *testing.T, what string, chart, code any) {
+	t.Helper()
+	if !reflect.DeepEqual(chart, code) {
+		c, _ := yaml.Marshal(chart)
+		g, _ := yaml.Marshal(code)
+		t.Errorf("%s:\nchart:\n%s\ncode:\n%s", what, c, g)
 	}
 }

@@ -1,12 +1,10 @@
 package chart
 
 import (
-	"reflect"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"sigs.k8s.io/yaml"
 
 	ssisync "github.com/ssinjector/ssi/internal/sync"
 )
@@ -61,10 +59,6 @@ func TestSyncAccessMatchesCode(t *testing.T) {
 			t.Errorf("internal/sync.RBAC returns a %T the test does not know", want)
 			continue
 		}
-		if !reflect.DeepEqual(got, exp) {
-			g, _ := yaml.Marshal(got)
-			e, _ := yaml.Marshal(exp)
-			t.Errorf("%s %s differs from internal/sync.RBAC:\nchart:\n%s\ncode:\n%s", kind, want.GetName(), g, e)
-		}
+		sameAsCode(t, kind+" "+want.GetName()+" differs from internal/sync.RBAC", got, exp)
 	}
 }

@@ -1,11 +1,9 @@
 package chart
 
 import (
-	"reflect"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ssinjector/ssi/internal/webhook"
 )
@@ -41,11 +39,7 @@ func TestMutatingWebhookConfigurationMatchesCode(t *testing.T) {
 			for i := range got.Webhooks {
 				got.Webhooks[i].ClientConfig.CABundle = nil
 			}
-			if !reflect.DeepEqual(got.Webhooks, want.Webhooks) {
-				g, _ := yaml.Marshal(got.Webhooks)
-				w, _ := yaml.Marshal(want.Webhooks)
-				t.Errorf("chart webhooks differ from internal/webhook:\nchart:\n%s\ncode:\n%s", g, w)
-			}
+			sameAsCode(t, "chart webhooks differ from internal/webhook", got.Webhooks, want.Webhooks)
 		})
 	}
 }
