@@ -11,18 +11,12 @@ package providertest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"sort"
@@ -34,97 +28,43 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/ssinjector/ssi/internal/testpki"
 )
 
-// CA is a throwaway certificate authority for test servers.
+// CA is a throwaway certificate authority for test servers (see testpki).
 type CA struct {
-	Cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	*testpki.CA
 	pool *x509.CertPool
 }
 
 // NewCA creates a certificate authority.
 func NewCA(t testing.TB) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "providertest CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	ca, err := testpki.NewCA("providertest CA", 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &CA{Cert: cert, key: key, pool: pool}
+	pool.AddCert(ca.Cert)
+	return &CA{CA: ca, pool: pool}
 }
 
 // Pool trusts only this CA.
 func (ca *CA) Pool() *x509.CertPool { return ca.pool }
 
-// PEM is the CA's certificate, PEM encoded (a caBundle, a CA file).
-func (ca *CA) PEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
-}
-
 // Leaf is what Issue certifies: exactly these names and addresses.
-type Leaf struct {
-	CommonName string
-	DNSNames   []string
-	IPs        []net.IP
-	// Usage is ServerAuth when nil.
-	Usage []x509.ExtKeyUsage
-}
+type Leaf = testpki.Leaf
 
-// Issue signs a certificate for leaf, valid for a day, with a random
-// serial, and returns it and its new key, PEM encoded ("CERTIFICATE",
-// "EC PRIVATE KEY").
+// Issue signs a certificate for leaf and returns it and its new key, PEM
+// encoded ("CERTIFICATE", "EC PRIVATE KEY").
 func (ca *CA) Issue(t testing.TB, leaf Leaf) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := ca.CA.Issue(leaf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	usage := leaf.Usage
-	if usage == nil {
-		usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: leaf.CommonName},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		DNSNames:     leaf.DNSNames,
-		IPAddresses:  leaf.IPs,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  usage,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	return certPEM, keyPEM
 }
 
 // KeyPair is Issue's certificate and key as a tls.Certificate.
