@@ -81,7 +81,7 @@ func StartMoto(t testing.TB) string {
 		}
 		_ = p.Stop(syscall.SIGTERM, 10*time.Second)
 	}
-	t.Fatalf("moto_server: %v\nlog:\n%s", lastErr, logTail(logPath, 40))
+	t.Fatalf("moto_server: %v\nlog:\n%s", lastErr, child.LogTail(logPath, 40))
 	return ""
 }
 

@@ -95,7 +95,7 @@ func StartPostgres(t testing.TB) *Postgres {
 			}
 		}
 		if t.Failed() {
-			t.Logf("postgres log (%s):\n%s", pg.LogPath, logTail(pg.LogPath, 80))
+			t.Logf("postgres log (%s):\n%s", pg.LogPath, child.LogTail(pg.LogPath, 80))
 		}
 		_ = os.RemoveAll(dir)
 	})
@@ -145,11 +145,11 @@ func StartPostgres(t testing.TB) *Postgres {
 			return pg
 		}
 		_ = pg.proc.Stop(syscall.SIGINT, 10*time.Second)
-		if !strings.Contains(logTail(pg.LogPath, 20), "already in use") {
+		if !strings.Contains(child.LogTail(pg.LogPath, 20), "already in use") {
 			break
 		}
 	}
-	t.Fatalf("start postgres: %v\nlog:\n%s", lastErr, logTail(pg.LogPath, 40))
+	t.Fatalf("start postgres: %v\nlog:\n%s", lastErr, child.LogTail(pg.LogPath, 40))
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,19 +31,6 @@ func startProc(name, logPath string, cmd *exec.Cmd) (*child.Process, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// logTail returns the last n lines of a log file.
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = append([][]byte{[]byte(fmt.Sprintf("... (%d earlier lines in %s)", len(lines)-n, path))}, lines[len(lines)-n:]...)
-	}
-	return string(bytes.Join(lines, []byte("\n")))
 }
 
 // exitErr describes how a process ended; nil means it exited with 0.

@@ -91,7 +91,7 @@ func StartVault(t testing.TB, opts VaultOptions) *Vault {
 			t.Errorf("stop vault: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("vault log (%s):\n%s", v.LogPath, logTail(v.LogPath, 150))
+			t.Logf("vault log (%s):\n%s", v.LogPath, child.LogTail(v.LogPath, 150))
 		}
 	})
 	// The port is chosen free but can be taken before Vault binds it;
@@ -106,15 +106,15 @@ func StartVault(t testing.TB, opts VaultOptions) *Vault {
 			break
 		}
 		_ = v.stop()
-		if !strings.Contains(logTail(v.LogPath, 20), "address already in use") {
+		if !strings.Contains(child.LogTail(v.LogPath, 20), "address already in use") {
 			break
 		}
 	}
 	if lastErr != nil {
-		t.Fatalf("start vault: %v\nlog:\n%s", lastErr, logTail(v.LogPath, 60))
+		t.Fatalf("start vault: %v\nlog:\n%s", lastErr, child.LogTail(v.LogPath, 60))
 	}
 	if err := v.setup(); err != nil {
-		t.Fatalf("set up vault: %v\nlog:\n%s", err, logTail(v.LogPath, 60))
+		t.Fatalf("set up vault: %v\nlog:\n%s", err, child.LogTail(v.LogPath, 60))
 	}
 	return v
 }
@@ -292,7 +292,7 @@ func (v *Vault) Restart() {
 		v.t.Fatalf("stop vault: %v", err)
 	}
 	if err := v.start(); err != nil {
-		v.t.Fatalf("restart vault: %v\nlog:\n%s", err, logTail(v.LogPath, 60))
+		v.t.Fatalf("restart vault: %v\nlog:\n%s", err, child.LogTail(v.LogPath, 60))
 	}
 	if err := v.waitKV("secret", 60*time.Second); err != nil {
 		v.t.Fatalf("restart vault: %v", err)
@@ -470,7 +470,7 @@ func (v *Vault) EnablePostgresDatabase(t testing.TB, mount string, pg *Postgres,
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("vault database config: %v\npostgres log:\n%s", err, logTail(pg.LogPath, 40))
+			t.Fatalf("vault database config: %v\npostgres log:\n%s", err, child.LogTail(pg.LogPath, 40))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

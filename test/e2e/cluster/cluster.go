@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -38,6 +37,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/ssinjector/ssi/internal/child"
 	"github.com/ssinjector/ssi/test/e2e/dns"
 	"github.com/ssinjector/ssi/test/e2e/image"
 )
@@ -747,7 +747,7 @@ func (c *Cluster) waitProc(ctx context.Context, name string, timeout time.Durati
 	return waitFor(ctx, timeout, name, func() (bool, error) {
 		if p != nil {
 			if done, err := p.Exited(); done {
-				return false, fmt.Errorf("%s exited (%w); last log lines:\n%s", name, err, tailFile(filepath.Join(c.cfg.LogDir, name+".log"), 15))
+				return false, fmt.Errorf("%s exited (%w); last log lines:\n%s", name, err, child.LogTail(filepath.Join(c.cfg.LogDir, name+".log"), 15))
 			}
 		}
 		return cond()
@@ -771,22 +771,6 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-func tailFile(path string, n int) string {
-	fh, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer func() { _ = fh.Close() }()
-	st, _ := fh.Stat()
-	off := st.Size() - 16384
-	if off < 0 {
-		off = 0
-	}
-	_, _ = fh.Seek(off, io.SeekStart)
-	b, _ := io.ReadAll(fh)
-	return lastLines(string(b), n)
 }
 
 // Stop deletes the pods (so the kubelet tears their sandboxes and networks
