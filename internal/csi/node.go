@@ -430,9 +430,13 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	d.mu.Lock()
 	pv := d.vols[target]
 	delete(d.vols, target)
+	lastOfPod := pv != nil && !d.hasPodLocked(pv.pod.UID)
 	d.mu.Unlock()
 	if pv != nil && d.deps.Status != nil {
 		d.deps.Status.Drop(pv.pod.Namespace, PodStatusName(pv.pod.Name, pv.pod.Namespace, className(pv.class)))
+	}
+	if lastOfPod {
+		d.forgetPod(pv.pod.UID)
 	}
 	// Stacked mounts (a crash between two publishes) are all removed.
 	for i := 0; ; i++ {
@@ -457,6 +461,34 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	}
 	d.log.Info("unpublished", "target", target)
 	return &csi.NodeUnpublishVolumeResponse{}, nil
+}
+
+// podForgetter is a built-in provider that keeps state per pod between
+// fetches (the Vault provider's tokens and leases).
+type podForgetter interface {
+	ForgetPod(uid string)
+}
+
+// hasPodLocked reports whether a volume of the pod with this UID is still
+// published; d.mu is held.
+func (d *Driver) hasPodLocked(uid string) bool {
+	for _, pv := range d.vols {
+		if pv.pod.UID == uid {
+			return true
+		}
+	}
+	return false
+}
+
+// forgetPod tells the built-in providers that the pod's last volume is
+// gone, so they drop what they keep for it now rather than after their
+// idle timeout.
+func (d *Driver) forgetPod(uid string) {
+	for _, name := range d.opts.Providers.Names() {
+		if f, ok := d.opts.Providers[name].(podForgetter); ok {
+			f.ForgetPod(uid)
+		}
+	}
 }
 
 func className(key string) string {

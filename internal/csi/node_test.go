@@ -478,6 +478,56 @@ func TestUnpublish(t *testing.T) {
 	}
 }
 
+// forgettingProvider is a testProvider that records ForgetPod calls, as
+// the Vault provider receives them.
+type forgettingProvider struct {
+	*testProvider
+	forgotten []string
+}
+
+func (p *forgettingProvider) ForgetPod(uid string) { p.forgotten = append(p.forgotten, uid) }
+
+// TestUnpublishForgetsPod: per-pod provider state goes when the pod's last
+// volume is unpublished, not while another volume of the pod is mounted.
+func TestUnpublishForgetsPod(t *testing.T) {
+	fp := &forgettingProvider{testProvider: newTestProvider("test", map[string]string{"db-password": "s3cr3t"})}
+	h := newHarness(t, func(o *Options) { o.Providers = provider.NewSet(fp) }, spcObject("team-a", "db", "test", nil))
+	ctx := context.Background()
+	other := podVolume{ns: "team-a", pod: "web-1", uid: "uid-2", sa: "web", class: "db"}
+	targets := map[string]string{
+		"web-0 a": kubeletTarget(t, h.root, "uid-1", "a"),
+		"web-0 b": kubeletTarget(t, h.root, "uid-1", "b"),
+		"web-1":   kubeletTarget(t, h.root, "uid-2", "a"),
+	}
+	for name, target := range targets {
+		pv := web
+		if name == "web-1" {
+			pv = other
+		}
+		if _, err := h.d.NodePublishVolume(ctx, publishReq(target, pv)); err != nil {
+			t.Fatalf("publish %s: %v", name, err)
+		}
+	}
+	steps := []struct {
+		unpublish string
+		want      []string
+	}{
+		{"web-0 a", nil},                        // web-0 still has volume b
+		{"web-1", []string{"uid-2"}},            // web-1's only volume
+		{"web-0 b", []string{"uid-2", "uid-1"}}, // web-0's last volume
+		{"web-0 b", []string{"uid-2", "uid-1"}}, // already gone: nothing more
+	}
+	for _, s := range steps {
+		un := &csi.NodeUnpublishVolumeRequest{VolumeId: "v", TargetPath: targets[s.unpublish]}
+		if _, err := h.d.NodeUnpublishVolume(ctx, un); err != nil {
+			t.Fatalf("unpublish %s: %v", s.unpublish, err)
+		}
+		if !reflect.DeepEqual(fp.forgotten, s.want) {
+			t.Errorf("after unpublishing %s: forgotten %v, want %v", s.unpublish, fp.forgotten, s.want)
+		}
+	}
+}
+
 func TestRouting(t *testing.T) {
 	class := spcObject("team-a", "db", "test", map[string]string{"objects": "x"})
 	h := newHarness(t, func(o *Options) {

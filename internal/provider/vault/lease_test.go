@@ -269,6 +269,54 @@ func TestTokenLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("forgotten pods are dropped", func(t *testing.T) {
+		unitEnv(t)
+		fv := newFakeVault(t)
+		fv.reply("GET", "/v1/secret/data/app", 200, bodyKV2)
+		p, logs := unitProvider(t, Options{}, contentSecrets...)
+		c := unitClass(t, fv.srv.URL, map[string]string{"objects": "- {objectName: out, secretPath: secret/data/app, secretKey: password}"})
+		podA, podB := unitRequest(c, nil), unitRequest(c, nil)
+		podB.Identity = identity.Identity{Pod: identity.Pod{Namespace: "team", Name: "web-1", UID: "u2", ServiceAccount: "app"}, Tokens: podA.Identity.Tokens}
+		fetch := func(reqs ...provider.Request) {
+			t.Helper()
+			for _, r := range reqs {
+				if _, err := unitFetch(t, p, logs, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		fetch(podA, podB)
+		p.mu.Lock()
+		var sessA *session
+		for k, s := range p.sessions {
+			if k.podUID == podA.Identity.Pod.UID {
+				sessA = s
+			}
+		}
+		p.mu.Unlock()
+		if sessA == nil {
+			t.Fatal("no session for pod A after its fetch")
+		}
+		p.ForgetPod(podA.Identity.Pod.UID)
+		if sessA.ctx.Err() == nil {
+			t.Error("pod A's session still runs its token renewal after ForgetPod")
+		}
+		p.mu.Lock()
+		left := len(p.sessions)
+		p.mu.Unlock()
+		if left != 1 {
+			t.Errorf("%d sessions after forgetting pod A, want 1 (pod B's)", left)
+		}
+		fetch(podB)
+		if n := fv.loginCount(); n != 2 {
+			t.Errorf("%d logins, want 2 (pod B's session kept)", n)
+		}
+		fetch(podA)
+		if n := fv.loginCount(); n != 3 {
+			t.Errorf("%d logins, want 3 (pod A logs in again once forgotten)", n)
+		}
+	})
+
 	t.Run("close stops background work", func(t *testing.T) {
 		unitEnv(t)
 		fv := newFakeVault(t)

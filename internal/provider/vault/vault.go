@@ -130,6 +130,26 @@ func (p *Provider) Close() error {
 	return nil
 }
 
+// ForgetPod drops the Vault tokens and leases of the pod with this UID
+// (every session the pod's fetches created), stopping their renewals. The
+// node shim calls it when the pod's last volume is unpublished, so a node
+// where pods come and go keeps no state of pods that are gone; an idle
+// timeout alone would keep each one, and renew its token, for that long.
+// Nothing is revoked: the pod is gone and the tokens expire.
+func (p *Provider) ForgetPod(uid string) {
+	if uid == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, s := range p.sessions {
+		if k.podUID == uid {
+			s.cancel()
+			delete(p.sessions, k)
+		}
+	}
+}
+
 // Fetch implements provider.Provider. Objects that share secretPath and
 // method share one response per fetch, as upstream, so a dynamic username
 // and password belong together.
