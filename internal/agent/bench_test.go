@@ -32,8 +32,12 @@ const benchObjects = 10
 //
 //	ColdStart/*     process start to all files written, login included
 //	IdleMemory      resident memory (VmRSS) idle with 10 objects, and the ratio
+//	RotationMemory  VmRSS right after the first write and after 100 rotation
+//	                cycles of 10 unchanged objects at a 100 ms interval
 //	RotationCPU     CPU (utime+stime) per rotation cycle of 10 unchanged objects, and the ratio
 //
+// The Vault version (bin/vault, pinned in test/vault/go.mod) is printed.
+// The machine running it is usually shared: the figures are upper bounds.
 // Run it with `make bench-agent`.
 func BenchmarkAgent(b *testing.B) {
 	agentBin := agentBinary(b)
@@ -50,6 +54,7 @@ func BenchmarkAgent(b *testing.B) {
 		objects = append(objects, name)
 	}
 	compiledIn := builtIn(b, agentBin)
+	b.Logf("vault agent from %s: %s", vaultBin, vaultVersion(b, vaultBin))
 
 	// Cold start: wall time from exec to exit with every file written
 	// (login and ten reads included), and the CPU the process used, which
@@ -106,6 +111,51 @@ func BenchmarkAgent(b *testing.B) {
 		b.ReportMetric(mib(mine["VmHWM"]), "MiB-peak-ssi-agent")
 		b.ReportMetric(mib(vault["VmHWM"]), "MiB-peak-vault-agent")
 		b.ReportMetric(float64(mine["VmRSS"])/float64(vault["VmRSS"]), "rss-ratio")
+	})
+	b.Run("RotationMemory", func(b *testing.B) {
+		const (
+			interval  = 100 * time.Millisecond
+			rotations = 100
+		)
+		probe := "secret/data/app/" + objects[len(objects)-1]
+		measure := func(name string, start func(dir string) *exec.Cmd) (first, after map[string]int64, cycles int, took time.Duration) {
+			dir := filepath.Join(b.TempDir(), name)
+			n0 := audit.Count(b, probe)
+			p := start(dir)
+			defer stop(p)
+			waitFiles(b, dir, objects)
+			first = procStatus(b, p.Process.Pid)
+			t0 := time.Now()
+			deadline := t0.Add(2 * time.Minute)
+			for {
+				// Every cycle reads every object; the last one's reads
+				// count the cycles (the first fetch included).
+				if cycles = audit.Count(b, probe) - n0 - 1; cycles >= rotations {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("%s made %d rotation cycles in 2m, want %d", name, cycles, rotations)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			return first, procStatus(b, p.Process.Pid), cycles, time.Since(t0)
+		}
+		mf, ma, mn, mt := measure("ssi-agent", func(dir string) *exec.Cmd {
+			return startSSIAgent(b, agentBin, f.config(b, dir, "app", agentconfig.ModeSidecar, interval, objects...))
+		})
+		vf, va, vn, vt := measure("vault-agent", func(dir string) *exec.Cmd {
+			return startVaultAgent(b, vaultBin, f, dir, objects, interval, false)
+		})
+		b.Logf("ssi-agent   VmRSS %6.1f MiB after the first write, %6.1f MiB after %d rotation cycles in %s (interval %s); VmHWM %6.1f MiB",
+			mib(mf["VmRSS"]), mib(ma["VmRSS"]), mn, mt.Round(time.Millisecond), interval, mib(ma["VmHWM"]))
+		b.Logf("vault agent VmRSS %6.1f MiB after the first write, %6.1f MiB after %d rotation cycles in %s (interval %s); VmHWM %6.1f MiB",
+			mib(vf["VmRSS"]), mib(va["VmRSS"]), vn, vt.Round(time.Millisecond), interval, mib(va["VmHWM"]))
+		b.ReportMetric(mib(mf["VmRSS"]), "MiB-first-write-ssi-agent")
+		b.ReportMetric(mib(ma["VmRSS"]), "MiB-100-rotations-ssi-agent")
+		b.ReportMetric(mib(ma["VmHWM"]), "MiB-peak-ssi-agent")
+		b.ReportMetric(mib(vf["VmRSS"]), "MiB-first-write-vault-agent")
+		b.ReportMetric(mib(va["VmRSS"]), "MiB-100-rotations-vault-agent")
+		b.ReportMetric(mib(va["VmHWM"]), "MiB-peak-vault-agent")
 	})
 	b.Run("RotationCPU", func(b *testing.B) {
 		const (
@@ -171,6 +221,16 @@ func builtIn(b *testing.B, bin string) string {
 		return "providers " + strings.TrimRight(s[i+len("built-in providers: "):], ")\n")
 	}
 	return strings.TrimSpace(s)
+}
+
+// vaultVersion is the first line of `vault version`.
+func vaultVersion(b *testing.B, bin string) string {
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		b.Fatalf("%s version: %v", bin, err)
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line
 }
 
 // startSSIAgent runs `ssi-agent run` configured from the environment as
