@@ -113,6 +113,18 @@ bench: $(CONTROL_PLANE) $(BIN)/vault ## Run the benchmarks and print their figur
 bench-agent: $(CONTROL_PLANE) $(BIN)/vault $(BIN)/ssi-agent ## Agent figures: memory, cold start, CPU per rotation, side by side with vault agent.
 	SSI_AGENT_BIN=$(BIN)/ssi-agent $(GO) test -run '^$$' -bench '^BenchmarkAgent$$' -benchtime 1s -timeout 30m ./internal/agent
 
+.PHONY: bench-csi
+bench-csi: $(CONTROL_PLANE) $(BIN)/vault $(BIN)/ssi-agent ## Node shim memory (root): bin/ssi-agent csi idle, with 100 and 300 pods' Vault volumes, after unpublishing.
+	SSI_AGENT_BIN=$(BIN)/ssi-agent $(GO) test -run '^$$' -bench '^BenchmarkShimMemory$$' -benchtime 1x -timeout 30m -v ./internal/csi
+
+.PHONY: bench-webhook
+bench-webhook: $(CONTROL_PLANE) $(BIN)/ssi-webhook ## Webhook CPU per HTTPS admission of the bin/ssi-webhook process alone, and latency.
+	SSI_WEBHOOK_BIN=$(BIN)/ssi-webhook $(GO) test -run '^$$' -bench '^BenchmarkAdmissionServer$$' -benchtime 1x -timeout 15m ./internal/webhook
+
+.PHONY: bench-rotation
+bench-rotation: $(CONTROL_PLANE) ## Calls, bytes and values downloaded per unchanged rotation cycle, per provider and kind of object.
+	$(GO) test -count=1 -v -run '^TestUnchangedRotationCost$$' ./internal/provider/vault ./internal/provider/aws ./internal/provider/azure ./internal/provider/gcp | grep -E 'rotation cost:|cycles:|FAIL|^ok'
+
 ##@ Test binaries (cached in bin/, rebuilt when their pins change)
 
 .PHONY: control-plane

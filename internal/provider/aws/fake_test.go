@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ssinjector/ssi/internal/provider/providertest"
 )
 
 // fakeAWS is an in-process Secrets Manager + SSM Parameter Store + STS that
@@ -45,6 +47,8 @@ type fakeAWS struct {
 	regionCalls map[string]int
 	// signedWith counts requests per access key.
 	signedWith map[string]int
+	// sent counts the response bytes (and secret values) sent.
+	sent providertest.Bytes
 
 	// denyBatch answers BatchGetSecretValue with AccessDeniedException, as
 	// for the seed guide's IAM policy.
@@ -190,6 +194,7 @@ func (f *fakeAWS) counts() map[string]int {
 }
 
 func (f *fakeAWS) serve(w http.ResponseWriter, r *http.Request) {
+	w = f.sent.Writer(w)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)

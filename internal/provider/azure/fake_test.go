@@ -67,6 +67,8 @@ type fakeAzure struct {
 	tenant   string
 	reviewer *providertest.Reviewer
 	calls    providertest.Counter
+	// sent counts the response bytes (and secret values) sent.
+	sent providertest.Bytes
 
 	srv  *httptest.Server
 	imds *httptest.Server
@@ -154,6 +156,7 @@ func (f *fakeAzure) disable(kind, name, id string) {
 }
 
 func (f *fakeAzure) serve(w http.ResponseWriter, r *http.Request) {
+	w = f.sent.Writer(w)
 	p := r.URL.Path
 	if strings.HasPrefix(p, "/secrets/") || strings.HasPrefix(p, "/keys/") || strings.HasPrefix(p, "/certificates/") {
 		f.serveVault(w, r)

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ssinjector/ssi/internal/provider/providertest"
@@ -57,6 +58,9 @@ type fakeGCP struct {
 	t        *testing.T
 	reviewer *providertest.Reviewer
 	calls    providertest.Counter
+	// sent counts the Secret Manager response bytes (and secret values)
+	// sent, as serialized messages.
+	sent providertest.Bytes
 
 	grpcLis  net.Listener
 	grpcSrv  *grpc.Server
@@ -196,7 +200,13 @@ func (f *fakeGCP) authenticate(ctx context.Context, req any, info *grpc.UnarySer
 			return nil, status.Errorf(codes.InvalidArgument, "%s must be accessed through %s, not %s", name, want, authority)
 		}
 	}
-	return h(context.WithValue(ctx, principalKey{}, principal), req)
+	resp, err := h(context.WithValue(ctx, principalKey{}, principal), req)
+	if m, ok := resp.(proto.Message); ok && err == nil {
+		if b, merr := proto.Marshal(m); merr == nil {
+			f.sent.Record(b)
+		}
+	}
+	return resp, err
 }
 
 type principalKey struct{}

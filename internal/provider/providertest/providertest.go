@@ -10,6 +10,7 @@
 package providertest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -131,6 +132,60 @@ func HTTPClient(ca *CA, d *Dialer) *http.Client {
 		tr.DialContext = d.DialContext
 	}
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// Bytes counts what a fake sent back (response bodies, or serialized gRPC
+// responses) and how often those contained Marker, the text every secret
+// value of a test carries: so a test states what a rotation cycle
+// downloads, values included or not. Safe for concurrent use; the zero
+// value counts bytes only (SetMarker adds values).
+type Bytes struct {
+	mu     sync.Mutex
+	marker string
+	n      int64
+	values int
+}
+
+// SetMarker sets the text that marks a secret value in a response.
+func (b *Bytes) SetMarker(m string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.marker = m
+}
+
+// Record counts one piece of a response.
+func (b *Bytes) Record(p []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n += int64(len(p))
+	if b.marker != "" {
+		b.values += bytes.Count(p, []byte(b.marker))
+	}
+}
+
+// Writer returns w, counting what is written through it.
+func (b *Bytes) Writer(w http.ResponseWriter) http.ResponseWriter {
+	return &countingWriter{ResponseWriter: w, b: b}
+}
+
+// Snapshot returns the bytes and the values (occurrences of Marker)
+// counted since the last Snapshot, and resets them.
+func (b *Bytes) Snapshot() (n int64, values int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, values = b.n, b.values
+	b.n, b.values = 0, 0
+	return n, values
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	b *Bytes
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.b.Record(p)
+	return w.ResponseWriter.Write(p)
 }
 
 // Counter counts calls by name; safe for concurrent use.

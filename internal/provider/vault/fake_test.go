@@ -15,6 +15,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/providertest"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -42,6 +43,8 @@ type fakeVault struct {
 	reqs     []fakeReq
 	handlers map[string]func(fakeReq) (int, string)
 	logins   int
+	// sent counts the response bytes (and secret values) sent.
+	sent providertest.Bytes
 	// loginTTL and loginRenewable shape the tokens logins issue.
 	loginTTL       int
 	loginRenewable bool
@@ -79,6 +82,7 @@ func (f *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	f.sent.Record([]byte(body))
 	_, _ = io.WriteString(w, body)
 }
 
