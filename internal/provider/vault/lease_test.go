@@ -2,8 +2,11 @@ package vault
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,7 +274,21 @@ func TestTokenLifecycle(t *testing.T) {
 
 	t.Run("forgotten pods are dropped", func(t *testing.T) {
 		unitEnv(t)
-		fv := newFakeVault(t)
+		// Connections the server holds open, kept alive by the clients.
+		var open atomic.Int64
+		fv := newFakeVaultWith(t, func(h http.Handler) *httptest.Server {
+			srv := httptest.NewUnstartedServer(h)
+			srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+				switch st {
+				case http.StateNew:
+					open.Add(1)
+				case http.StateClosed, http.StateHijacked:
+					open.Add(-1)
+				}
+			}
+			srv.Start()
+			return srv
+		})
 		fv.reply("GET", "/v1/secret/data/app", 200, bodyKV2)
 		p, logs := unitProvider(t, Options{}, contentSecrets...)
 		c := unitClass(t, fv.srv.URL, map[string]string{"objects": "- {objectName: out, secretPath: secret/data/app, secretKey: password}"})
@@ -297,7 +314,11 @@ func TestTokenLifecycle(t *testing.T) {
 		if sessA == nil {
 			t.Fatal("no session for pod A after its fetch")
 		}
+		if n := open.Load(); n != 2 {
+			t.Fatalf("%d connections open after two pods' fetches, want 2 (one kept alive per session)", n)
+		}
 		p.ForgetPod(podA.Identity.Pod.UID)
+		waitUntil(t, 10*time.Second, "pod A's connection to close", func() bool { return open.Load() == 1 })
 		if sessA.ctx.Err() == nil {
 			t.Error("pod A's session still runs its token renewal after ForgetPod")
 		}

@@ -48,6 +48,9 @@ type session struct {
 	p      *Provider
 	key    sessionKey
 	client *vaultapi.Client
+	// conns is the client's HTTP client, whose kept-alive connections
+	// end closes.
+	conns  *http.Client
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -140,20 +143,20 @@ func (p *Provider) session(req provider.Request) (*session, error) {
 			idle := now.Sub(s.lastUsed) > p.idleTimeout
 			s.mu.Unlock()
 			if idle && k != key {
-				s.cancel()
+				s.end()
 				delete(p.sessions, k)
 			}
 		}
 	}
 	s := p.sessions[key]
 	if s == nil {
-		client, err := newClient(v)
+		client, conns, err := newClient(v)
 		if err != nil {
 			return nil, err
 		}
 		ctx, cancel := context.WithCancel(p.ctx)
 		s = &session{
-			p: p, key: key, client: client, ctx: ctx, cancel: cancel,
+			p: p, key: key, client: client, conns: conns, ctx: ctx, cancel: cancel,
 			kick:   make(chan struct{}, 1),
 			leases: map[leaseKey]*lease{},
 			log: p.log.With("vaultAddress", client.Address(), "role", v.RoleName, "authMount", v.AuthMountPath,
@@ -168,6 +171,16 @@ func (p *Provider) session(req provider.Request) (*session, error) {
 	s.lastUsed = now
 	s.mu.Unlock()
 	return s, nil
+}
+
+// end stops the session's renewals and closes its idle connections to
+// Vault, for a session that is dropped (its pod gone or idle); nothing is
+// revoked.
+func (s *session) end() {
+	s.cancel()
+	if s.conns != nil {
+		s.conns.CloseIdleConnections()
+	}
 }
 
 // goBackground runs f as background work of the provider unless it is
@@ -192,10 +205,10 @@ func (p *Provider) goBackground(f func()) bool {
 // VAULT_SKIP_VERIFY) overlaid with whatever TLS fields the class sets;
 // namespace from the class, else VAULT_NAMESPACE. Files are read here, in
 // the process that fetches. VAULT_TOKEN is never picked up implicitly.
-func newClient(v *spc.Vault) (*vaultapi.Client, error) {
+func newClient(v *spc.Vault) (*vaultapi.Client, *http.Client, error) {
 	cfg := vaultapi.DefaultConfig()
 	if cfg.Error != nil {
-		return nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("read the VAULT_* client settings of the environment: %w", cfg.Error))
+		return nil, nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("read the VAULT_* client settings of the environment: %w", cfg.Error))
 	}
 	if v.Address != "" {
 		cfg.Address = v.Address
@@ -211,18 +224,19 @@ func newClient(v *spc.Vault) (*vaultapi.Client, error) {
 			Insecure:      v.SkipTLSVerify || insecure,
 		}
 		if err := cfg.ConfigureTLS(&tc); err != nil {
-			return nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("configure TLS for Vault at %s: %w", cfg.Address, err))
+			return nil, nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("configure TLS for Vault at %s: %w", cfg.Address, err))
 		}
 	}
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
-		return nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("create the Vault client for %s: %w", cfg.Address, err))
+		return nil, nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("create the Vault client for %s: %w", cfg.Address, err))
 	}
 	c.ClearToken()
 	if v.Namespace != "" {
 		c.SetNamespace(v.Namespace)
 	}
-	return c, nil
+	// The client keeps cfg and sends through cfg.HttpClient.
+	return c, cfg.HttpClient, nil
 }
 
 func pick(a, b string) string {

@@ -131,7 +131,8 @@ func (p *Provider) Close() error {
 }
 
 // ForgetPod drops the Vault tokens and leases of the pod with this UID
-// (every session the pod's fetches created), stopping their renewals. The
+// (every session the pod's fetches created), stopping their renewals and
+// closing their idle connections to Vault. The
 // node shim calls it when the pod's last volume is unpublished, so a node
 // where pods come and go keeps no state of pods that are gone; an idle
 // timeout alone would keep each one, and renew its token, for that long.
@@ -144,7 +145,7 @@ func (p *Provider) ForgetPod(uid string) {
 	defer p.mu.Unlock()
 	for k, s := range p.sessions {
 		if k.podUID == uid {
-			s.cancel()
+			s.end()
 			delete(p.sessions, k)
 		}
 	}
