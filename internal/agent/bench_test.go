@@ -54,7 +54,8 @@ func BenchmarkAgent(b *testing.B) {
 		objects = append(objects, name)
 	}
 	compiledIn := builtIn(b, agentBin)
-	b.Logf("vault agent from %s: %s", vaultBin, vaultVersion(b, vaultBin))
+	// Logged by the sub-benchmarks: a parent's log lines are not printed.
+	vaultInfo := fmt.Sprintf("vault agent: %s (%s)", vaultVersion(b, vaultBin), vaultBin)
 
 	// Cold start: wall time from exec to exit with every file written
 	// (login and ten reads included), and the CPU the process used, which
@@ -101,7 +102,7 @@ func BenchmarkAgent(b *testing.B) {
 		vault := procStatus(b, theirs.Process.Pid)
 		stop(theirs)
 
-		b.Logf("ssi-agent with %s", compiledIn)
+		b.Logf("ssi-agent with %s; %s", compiledIn, vaultInfo)
 		b.Logf("ssi-agent   VmRSS %6.1f MiB (anon %5.1f, file %5.1f); peak during start-up (VmHWM) %6.1f MiB",
 			mib(mine["VmRSS"]), mib(mine["RssAnon"]), mib(mine["RssFile"]), mib(mine["VmHWM"]))
 		b.Logf("vault agent VmRSS %6.1f MiB (anon %5.1f, file %5.1f); peak during start-up (VmHWM) %6.1f MiB",
@@ -146,6 +147,7 @@ func BenchmarkAgent(b *testing.B) {
 		vf, va, vn, vt := measure("vault-agent", func(dir string) *exec.Cmd {
 			return startVaultAgent(b, vaultBin, f, dir, objects, interval, false)
 		})
+		b.Logf("%s; machine shared with other builds, figures are upper bounds", vaultInfo)
 		b.Logf("ssi-agent   VmRSS %6.1f MiB after the first write, %6.1f MiB after %d rotation cycles in %s (interval %s); VmHWM %6.1f MiB",
 			mib(mf["VmRSS"]), mib(ma["VmRSS"]), mn, mt.Round(time.Millisecond), interval, mib(ma["VmHWM"]))
 		b.Logf("vault agent VmRSS %6.1f MiB after the first write, %6.1f MiB after %d rotation cycles in %s (interval %s); VmHWM %6.1f MiB",
