@@ -228,12 +228,25 @@ func TestReloadSignalRealNamespace(t *testing.T) {
 	}
 
 	src := filepath.Join(tmp, "backend")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		t.Fatal(err)
+	staging := filepath.Join(tmp, "staging")
+	for _, d := range []string{src, staging} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// write changes the backend's value atomically, as a real backend
+	// does: written next to the backend directory and renamed into it, so
+	// a rotation reads the old value or the new one. (os.WriteFile in
+	// place truncates first; a rotation that read the file between the
+	// truncation and the write saw a change to "" and a second change to
+	// the new value, and sent two signals.)
 	write := func(v string) {
 		suiteLogs.Secret(v)
-		if err := os.WriteFile(filepath.Join(src, "app.conf"), []byte(v), 0o644); err != nil {
+		f := filepath.Join(staging, "app.conf")
+		if err := os.WriteFile(f, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(f, filepath.Join(src, "app.conf")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -256,33 +269,39 @@ func TestReloadSignalRealNamespace(t *testing.T) {
 	_ = agentCmd
 	h := &harness{t: t, addr: port}
 	h.waitReady(10 * time.Second)
+	rotations := func(result string) float64 {
+		return h.metric("ssi_agent_rotations_total", map[string]string{"result": result})
+	}
+	reloads := func(f string) string {
+		b, _ := os.ReadFile(f)
+		return string(b)
+	}
 	// Several unchanged rotations: no signal.
-	eventually(t, 5*time.Second, "unchanged rotations", func() bool {
-		return h.metric("ssi_agent_rotations_total", map[string]string{"result": "unchanged"}) >= 3
-	})
+	eventually(t, 5*time.Second, "unchanged rotations", func() bool { return rotations("unchanged") >= 3 })
 	for _, f := range []string{web, worker} {
-		if b, _ := os.ReadFile(f); strings.Contains(string(b), "reload") {
-			t.Fatalf("%s reloaded before anything changed: %q", f, b)
+		if b := reloads(f); strings.Contains(b, "reload") {
+			t.Fatalf("%s reloaded before anything changed: %q", filepath.Base(f), b)
 		}
 	}
 	write("conf-value-0002")
 	for _, f := range []string{web, worker} {
-		eventually(t, 5*time.Second, "reload of "+filepath.Base(f), func() bool {
-			b, _ := os.ReadFile(f)
-			return strings.Count(string(b), "reload") == 1
-		})
+		eventually(t, 5*time.Second, "reload of "+filepath.Base(f), func() bool { return strings.Contains(reloads(f), "reload") })
 	}
 	if got := readFile(t, filepath.Join(vol, "app.conf")); got != "conf-value-0002" {
 		t.Errorf("app.conf = %q", got)
 	}
+	// A few more rotations: a second change, or a late signal, shows now.
+	unchanged := rotations("unchanged")
+	eventually(t, 5*time.Second, "unchanged rotations after the change", func() bool { return rotations("unchanged") >= unchanged+3 })
+	if n := rotations("changed"); n != 1 {
+		t.Errorf("%v changing rotations after one change of the backend, want 1", n)
+	}
 	if n := h.metric("ssi_agent_reload_signals_total", map[string]string{"result": "sent"}); n != 2 {
 		t.Errorf("reload_signals_total{sent} = %v, want 2", n)
 	}
-	time.Sleep(200 * time.Millisecond)
 	for _, f := range []string{web, worker} {
-		b, _ := os.ReadFile(f)
-		if strings.Count(string(b), "reload") != 1 || strings.Contains(string(b), "child-killed") {
-			t.Errorf("%s: %q, want exactly one reload and no signalled children", f, b)
+		if b := reloads(f); strings.Count(b, "reload") != 1 || strings.Contains(b, "child-killed") {
+			t.Errorf("%s: %q, want exactly one reload and no signalled children", filepath.Base(f), b)
 		}
 	}
 }
