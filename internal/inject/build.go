@@ -162,10 +162,10 @@ func (p *plan) agentConfig(mode agentconfig.Mode, tokens []agentconfig.Token) ag
 	case agentconfig.ModeSidecar:
 		c.RotationInterval.Duration = p.rotation
 		c.FirstFetchTimeout.Duration = p.cfg.FirstFetchTimeout
-		c.ReloadSignal = p.reloadSignal
+		c.ReloadSignal, c.ReloadContainers = p.reloadSignal, p.reloadTargets
 	case agentconfig.ModeRotate:
 		c.RotationInterval.Duration = p.rotation
-		c.ReloadSignal = p.reloadSignal
+		c.ReloadSignal, c.ReloadContainers = p.reloadSignal, p.reloadTargets
 	case agentconfig.ModeInit, agentconfig.ModeInitOnly:
 		c.FirstFetchTimeout.Duration = p.cfg.FirstFetchTimeout
 	}

@@ -3,6 +3,7 @@ package inject
 import (
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -45,11 +46,14 @@ type plan struct {
 	shape        shape
 	rotation     time.Duration
 	reloadSignal string
-	sizeLimit    resource.Quantity
-	resources    corev1.ResourceRequirements
-	runAsUser    int64
-	runAsGroup   *int64
-	healthPort   int32
+	// reloadTargets are the containers whose main processes the agent
+	// signals (set with reloadSignal).
+	reloadTargets []string
+	sizeLimit     resource.Quantity
+	resources     corev1.ResourceRequirements
+	runAsUser     int64
+	runAsGroup    *int64
+	healthPort    int32
 	// insertAt is the index in initContainers the agent goes to.
 	insertAt int
 	// audiences are the token audiences, sorted ("" = API server default).
@@ -94,6 +98,11 @@ func newPlan(cfg *Config, in *Input, s *settings, vols []secretVolume) (*plan, [
 	}
 	if err := checkNames(spec, vols); err != nil {
 		return nil, nil, err
+	}
+	if p.reloadSignal != "" {
+		if p.reloadTargets, err = reloadTargets(spec, s.reloadContainers, consumers); err != nil {
+			return nil, nil, err
+		}
 	}
 	p.insertAt = len(spec.InitContainers)
 	for i, c := range spec.InitContainers {
@@ -150,6 +159,56 @@ func consumerContainers(spec *corev1.PodSpec, vols []secretVolume) (map[string]b
 		}
 	}
 	return out, nil
+}
+
+// reloadTargets are the containers reload-signal reaches: the ones the
+// reload-containers annotation names, or else those that read a secrets
+// volume, in the pod's order. Only containers that run beside the agent
+// count: regular containers and native sidecars (init containers with
+// restartPolicy Always); a plain init container has exited before any
+// rotation.
+func reloadTargets(spec *corev1.PodSpec, named []string, consumers map[string]bool) ([]string, error) {
+	var running, all []string
+	exited := map[string]bool{}
+	for _, c := range allContainers(spec) {
+		all = append(all, c.Name)
+		if isInit(spec, c.Name) && (c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways) {
+			exited[c.Name] = true
+			continue
+		}
+		running = append(running, c.Name)
+	}
+	if named != nil {
+		for _, n := range named {
+			switch {
+			case exited[n]:
+				return nil, annotationError(AnnotationReloadContainers, "container %q is an init container, which has exited before any rotation", n)
+			case !slices.Contains(running, n):
+				return nil, annotationError(AnnotationReloadContainers, "container %q does not exist (the pod has %s)", n, strings.Join(all, ", "))
+			}
+		}
+		return named, nil
+	}
+	var out []string
+	for _, n := range running {
+		if consumers[n] {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, annotationError(AnnotationReloadSignal, "no container that runs beside the agent mounts a secrets volume, so the signal would reach nobody; name the containers to signal in annotation %s", AnnotationReloadContainers)
+	}
+	return out, nil
+}
+
+// isInit reports whether name is one of the pod's init containers.
+func isInit(spec *corev1.PodSpec, name string) bool {
+	for _, c := range spec.InitContainers {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // selected returns the names of the containers the shorthand mounts into:
@@ -317,20 +376,13 @@ func (p *plan) chooseUser(cfg *Config, spec *corev1.PodSpec, s *settings, consum
 	podUID, podGID := podUser(spec)
 	var uids, gids []*int64
 	var readers []string
+	warnedReload := false
 	for _, c := range allContainers(spec) {
 		if !consumers[c.Name] {
 			continue
 		}
 		readers = append(readers, c.Name)
-		uid, gid := podUID, podGID
-		if sc := c.SecurityContext; sc != nil {
-			if sc.RunAsUser != nil {
-				uid = sc.RunAsUser
-			}
-			if sc.RunAsGroup != nil {
-				gid = sc.RunAsGroup
-			}
-		}
+		uid, gid := containerUser(c, podUID, podGID)
 		uids, gids = append(uids, uid), append(gids, gid)
 	}
 	common := func(ids []*int64) *int64 {
@@ -358,6 +410,23 @@ func (p *plan) chooseUser(cfg *Config, spec *corev1.PodSpec, s *settings, consum
 		p.runAsUser = cfg.AgentUID
 		if p.reloadSignal != "" {
 			warnings = append(warnings, fmt.Sprintf("annotation %s: the containers reading the secrets (%s) do not all run as one explicit non-root runAsUser, so the agent runs as %d and can signal only processes of that user; set runAsUser on them or annotation %s", AnnotationReloadSignal, strings.Join(readers, ", "), p.runAsUser, AnnotationAgentRunAsUser))
+			warnedReload = true
+		}
+	}
+	// The agent has no CAP_KILL: the kernel lets it signal only processes
+	// of its own user.
+	if p.reloadSignal != "" && !warnedReload {
+		var refused []string
+		for _, c := range allContainers(spec) {
+			if !slices.Contains(p.reloadTargets, c.Name) {
+				continue
+			}
+			if uid, _ := containerUser(c, podUID, podGID); uid == nil || *uid != p.runAsUser {
+				refused = append(refused, c.Name)
+			}
+		}
+		if len(refused) > 0 {
+			warnings = append(warnings, fmt.Sprintf("annotation %s: containers %s do not run as the agent's user %d (runAsUser), so the kernel refuses the agent's signal to them; run them as that user or set annotation %s", AnnotationReloadSignal, strings.Join(refused, ", "), p.runAsUser, AnnotationAgentRunAsUser))
 		}
 	}
 	// Files whose mode denies "other" are readable only by the agent's
@@ -375,6 +444,21 @@ func (p *plan) chooseUser(cfg *Config, spec *corev1.PodSpec, s *settings, consum
 		}
 	}
 	return warnings
+}
+
+// containerUser is the container's effective runAsUser and runAsGroup:
+// its own, or the pod's.
+func containerUser(c *corev1.Container, podUID, podGID *int64) (uid, gid *int64) {
+	uid, gid = podUID, podGID
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			uid = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			gid = sc.RunAsGroup
+		}
+	}
+	return uid, gid
 }
 
 func podUser(spec *corev1.PodSpec) (uid, gid *int64) {
