@@ -2,7 +2,9 @@ package security
 
 import (
 	"bytes"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,6 +124,7 @@ func TestPodsecAppCannotReadAgentThroughProc(t *testing.T) {
 		}
 	})
 
+	healthAddr := testenv.FreeAddr(t)
 	cfg := agentconfig.Config{
 		Mode: agentconfig.ModeSidecar,
 		Volumes: []agentconfig.Volume{{Name: "secrets", Path: volDir, Class: agentconfig.Class{
@@ -136,7 +139,7 @@ func TestPodsecAppCannotReadAgentThroughProc(t *testing.T) {
 		RotationInterval:  agentconfig.Duration{Duration: time.Minute},
 		FirstFetchTimeout: agentconfig.Duration{Duration: 2 * time.Minute},
 		Tokens:            []agentconfig.Token{{Audience: "vault", Path: tokenFile}},
-		HealthAddr:        "127.0.0.1:0",
+		HealthAddr:        healthAddr,
 		LogFormat:         "text",
 	}
 	enc, err := cfg.Encode()
@@ -198,6 +201,25 @@ func TestPodsecAppCannotReadAgentThroughProc(t *testing.T) {
 		out, ok := podsecRunAs(t, podsecNobody, podsecNobody, nil, "cat", "/proc/"+pid+"/cmdline")
 		if !ok || !strings.Contains(out, "ssi-agent") {
 			t.Fatalf("the agent's command line is not visible to the app: %q", out)
+		}
+	})
+	// The agent itself still reads what it needs of its own /proc: the
+	// process collector behind /metrics reads /proc/self/stat, fd and
+	// limits, which a non-dumpable process owns no more.
+	t.Run("the agent still reads its own /proc", func(t *testing.T) {
+		resp, err := http.Get("http://" + healthAddr + "/metrics") //nolint:noctx // loopback test
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/metrics: %s\n%s", resp.Status, body)
+		}
+		for _, m := range []string{"process_open_fds ", "process_resident_memory_bytes ", "process_max_fds "} {
+			if !strings.Contains(string(body), m) {
+				t.Errorf("/metrics lacks %s", m)
+			}
 		}
 	})
 	if done, werr := agent.Exited(); done {
