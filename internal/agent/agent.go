@@ -170,6 +170,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	ln := opts.Listener
 	if ln == nil {
+		addr = healthAddr(addr, os.Getenv(agentconfig.EnvPodIP))
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return fmt.Errorf("serve health and metrics on %s: %w", addr, err)
 		}

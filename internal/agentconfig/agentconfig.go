@@ -27,6 +27,9 @@ const (
 	EnvPodUID         = "SSI_POD_UID"
 	EnvServiceAccount = "SSI_SERVICE_ACCOUNT"
 	EnvNodeName       = "SSI_NODE_NAME"
+	// EnvPodIP is the pod's IP (status.podIP), the one address kubelet's
+	// probes connect to; the agent serves its health port only there.
+	EnvPodIP = "SSI_POD_IP"
 )
 
 // Mode is how the agent runs in the pod.

@@ -571,7 +571,7 @@ func TestMutatingWebhookConfiguration(t *testing.T) {
 	// The webhook is told the same policy and its own namespace.
 	args := convert[appsv1.Deployment](t, Get(objs, "Deployment", "ssi-webhook")).Spec.Template.Spec.Containers[0].Args
 	for _, want := range []string{"--failure-policy=Fail", "--namespace=platform-secrets", "--native-sidecars=false", "--exclude-namespace=legacy",
-		"--exclude-namespace=batch", "--agent-image=registry.example/ssi-agent:1.2.3", "--rotation-interval=30s", "--agent-cpu-limit=200m",
+		"--exclude-namespace=batch", "--agent-image=registry.example/ssi-agent:1.2.3", "--rotation-interval=30s", "--min-rotation-interval=10s", "--agent-cpu-limit=200m",
 		"--log-level=debug", "--log-format=text", "--sync-secrets", "--rotation-poll-interval=120s", "--leader-elect=true"} {
 		if !contains(args, want) {
 			t.Errorf("webhook args lack %s: %v", want, args)

@@ -213,6 +213,7 @@ func (p *plan) agent(name string, mode agentconfig.Mode, tokens []agentconfig.To
 			fieldEnv(agentconfig.EnvPodUID, "metadata.uid"),
 			fieldEnv(agentconfig.EnvServiceAccount, "spec.serviceAccountName"),
 			fieldEnv(agentconfig.EnvNodeName, "spec.nodeName"),
+			fieldEnv(agentconfig.EnvPodIP, "status.podIP"),
 		},
 		Resources: *p.resources.DeepCopy(),
 		SecurityContext: &corev1.SecurityContext{
