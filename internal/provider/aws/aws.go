@@ -20,8 +20,11 @@ import (
 	"sync"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -48,7 +51,8 @@ const (
 // Options tune a Provider. The zero value is production behaviour.
 type Options struct {
 	// HTTPClient sends every AWS request (Secrets Manager, SSM, STS, the
-	// Pod Identity agent). Nil means the SDK's default client.
+	// Pod Identity agent). Nil means the SDK's default transport. Either
+	// way New limits its response bodies to MaxResponseBytes.
 	HTTPClient *http.Client
 	// MaxAttempts bounds SDK attempts per call, retries included; zero
 	// means the SDK default (3).
@@ -78,6 +82,9 @@ type Options struct {
 	// Identity is refused instead of being served with them, as upstream
 	// refuses a service account without a role.
 	OutsidePod bool
+	// MaxResponseBytes caps every response body (Secrets Manager, SSM,
+	// STS, the Pod Identity agent); 0 means limits.Sizes{}.ResponseBytes().
+	MaxResponseBytes int64
 }
 
 // Provider fetches Secrets Manager secrets and SSM parameters. It is safe
@@ -117,6 +124,14 @@ func New(opts Options) *Provider {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = limits.Sizes{}.ResponseBytes()
+	}
+	if opts.HTTPClient == nil {
+		// The SDK's default transport (its dial and TLS timeouts).
+		opts.HTTPClient = &http.Client{Transport: awshttp.NewBuildableClient().GetTransport()}
+	}
+	opts.HTTPClient = limits.Client(opts.HTTPClient, opts.MaxResponseBytes)
 	return &Provider{
 		opts:     opts,
 		idents:   map[string]*identityEntry{},

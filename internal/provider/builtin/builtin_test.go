@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssinjector/ssi/internal/limits"
 )
 
 func TestNew(t *testing.T) {
 	for name, where := range map[string]Where{"run": InPod, "fetch": Local, "csi and sync": OutsidePod} {
 		t.Run(name, func(t *testing.T) {
-			set := New(slog.New(slog.DiscardHandler), where, time.Minute)
+			set := New(slog.New(slog.DiscardHandler), where, time.Minute, limits.Config{})
 			var names []string
 			for n, p := range set {
 				if p.Name() != n {
