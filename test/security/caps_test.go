@@ -114,7 +114,7 @@ func capsAttackClasses(vaultURL, plantedFile, fifo string) map[string]ssiv1.Secr
 	}
 	azure := func(file string) ssiv1.SecretProviderClassSpec {
 		return ssiv1.SecretProviderClassSpec{Provider: "azure", Parameters: map[string]string{
-			"keyvaultName": "kv", "tenantId": "t", "clientID": "c", "cloudName": "AzureStackCloud", "cloudEnvFileName": file,
+			"keyvaultName": "kvcaps", "tenantId": "t", "clientID": "c", "cloudName": "AzureStackCloud", "cloudEnvFileName": file,
 			"objects": "array:\n  - |\n    objectName: db\n    objectType: secret\n"}}
 	}
 	return map[string]ssiv1.SecretProviderClassSpec{
