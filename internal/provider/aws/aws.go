@@ -20,8 +20,6 @@ import (
 	"sync"
 	"time"
 
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/limits"
@@ -51,8 +49,10 @@ const (
 // Options tune a Provider. The zero value is production behaviour.
 type Options struct {
 	// HTTPClient sends every AWS request (Secrets Manager, SSM, STS, the
-	// Pod Identity agent). Nil means the SDK's default transport. Either
-	// way New limits its response bodies to MaxResponseBytes.
+	// Pod Identity agent). Nil means the SDK's default client. Either way
+	// response bodies are limited to MaxResponseBytes (by an SDK
+	// middleware, so that the SDK's own client, which AWS_CA_BUNDLE
+	// needs, stays).
 	HTTPClient *http.Client
 	// MaxAttempts bounds SDK attempts per call, retries included; zero
 	// means the SDK default (3).
@@ -127,11 +127,6 @@ func New(opts Options) *Provider {
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = limits.Sizes{}.ResponseBytes()
 	}
-	if opts.HTTPClient == nil {
-		// The SDK's default transport (its dial and TLS timeouts).
-		opts.HTTPClient = &http.Client{Transport: awshttp.NewBuildableClient().GetTransport()}
-	}
-	opts.HTTPClient = limits.Client(opts.HTTPClient, opts.MaxResponseBytes)
 	return &Provider{
 		opts:     opts,
 		idents:   map[string]*identityEntry{},
