@@ -59,7 +59,7 @@ func Body(rc io.ReadCloser, max int64, what string) io.ReadCloser {
 }
 
 // Transport returns base (http.DefaultTransport when nil) with every
-// response body limited to max bytes. The error names the method and host,
+// response body limited to max bytes (see Reader). The error names the method and host,
 // not the path or query (which may carry a secret's name chosen by a
 // tenant, harmless, but also signed query parameters).
 func Transport(base http.RoundTripper, max int64) http.RoundTripper {
@@ -82,10 +82,9 @@ func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if err != nil || resp == nil {
 		return resp, err
 	}
-	if resp.ContentLength > t.max {
-		_ = resp.Body.Close()
-		return nil, &TooLargeError{What: "the response of " + req.Method + " " + req.URL.Host, Limit: t.max, Size: resp.ContentLength}
-	}
+	// Even with a Content-Length over the cap the error comes from the
+	// body, read up to the cap: an error here would be retried by the
+	// SDKs as a transport failure.
 	resp.Body = Body(resp.Body, t.max, "the response of "+req.Method+" "+req.URL.Host)
 	return resp, nil
 }

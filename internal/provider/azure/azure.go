@@ -90,12 +90,9 @@ func (t limitedTransporter) Do(req *http.Request) (*http.Response, error) {
 	if err != nil || resp == nil {
 		return resp, err
 	}
-	what := "the response of " + req.Method + " " + req.URL.Host
-	if resp.ContentLength > t.max {
-		_ = resp.Body.Close()
-		return nil, &limits.TooLargeError{What: what, Limit: t.max, Size: resp.ContentLength}
-	}
-	resp.Body = limits.Body(resp.Body, t.max, what)
+	// The error comes from the body, never from Do, which the SDK's retry
+	// policy would retry as a transport failure.
+	resp.Body = limits.Body(resp.Body, t.max, "the response of "+req.Method+" "+req.URL.Host)
 	return resp, nil
 }
 
