@@ -171,13 +171,14 @@ func capsChartMemoryLimit(t *testing.T, component string) int64 {
 type capsMemWatch struct {
 	pid     int
 	limit   int64
+	before  int64 // VmRSS when the watch started
 	over    atomic.Int64
 	stop    chan struct{}
 	stopped chan struct{}
 }
 
 func capsWatchMemory(pid int, limit int64) *capsMemWatch {
-	w := &capsMemWatch{pid: pid, limit: limit, stop: make(chan struct{}), stopped: make(chan struct{})}
+	w := &capsMemWatch{pid: pid, limit: limit, before: capsProcStatus(pid, "VmRSS"), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go func() {
 		defer close(w.stopped)
 		tick := time.NewTicker(5 * time.Millisecond)
@@ -207,8 +208,8 @@ func (w *capsMemWatch) done(t *testing.T, what string) int64 {
 		t.Fatalf("%s: resident memory reached %d bytes, over the chart limit of %d bytes; killed", what, over, w.limit)
 	}
 	// Printed for the docs: go test -v ./test/security -run TestCaps.
-	t.Logf("%s: peak resident memory (VmHWM) %.1f MiB under attack; chart limit %.0f MiB", what, float64(hwm)/(1<<20), float64(w.limit)/(1<<20))
-	fmt.Printf("MEASURED %s VmHWM=%d bytes (%.1f MiB), chart limit %d bytes\n", what, hwm, float64(hwm)/(1<<20), w.limit)
+	t.Logf("%s: peak resident memory (VmHWM) %.1f MiB under attack (%.1f MiB before it); chart limit %.0f MiB", what, float64(hwm)/(1<<20), float64(w.before)/(1<<20), float64(w.limit)/(1<<20))
+	fmt.Printf("MEASURED %s VmHWM=%d bytes (%.1f MiB; VmRSS before the attack %.1f MiB), chart limit %d bytes\n", what, hwm, float64(hwm)/(1<<20), float64(w.before)/(1<<20), w.limit)
 	return hwm
 }
 
