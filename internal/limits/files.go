@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -76,38 +77,54 @@ func (f Files) check(param, path string) (dir, rel string, err error) {
 	return dir, r, nil
 }
 
-// open opens path for reading without blocking (a FIFO) and requires a
-// regular file; beneath dir when dir is set.
+// open opens a regular file for reading, beneath dir when dir is set.
+// It first opens the path with O_PATH, which neither reads nor triggers a
+// device's open (a tape rewinds on open; a FIFO blocks), checks that it is
+// a regular file within the size cap, and only then opens that same inode
+// for reading, through /proc/self/fd.
 func (f Files) open(param, dir, rel string) (*os.File, error) {
-	const flags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
-	var fd int
-	var err error
-	if dir == "" {
-		fd, err = unix.Open(rel, flags, 0)
-	} else {
-		fd, err = openBeneath(dir, rel, flags)
-	}
+	name := filepath.Join(dir, rel)
+	pathFD, err := f.openAt(dir, rel, unix.O_PATH|unix.O_CLOEXEC)
 	if err != nil {
 		if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP) {
-			return nil, &notAllowed{param, filepath.Join(dir, rel), fmt.Sprintf("resolves outside the class files directory %s", dir)}
+			return nil, &notAllowed{param, name, fmt.Sprintf("resolves outside the class files directory %s", dir)}
 		}
-		return nil, fmt.Errorf("parameters.%s: open %s: %w", param, filepath.Join(dir, rel), err)
+		return nil, fmt.Errorf("parameters.%s: open %s: %w", param, name, err)
 	}
-	file := os.NewFile(uintptr(fd), filepath.Join(dir, rel))
+	defer func() { _ = unix.Close(pathFD) }()
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		_ = file.Close()
-		return nil, fmt.Errorf("parameters.%s: stat %s: %w", param, file.Name(), err)
+	if err := unix.Fstat(pathFD, &st); err != nil {
+		return nil, fmt.Errorf("parameters.%s: stat %s: %w", param, name, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		_ = file.Close()
-		return nil, &notAllowed{param, file.Name(), "is not a regular file"}
+		return nil, &notAllowed{param, name, "is not a regular file"}
 	}
 	if st.Size > f.max() {
+		return nil, fmt.Errorf("parameters.%s: %w", param, &TooLargeError{What: "file " + name, Limit: f.max(), Size: st.Size})
+	}
+	const flags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pathFD), flags, 0)
+	if err != nil {
+		// No /proc: open the path again; the inode is compared below.
+		if fd, err = f.openAt(dir, rel, flags); err != nil {
+			return nil, fmt.Errorf("parameters.%s: open %s: %w", param, name, err)
+		}
+	}
+	file := os.NewFile(uintptr(fd), name)
+	var again unix.Stat_t
+	if err := unix.Fstat(fd, &again); err != nil || again.Dev != st.Dev || again.Ino != st.Ino {
 		_ = file.Close()
-		return nil, fmt.Errorf("parameters.%s: %w", param, &TooLargeError{What: "file " + file.Name(), Limit: f.max(), Size: st.Size})
+		return nil, fmt.Errorf("parameters.%s: %s changed while it was opened", param, name)
 	}
 	return file, nil
+}
+
+// openAt opens rel with flags: beneath dir when dir is set.
+func (f Files) openAt(dir, rel string, flags int) (int, error) {
+	if dir == "" {
+		return unix.Open(rel, flags, 0)
+	}
+	return openBeneath(dir, rel, flags)
 }
 
 // openBeneath opens rel beneath dir, refusing a resolution that leaves it
