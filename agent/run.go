@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/ssinjector/ssi/internal/agent"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
 )
@@ -23,7 +24,7 @@ func runAgent(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := flag.NewFlagSet("ssi-agent run", flag.ContinueOnError)
-	opts := agent.Options{NewProviders: func(log *slog.Logger) provider.Set { return builtin.New(log, builtin.InPod, 0) }}
+	opts := agent.Options{NewProviders: func(log *slog.Logger) provider.Set { return builtin.New(log, builtin.InPod, 0, limits.Config{}) }}
 	fs.StringVar(&opts.TerminationLog, "termination-log", agent.DefaultTerminationLog, `file for the termination message ("-" for none)`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -621,10 +621,13 @@ func TestNodeShim(t *testing.T) {
 		root              string
 		republish, inSecr bool
 		audiences         []string
+		caps              []string // size caps and class files arguments
 	}{
 		"defaults": {Options{}, "/var/lib/kubelet", true, false,
-			[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""}},
-		"non-default": {nonDefault, "/var/data/kubelet", false, true, []string{"vault", "my-project.svc.id.goog"}},
+			[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""},
+			[]string{"--max-object-bytes=1Mi", "--max-volume-bytes=4Mi"}},
+		"non-default": {nonDefault, "/var/data/kubelet", false, true, []string{"vault", "my-project.svc.id.goog"},
+			[]string{"--max-object-bytes=2Mi", "--max-volume-bytes=8388608", "--class-files-dir=/etc/ssi/class-files"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -654,6 +657,20 @@ func TestNodeShim(t *testing.T) {
 			} {
 				if !contains(c.Args, want) {
 					t.Errorf("shim args lack %s: %v", want, c.Args)
+				}
+			}
+			for _, want := range tc.caps {
+				if !contains(c.Args, want) {
+					t.Errorf("shim args lack %s: %v", want, c.Args)
+				}
+			}
+			if dir := "/etc/ssi/class-files"; contains(tc.caps, "--class-files-dir="+dir) {
+				found := false
+				for _, m := range c.VolumeMounts {
+					found = found || (m.MountPath == dir && m.ReadOnly)
+				}
+				if !found {
+					t.Errorf("the class files directory %s is not mounted read-only: %+v", dir, c.VolumeMounts)
 				}
 			}
 			mounts := map[string]string{}

@@ -84,7 +84,7 @@ func Run(ctx context.Context, opts Options) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	statusQ := NewStatusQueue(api, api, recorder, log)
 	d, err := NewDriver(opts, Deps{
-		Mounter:    SystemMounter{},
+		Mounter:    SystemMounter{SizeBytes: opts.Limits.TmpfsBytes()},
 		Classes:    classes,
 		APIReader:  api,
 		Status:     statusQ,

@@ -19,18 +19,21 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -44,6 +47,12 @@ type Options struct {
 	// Getenv reads EnvAuthorityHost and EnvKeyVaultEndpoint; nil means
 	// os.Getenv.
 	Getenv func(string) string
+	// Files reads cloudEnvFileName: only a regular file, size-limited, and
+	// in shared processes only under the operator's directory.
+	Files limits.Files
+	// MaxResponseBytes caps every response body of Microsoft Entra and Key
+	// Vault; 0 means limits.Sizes{}.ResponseBytes().
+	MaxResponseBytes int64
 }
 
 // Provider fetches Key Vault objects. It keeps SDK clients between fetches
@@ -54,7 +63,38 @@ type Provider struct {
 }
 
 // New returns the provider.
-func New(opts Options) *Provider { return &Provider{opts: opts} }
+func New(opts Options) *Provider {
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = limits.Sizes{}.ResponseBytes()
+	}
+	opts.ClientOptions.Transport = limitedTransporter{base: opts.ClientOptions.Transport, max: opts.MaxResponseBytes}
+	return &Provider{opts: opts}
+}
+
+// limitedTransporter limits every response body of the SDK's requests, so
+// that a huge answer fails with limits.ErrTooLarge instead of being
+// buffered whole.
+type limitedTransporter struct {
+	base policy.Transporter
+	max  int64
+}
+
+var defaultHTTPClient = &http.Client{Transport: http.DefaultTransport}
+
+func (t limitedTransporter) Do(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = defaultHTTPClient
+	}
+	resp, err := base.Do(req)
+	if err != nil || resp == nil {
+		return resp, err
+	}
+	// The error comes from the body, never from Do, which the SDK's retry
+	// policy would retry as a transport failure.
+	resp.Body = limits.Body(resp.Body, t.max, "the response of "+req.Method+" "+req.URL.Host)
+	return resp, nil
+}
 
 // Name implements provider.Provider.
 func (p *Provider) Name() string { return spc.ProviderAzure }

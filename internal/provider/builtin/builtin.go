@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/aws"
 	"github.com/ssinjector/ssi/internal/provider/azure"
@@ -33,16 +34,27 @@ const (
 
 // New returns the built-in providers for where. idleTimeout, outside a
 // pod, drops the Vault token and leases of a pod not fetched for in that
-// long.
-func New(log *slog.Logger, where Where, idleTimeout time.Duration) provider.Set {
-	vopts := vault.Options{Logger: log, EnvToken: where == Local}
+// long. lim caps every backend response (lim.ResponseBytes) and decides
+// which files class parameters may name: outside a pod only regular files
+// under lim.ClassFilesDir, in the pod (and locally) the caller's own
+// regular files; all read through the per-object cap.
+func New(log *slog.Logger, where Where, idleTimeout time.Duration, lim limits.Config) provider.Set {
+	files := FilesFor(where, lim)
+	maxResp := lim.ResponseBytes()
+	vopts := vault.Options{Logger: log, EnvToken: where == Local, Files: files, MaxResponseBytes: maxResp}
 	if where == OutsidePod {
 		vopts.IdleTimeout = idleTimeout
 	}
 	return provider.NewSet(
 		vault.New(vopts),
-		aws.New(aws.Options{OutsidePod: where == OutsidePod}),
-		azure.New(azure.Options{}),
-		gcp.New(gcp.Options{OutsidePod: where == OutsidePod}),
+		aws.New(aws.Options{OutsidePod: where == OutsidePod, MaxResponseBytes: maxResp}),
+		azure.New(azure.Options{Files: files, MaxResponseBytes: maxResp}),
+		gcp.New(gcp.Options{OutsidePod: where == OutsidePod, MaxResponseBytes: maxResp}),
 	)
+}
+
+// FilesFor is the rule for files named by class parameters in a process
+// of kind where: shared (only under lim.ClassFilesDir) outside a pod.
+func FilesFor(where Where, lim limits.Config) limits.Files {
+	return limits.Files{Shared: where == OutsidePod, Dir: lim.ClassFilesDir, MaxBytes: lim.FileBytes()}
 }
