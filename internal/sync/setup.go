@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -56,10 +57,50 @@ const (
 	// service account (same namespace) to sync the class with when no pod
 	// consumes it.
 	AnnotationSyncServiceAccount = Prefix + "sync-service-account"
-	// AnnotationAllowSync on that service account must be "true": the
-	// account's owner agrees that classes may be synced with it.
+	// AnnotationAllowSync on that service account lists, comma-separated,
+	// the classes of its namespace that may be synced pod-less with it:
+	// the account's owner agrees, class by class. The value "true" of
+	// earlier versions names no class and consents to nothing.
 	AnnotationAllowSync = Prefix + "allow-sync"
 )
+
+// legacyAllowSync is the value of AnnotationAllowSync that once consented
+// to every class of the namespace.
+const legacyAllowSync = "true"
+
+// AllowSyncClasses parses the value of AnnotationAllowSync: the class
+// names it lists, trimmed, without empty entries. legacy reports the old
+// value "true", which lists no class.
+func AllowSyncClasses(value string) (classes []string, legacy bool) {
+	if strings.TrimSpace(value) == legacyAllowSync {
+		return nil, true
+	}
+	for _, c := range strings.Split(value, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			classes = append(classes, c)
+		}
+	}
+	return classes, false
+}
+
+// AllowsSyncOf reports whether a service account's annotations consent to
+// pod-less sync of the class; why says, for an event, what is missing and
+// how to consent.
+func AllowsSyncOf(annotations map[string]string, class string) (bool, string) {
+	v, ok := annotations[AnnotationAllowSync]
+	if !ok {
+		return false, fmt.Sprintf("it is not annotated %s: %q", AnnotationAllowSync, class)
+	}
+	classes, legacy := AllowSyncClasses(v)
+	if legacy {
+		return false, fmt.Sprintf("its annotation %s: \"true\" names no class (it no longer consents to every class of the namespace); list the classes it may be synced for, e.g. %s: %q",
+			AnnotationAllowSync, AnnotationAllowSync, class)
+	}
+	if slices.Contains(classes, class) {
+		return true, ""
+	}
+	return false, fmt.Sprintf("its annotation %s does not name the class (it names %q); add %q to the list", AnnotationAllowSync, strings.Join(classes, ","), class)
+}
 
 // ControllerName names the controller (logs, events, metrics).
 const ControllerName = "secret-sync"
@@ -103,6 +144,15 @@ type Options struct {
 	// WarningRepeat is how long an identical Warning on a class is not
 	// recorded again; zero means 10 minutes.
 	WarningRepeat time.Duration
+	// AllowedBackendHosts limits the backend addresses a class may name
+	// (--allowed-backend-hosts); nil allows every host. A class naming
+	// another gets a BackendNotAllowed event and is not fetched.
+	AllowedBackendHosts *provider.BackendHosts
+	// ProtectedNamespaces are namespaces whose classes are never synced
+	// (the release namespace and kube-system unless the operator allows
+	// them); their classes get a NamespaceNotAllowed event. The admission
+	// policy (RBACOptions.ProtectedNamespaces) refuses the same.
+	ProtectedNamespaces []string
 	// Metrics; nil means DefaultMetrics.
 	Metrics *Metrics
 	// Logger; zero means the manager's logger.
