@@ -34,7 +34,7 @@ func TestSyncFlags(t *testing.T) {
 		"unexpected argument":               {args: []string{"sync", "--namespace", "ssi-system", "extra"}, wantErr: `sync: unexpected arguments ["extra"]`},
 		// The admission server no longer syncs: it holds no Secret or
 		// token rights.
-		"serve --sync-secrets": {args: []string{"serve", "--sync-secrets", "--cert-dir", t.TempDir()}, wantErr: "the sync controller runs as `ssi-webhook sync` (its own Deployment and service account); --sync-secrets is a flag of that command"},
+		"serve --sync-secrets":           {args: []string{"serve", "--sync-secrets", "--cert-dir", t.TempDir()}, wantErr: "the sync controller runs as `ssi-webhook sync` (its own Deployment and service account); --sync-secrets is a flag of that command"},
 		"serve --rotation-poll-interval": {args: []string{"serve", "--rotation-poll-interval=1m", "--cert-dir", t.TempDir()}, wantErr: "--rotation-poll-interval is a flag of that command"},
 	}
 	for name, tc := range tests {
