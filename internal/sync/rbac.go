@@ -159,11 +159,7 @@ func RBAC(o RBACOptions) []client.Object {
 				Name:       "sync-controller",
 				Expression: fmt.Sprintf("request.userInfo.username == '%s'", o.Username()),
 			}},
-			Validations: []admissionregistrationv1.Validation{
-				{
-					Expression: fmt.Sprintf("!(request.namespace in %s)", celList(protected)),
-					Message:    fmt.Sprintf("the sync controller writes no Secrets and mints no tokens in the protected namespaces %s", strings.Join(protected, ", ")),
-				},
+			Validations: append(protectedRule(protected), []admissionregistrationv1.Validation{
 				{
 					Expression: fmt.Sprintf("request.resource.resource != 'secrets' || request.operation == 'DELETE' || "+
 						"!has(object.type) || object.type in %s", celList(spc.SyncableSecretTypes)),
@@ -189,7 +185,7 @@ func RBAC(o RBACOptions) []client.Object {
 					Expression: fmt.Sprintf("request.resource.resource != 'serviceaccounts' || (has(object.spec.expirationSeconds) && object.spec.expirationSeconds <= %d)", MaxTokenSeconds),
 					Message:    fmt.Sprintf("the sync controller requests only tokens that expire within %d seconds", MaxTokenSeconds),
 				},
-			},
+			}...),
 		},
 	}
 	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
@@ -245,6 +241,18 @@ func RBAC(o RBACOptions) []client.Object {
 		},
 	}
 	return []client.Object{clusterRole, clusterBinding, role, roleBinding, policy, binding, podless, podlessBinding}
+}
+
+// protectedRule refuses every request in the protected namespaces (none
+// when the operator allows both).
+func protectedRule(protected []string) []admissionregistrationv1.Validation {
+	if len(protected) == 0 {
+		return nil
+	}
+	return []admissionregistrationv1.Validation{{
+		Expression: fmt.Sprintf("!(request.namespace in %s)", celList(protected)),
+		Message:    fmt.Sprintf("the sync controller writes no Secrets and mints no tokens in the protected namespaces %s", strings.Join(protected, ", ")),
+	}}
 }
 
 func rbacLabels() map[string]string {
