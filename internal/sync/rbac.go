@@ -88,10 +88,16 @@ func (o RBACOptions) Username() string {
 //     namespace: the Lease of leader election (create; get and update of
 //     that one Lease only).
 //   - ValidatingAdmissionPolicy and binding ssi-sync-guard, for requests of
-//     the controller's user only, expressing what RBAC cannot: Secrets it
-//     creates or updates carry secrets-store.csi.k8s.io/managed=true and
-//     the synced-from annotation, Secrets it updates or deletes were
-//     labelled managed before, and tokens it requests live at most an hour.
+//     the controller's user only, expressing what RBAC cannot: nothing in
+//     the protected namespaces (ProtectedNamespaces); Secrets it creates or
+//     updates are of a type of spc.SyncableSecretTypes and carry
+//     secrets-store.csi.k8s.io/managed=true and the synced-from annotation,
+//     Secrets it updates or deletes were labelled managed before, tokens it
+//     requests live at most an hour, and a token bound to no pod names an
+//     audience that is not the API server's (KubernetesAudiences).
+//   - ValidatingAdmissionPolicy and binding ssi-sync-podless-guard: a token
+//     bound to no pod only for a service account whose allow-sync
+//     annotation names classes.
 //
 // What neither can express (RBAC has no per-label or per-relation rules)
 // is documented in docs/sync.md: reading is cluster-wide, and a token may

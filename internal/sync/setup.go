@@ -12,9 +12,16 @@
 // re-fetches every rotation interval and writes only on change, and deletes
 // the Secrets it created once no consumer remains.
 //
-// The controller runs in the webhook's manager and only on the elected
-// leader; its informers (pods, reduced to what it reads, and the Secrets
-// labelled secrets-store.csi.k8s.io/managed=true) start only there.
+// The controller runs as a process of its own (`ssi-webhook sync`, Run),
+// under a service account of its own, so that the admission webhook holds
+// no Secret or token rights; it syncs only on the elected leader, and its
+// informers (pods, reduced to what it reads, and the Secrets labelled
+// secrets-store.csi.k8s.io/managed=true) start only there. What it writes
+// is narrowed by rules checked twice, in code and by the admission
+// policies of RBAC: only the Secret types of spc.SyncableSecretTypes,
+// never in protected namespaces, pod-less tokens only with a consent that
+// names the class and never for the API server's audience, and (when the
+// operator sets AllowedBackendHosts) only backend hosts on that list.
 package sync
 
 import (
@@ -200,8 +207,8 @@ const (
 )
 
 // Setup adds the controller to mgr. SecretProviderClasses and service
-// account metadata are read through the manager's cache (shared with the
-// webhook); pods and managed Secrets through a cache of the controller's
+// account metadata are read through the manager's cache; pods and managed
+// Secrets through a cache of the controller's
 // own that runs only while this replica leads. The manager must have
 // leader election enabled when more than one replica runs.
 func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
