@@ -40,6 +40,14 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		o.AllowProtectedNamespaces = append(o.AllowProtectedNamespaces, strings.TrimSpace(s))
 		return nil
 	})
+	fs.Func("api-server-audiences", "comma-separated audiences of the API server (its service-account issuer), for which no pod-less token is minted besides the default audience (default "+strings.Join(ssisync.KubernetesAudiences, ",")+")", func(s string) error {
+		for _, a := range strings.Split(s, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				o.APIServerAudiences = append(o.APIServerAudiences, a)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus /metrics endpoint (0 disables)")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "address of /healthz and /readyz")
 	fs.StringVar(&logLevel, "log-level", logLevel, "info or debug")

@@ -495,7 +495,7 @@ func (r *Reconciler) candidates(ctx context.Context, class *spc.Class, consumers
 		b, _ := json.Marshal(cloud)
 		var tokens identity.TokenSource = r.tokens.source(class.Namespace, c.serviceAccount, podName, podUID)
 		if c.pod == nil {
-			tokens = podlessTokens{inner: tokens, class: class.Key(), serviceAccount: c.serviceAccount}
+			tokens = podlessTokens{inner: tokens, class: class.Key(), serviceAccount: c.serviceAccount, apiAudiences: r.opts.APIServerAudiences}
 		}
 		out = append(out, candidate{
 			id:  identity.Identity{Pod: pod, Cloud: cloud, Tokens: tokens},

@@ -36,6 +36,13 @@ type RBACOptions struct {
 	// kube-system that the operator lets the controller write Secrets and
 	// mint tokens in; the others of the two are refused by the policy.
 	AllowProtectedNamespaces []string
+	// APIServerAudiences are the API server's own audiences, which a token
+	// bound to no pod must not name; nil means KubernetesAudiences. The
+	// API server fills an empty audience list with its own before
+	// admission, so the policy knows them only from this list: add the
+	// cluster's service-account issuer when it is not among the defaults
+	// (GKE's, for one).
+	APIServerAudiences []string
 }
 
 func (o RBACOptions) withDefaults() RBACOptions {
@@ -44,6 +51,9 @@ func (o RBACOptions) withDefaults() RBACOptions {
 	}
 	if o.ServiceAccount == "" {
 		o.ServiceAccount = DefaultServiceAccount
+	}
+	if o.APIServerAudiences == nil {
+		o.APIServerAudiences = KubernetesAudiences
 	}
 	return o
 }
@@ -172,8 +182,8 @@ func RBAC(o RBACOptions) []client.Object {
 					Message: fmt.Sprintf("the sync controller writes only Secrets of the types %s (never service-account or bootstrap tokens)", strings.Join(spc.SyncableSecretTypes, ", ")),
 				},
 				{
-					Expression: "request.resource.resource != 'serviceaccounts' || (has(object.spec.boundObjectRef) && object.spec.boundObjectRef.kind == 'Pod') || " +
-						fmt.Sprintf("(has(object.spec.audiences) && size(object.spec.audiences) > 0 && !object.spec.audiences.exists(a, a in %s))", celList(KubernetesAudiences)),
+					Expression: "request.resource.resource != 'serviceaccounts' || " + podBound + " || " +
+						fmt.Sprintf("(size(object.spec.?audiences.orValue([])) > 0 && !object.spec.?audiences.orValue([]).exists(a, a in %s))", celList(o.APIServerAudiences)),
 					Message: "the sync controller requests a token bound to no pod only for an explicit audience that is not the API server's",
 				},
 				{
@@ -230,7 +240,7 @@ func RBAC(o RBACOptions) []client.Object {
 				Expression: fmt.Sprintf("request.userInfo.username == '%s'", o.Username()),
 			}},
 			Validations: []admissionregistrationv1.Validation{{
-				Expression: fmt.Sprintf("(has(object.spec.boundObjectRef) && object.spec.boundObjectRef.kind == 'Pod') || params.metadata.name != request.name || "+
+				Expression: fmt.Sprintf(podBound+" || params.metadata.name != request.name || "+
 					"(has(params.metadata.annotations) && %[1]s in params.metadata.annotations && "+
 					"params.metadata.annotations[%[1]s].trim() != '%[2]s' && params.metadata.annotations[%[1]s].split(',').exists(c, c.trim() != ''))", allowSync, legacyAllowSync),
 				Message: fmt.Sprintf("the sync controller requests a token bound to no pod only for a service account whose %s annotation names classes", AnnotationAllowSync),
@@ -248,6 +258,11 @@ func RBAC(o RBACOptions) []client.Object {
 	}
 	return []client.Object{clusterRole, clusterBinding, role, roleBinding, policy, binding, podless, podlessBinding}
 }
+
+// podBound holds for a TokenRequest bound to a pod. The API server hands
+// admission a null boundObjectRef for an unbound request, which has()
+// reports as present: optional field selection reads it without error.
+const podBound = "object.spec.?boundObjectRef.?kind.orValue('') == 'Pod'"
 
 // protectedRule refuses every request in the protected namespaces (none
 // when the operator allows both).

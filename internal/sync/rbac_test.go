@@ -246,7 +246,11 @@ func TestRBACAsInstalled(t *testing.T) {
 		"delete a foreign Secret": {func() error {
 			return asClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "foreign"}})
 		}, "the sync controller changes and deletes only Secrets labelled secrets-store.csi.k8s.io/managed=true"},
-		"pod-less token for the API server's audience": {func() error { return token("robot", 600, nil) },
+		// The API server fills an empty audience list with its own
+		// (here the test server's issuer, which the default list does not
+		// name): the policy refuses the audiences it is told; the
+		// controller itself never asks without an audience.
+		"pod-less token for the API server's audience": {func() error { return token("robot", 600, nil, "https://kubernetes.default.svc.cluster.local") },
 			"only for an explicit audience that is not the API server's"},
 		"pod-less token without consent": {func() error { return token("app", 600, nil, "vault") },
 			"only for a service account whose secrets-store-injector.io/allow-sync annotation names classes"},

@@ -38,6 +38,9 @@ type RunOptions struct {
 	// AllowProtectedNamespaces lets the controller sync in its own
 	// namespace or kube-system (see ProtectedNamespaces).
 	AllowProtectedNamespaces []string
+	// APIServerAudiences are the API server's own audiences
+	// (--api-server-audiences); nil means KubernetesAudiences.
+	APIServerAudiences []string
 	// MetricsAddr serves /metrics ("0" disables); HealthAddr /healthz and
 	// /readyz.
 	MetricsAddr, HealthAddr string
@@ -114,7 +117,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	o.Logger.Info("sync controller", "rotationPollInterval", o.RotationInterval.String(), "leaderElect", o.LeaderElect,
 		"protectedNamespaces", protected, "allowedBackendHosts", hosts.String())
 	if _, err := Setup(mgr, Options{Providers: set, RotationInterval: o.RotationInterval,
-		AllowedBackendHosts: hosts, ProtectedNamespaces: protected}); err != nil {
+		AllowedBackendHosts: hosts, ProtectedNamespaces: protected, APIServerAudiences: o.APIServerAudiences}); err != nil {
 		return fmt.Errorf("sync controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -160,6 +160,10 @@ type Options struct {
 	// them); their classes get a NamespaceNotAllowed event. The admission
 	// policy (RBACOptions.ProtectedNamespaces) refuses the same.
 	ProtectedNamespaces []string
+	// APIServerAudiences are the API server's own audiences, for which no
+	// pod-less token is minted (besides the default audience); nil means
+	// KubernetesAudiences.
+	APIServerAudiences []string
 	// Metrics; nil means DefaultMetrics.
 	Metrics *Metrics
 	// Logger; zero means the manager's logger.
@@ -355,9 +359,14 @@ func podChanged() predicate.TypedPredicate[*corev1.Pod] {
 	}
 }
 
-// secretRequests enqueues the class a managed Secret was synced from.
+// secretRequests enqueues the class a managed Secret was synced from, or,
+// for a Secret not synced yet, the class its adopt annotation names (so
+// that annotating it adopts it at once).
 func secretRequests(_ context.Context, s *corev1.Secret) []reconcile.Request {
 	n := s.Annotations[AnnotationSyncedFrom]
+	if n == "" {
+		n = strings.TrimSpace(s.Annotations[AnnotationAdopt])
+	}
 	if n == "" {
 		return nil
 	}

@@ -141,10 +141,11 @@ func (c *tokenCache) prune() {
 	}
 }
 
-// KubernetesAudiences are the audiences a pod-less token is never minted
-// for, besides identity.DefaultAudience: the API server's defaults (its
-// --api-audiences falls back to the issuer, which is one of these on
-// kubeadm, kind, EKS, AKS and GKE alike). A token of the API server's own
+// KubernetesAudiences are the default API server audiences a pod-less
+// token is never minted for, besides identity.DefaultAudience: the
+// service-account issuers of kubeadm and kind clusters (an API server's
+// --api-audiences falls back to its issuer). Clusters with another issuer
+// add theirs (Options.APIServerAudiences, RBACOptions.APIServerAudiences). A token of the API server's own
 // audience, bound to no pod, is a credential for the Kubernetes API for as
 // long as it lives; a backend that receives one (any vaultAddress the
 // class names) could act as the service account.
@@ -167,11 +168,14 @@ type podlessTokens struct {
 	inner          identity.TokenSource
 	class          string
 	serviceAccount string
+	// apiAudiences are the API server's audiences; nil means
+	// KubernetesAudiences.
+	apiAudiences []string
 }
 
 // Token implements identity.TokenSource.
 func (p podlessTokens) Token(ctx context.Context, audience string) (string, error) {
-	if IsAPIServerAudience(audience) {
+	if IsAPIServerAudience(audience, p.apiAudiences) {
 		return "", fmt.Errorf("%w: %w: SecretProviderClass %s is synced pod-less as service account %q and asks for audience %q; set an explicit audience in the class (for Vault the audience parameter, matching the Vault role's audience)",
 			errToken, ErrAPIServerAudience, p.class, p.serviceAccount, audienceName(audience))
 	}
@@ -179,13 +183,16 @@ func (p podlessTokens) Token(ctx context.Context, audience string) (string, erro
 }
 
 // IsAPIServerAudience reports whether audience is the API server's own:
-// the default audience or one of KubernetesAudiences.
-func IsAPIServerAudience(audience string) bool {
+// the default audience or one of apiAudiences (nil: KubernetesAudiences).
+func IsAPIServerAudience(audience string, apiAudiences []string) bool {
 	a := strings.TrimSpace(audience)
 	if a == identity.DefaultAudience {
 		return true
 	}
-	for _, k := range KubernetesAudiences {
+	if apiAudiences == nil {
+		apiAudiences = KubernetesAudiences
+	}
+	for _, k := range apiAudiences {
 		if strings.EqualFold(a, k) {
 			return true
 		}

@@ -616,11 +616,15 @@ func TestPodlessTokensRefuseTheAPIServerAudience(t *testing.T) {
 		"kubernetes.default.svc":                       false,
 		"vault":                                        true,
 		"sts.amazonaws.com":                            true,
+		"https://issuer.example/gke":                   false, // an operator-listed audience
 	}
 	for aud, minted := range cases {
 		t.Run(aud, func(t *testing.T) {
 			inner := &recordingTokens{}
 			p := podlessTokens{inner: inner, class: "ns/db", serviceAccount: "robot"}
+			if aud == "https://issuer.example/gke" {
+				p.apiAudiences = []string{"https://issuer.example/gke"}
+			}
 			tok, err := p.Token(context.Background(), aud)
 			if minted {
 				if err != nil || tok != "token-for-"+aud || len(inner.audiences) != 1 {

@@ -365,9 +365,9 @@ func TestSyncPodlessTokenIsNotHandedOut(t *testing.T) {
 		audiences []string
 		want      string
 	}{
-		"API server audience":       {"robot", nil, "only for an explicit audience that is not the API server's"},
-		"API server audience named": {"robot", []string{"https://kubernetes.default.svc.cluster.local"}, "only for an explicit audience that is not the API server's"},
-		"no consent":                {"default-less", []string{"vault"}, "only for a service account whose secrets-store-injector.io/allow-sync annotation names classes"},
+		"API server audience":         {"robot", []string{"https://kubernetes.default.svc.cluster.local"}, "only for an explicit audience that is not the API server's"},
+		"API server audience, second": {"robot", []string{"vault", "https://kubernetes.default.svc"}, "only for an explicit audience that is not the API server's"},
+		"no consent":                  {"default-less", []string{"vault"}, "only for a service account whose secrets-store-injector.io/allow-sync annotation names classes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if tc.sa == "default-less" {
