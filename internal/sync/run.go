@@ -51,6 +51,10 @@ type RunOptions struct {
 	RESTConfig *rest.Config
 	// Providers, when set, replace the built-in providers (tests).
 	Providers provider.Set
+	// ManagerOptions, when set, adjusts the manager options before the
+	// manager is made (tests running several controllers in one process
+	// skip the controller name check).
+	ManagerOptions func(*manager.Options)
 }
 
 // Validate checks the options.
@@ -93,7 +97,7 @@ func Run(ctx context.Context, o RunOptions) error {
 			return fmt.Errorf("kubernetes client configuration: %w", err)
 		}
 	}
-	mgr, err := manager.New(cfg, manager.Options{
+	mo := manager.Options{
 		Scheme:                        scheme.New(),
 		Logger:                        o.Logger,
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
@@ -103,7 +107,11 @@ func Run(ctx context.Context, o RunOptions) error {
 		LeaderElectionID:              LeaderElectionID,
 		LeaderElectionNamespace:       o.Namespace,
 		LeaderElectionReleaseOnCancel: true,
-	})
+	}
+	if o.ManagerOptions != nil {
+		o.ManagerOptions(&mo)
+	}
+	mgr, err := manager.New(cfg, mo)
 	if err != nil {
 		return fmt.Errorf("sync controller manager: %w", err)
 	}

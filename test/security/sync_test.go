@@ -36,6 +36,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/yaml"
 
 	"github.com/go-logr/logr/testr"
@@ -167,6 +169,8 @@ func (s *syncSetup) run(t *testing.T, allowedHosts ...string) {
 		Namespace: ssisync.DefaultNamespace, RotationInterval: time.Hour, AllowedBackendHosts: allowedHosts,
 		MetricsAddr: "0", HealthAddr: "0", RESTConfig: s.as, Providers: provider.NewSet(s.fake),
 		Logger: testr.New(t),
+		// Each test runs a controller of its own in this process.
+		ManagerOptions: func(mo *manager.Options) { mo.Controller = config.Controller{SkipNameValidation: ptr.To(true)} },
 	}
 	testenv.Background(t, "sync controller", 30*time.Second, cancel, func() error { return ssisync.Run(ctx, opts) })
 }
