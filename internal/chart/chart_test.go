@@ -605,6 +605,7 @@ func TestSyncDeployment(t *testing.T) {
 	want := []string{"sync", "--namespace=platform-secrets", "--rotation-poll-interval=120s", "--leader-elect=true",
 		"--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
 		"--allowed-backend-hosts=*.vault.example.com,10.20.0.0/16", "--allow-protected-namespace=kube-system",
+		"--api-server-audiences=https://issuer.example,kubernetes.default.svc",
 		"--log-level=debug", "--log-format=text"}
 	if !reflect.DeepEqual(c.Args, want) {
 		t.Errorf("args\n got %q\nwant %q", c.Args, want)

@@ -19,14 +19,16 @@ func TestSyncAccessMatchesCode(t *testing.T) {
 	for name, tc := range map[string]struct {
 		set   []string
 		allow []string
+		auds  []string
 	}{
 		"defaults":            {set: []string{"syncSecret.enabled=true"}},
 		"kube-system allowed": {set: []string{"syncSecret.enabled=true", "syncSecret.allowProtectedNamespaces={kube-system}"}, allow: []string{"kube-system"}},
 		"both allowed":        {set: []string{"syncSecret.enabled=true", "syncSecret.allowProtectedNamespaces={kube-system,platform}"}, allow: []string{"kube-system", ns}},
+		"own issuer":          {set: []string{"syncSecret.enabled=true", "syncSecret.apiServerAudiences={https://issuer.example}"}, auds: []string{"https://issuer.example"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			objs := render(t, r, Options{Namespace: ns, Set: tc.set})
-			compareSyncAccess(t, objs, ssisync.RBACOptions{Namespace: ns, ServiceAccount: "ssi-sync", AllowProtectedNamespaces: tc.allow})
+			compareSyncAccess(t, objs, ssisync.RBACOptions{Namespace: ns, ServiceAccount: "ssi-sync", AllowProtectedNamespaces: tc.allow, APIServerAudiences: tc.auds})
 		})
 	}
 }
