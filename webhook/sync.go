@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/builtin"
 	ssisync "github.com/ssinjector/ssi/internal/sync"
 	"github.com/ssinjector/ssi/internal/webhook"
 )
@@ -62,6 +65,10 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("sync: unexpected arguments %q", fs.Args())
 	}
 	o.Logger = webhook.NewLogger(logLevel, logFormat)
+	o.Providers = func(log *slog.Logger, idle time.Duration) provider.Set {
+		// One process fetches for the pods of every namespace.
+		return builtin.New(log, builtin.OutsidePod, idle)
+	}
 	return ssisync.Run(ctx, o)
 }
 

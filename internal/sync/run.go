@@ -17,7 +17,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ssinjector/ssi/internal/provider"
-	"github.com/ssinjector/ssi/internal/provider/builtin"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
 
@@ -49,8 +48,12 @@ type RunOptions struct {
 	// RESTConfig is the API server connection; nil reads the usual
 	// kubeconfig / in-cluster configuration.
 	RESTConfig *rest.Config
-	// Providers, when set, replace the built-in providers (tests).
-	Providers provider.Set
+	// Providers returns the providers to fetch with, given the process
+	// logger and the idle timeout of per-pod provider sessions (three
+	// rotation intervals); main builds the built-in set for a process
+	// that serves many pods (builtin.OutsidePod). The set is closed when
+	// Run returns.
+	Providers func(log *slog.Logger, idleTimeout time.Duration) provider.Set
 	// ManagerOptions, when set, adjusts the manager options before the
 	// manager is made (tests running several controllers in one process
 	// skip the controller name check).
@@ -62,6 +65,9 @@ func (o *RunOptions) Validate() error {
 	var errs []error
 	if o.RotationInterval <= 0 {
 		errs = append(errs, errors.New("--rotation-poll-interval must be positive"))
+	}
+	if o.Providers == nil {
+		errs = append(errs, errors.New("sync controller: no providers"))
 	}
 	if o.LeaderElect && o.Namespace == "" {
 		errs = append(errs, errors.New("--leader-elect needs --namespace (or $POD_NAMESPACE) for the Lease"))
@@ -83,8 +89,8 @@ func ParseBackendHostsFlag(entries []string) (*provider.BackendHosts, error) {
 }
 
 // Run runs the sync controller until ctx ends: a manager of its own with
-// health and metrics endpoints, leader-elected, with the built-in
-// providers set up for a process that serves many pods.
+// health and metrics endpoints, leader-elected, with the providers of
+// RunOptions.Providers.
 func Run(ctx context.Context, o RunOptions) error {
 	if err := o.Validate(); err != nil {
 		return err
@@ -115,12 +121,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("sync controller manager: %w", err)
 	}
-	set := o.Providers
-	if set == nil {
-		// Per-pod Vault sessions end when their pods stop being synced.
-		set = builtin.New(slog.New(logr.ToSlogHandler(mgr.GetLogger().WithName("sync-providers"))), builtin.OutsidePod, 3*o.RotationInterval)
-		defer func() { _ = set.Close() }()
-	}
+	// Per-pod Vault sessions end when their pods stop being synced.
+	set := o.Providers(slog.New(logr.ToSlogHandler(mgr.GetLogger().WithName("sync-providers"))), 3*o.RotationInterval)
+	defer func() { _ = set.Close() }()
 	protected := ProtectedNamespaces(o.Namespace, o.AllowProtectedNamespaces)
 	o.Logger.Info("sync controller", "rotationPollInterval", o.RotationInterval.String(), "leaderElect", o.LeaderElect,
 		"protectedNamespaces", protected, "allowedBackendHosts", hosts.String())

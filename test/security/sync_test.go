@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,8 +168,9 @@ func (s *syncSetup) run(t *testing.T, allowedHosts ...string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	opts := ssisync.RunOptions{
 		Namespace: ssisync.DefaultNamespace, RotationInterval: time.Hour, AllowedBackendHosts: allowedHosts,
-		MetricsAddr: "0", HealthAddr: "0", RESTConfig: s.as, Providers: provider.NewSet(s.fake),
-		Logger: testr.New(t),
+		MetricsAddr: "0", HealthAddr: "0", RESTConfig: s.as,
+		Providers: func(*slog.Logger, time.Duration) provider.Set { return provider.NewSet(s.fake) },
+		Logger:    testr.New(t),
 		// Each test runs a controller of its own in this process.
 		ManagerOptions: func(mo *manager.Options) { mo.Controller = config.Controller{SkipNameValidation: ptr.To(true)} },
 	}
