@@ -135,12 +135,18 @@ func podSpecs(t testing.TB, objs []*unstructured.Unstructured) map[string]corev1
 
 func TestSecurityProperties(t *testing.T) {
 	r := runner(t)
-	for name, o := range map[string]Options{"defaults": {}, "non-default": nonDefault} {
+	// want: the webhook Deployment and the node DaemonSet, and the sync
+	// controller's Deployment when syncSecret.enabled (non-default).
+	for name, tc := range map[string]struct {
+		o    Options
+		want int
+	}{"defaults": {Options{}, 2}, "non-default": {nonDefault, 3}} {
+		o := tc.o
 		t.Run(name, func(t *testing.T) {
 			objs := render(t, r, o)
 			specs := podSpecs(t, objs)
-			if len(specs) != 2 {
-				t.Fatalf("workloads = %v, want the webhook Deployment and the node DaemonSet", keys(specs))
+			if len(specs) != tc.want {
+				t.Fatalf("workloads = %v, want %d: the webhook Deployment, the node DaemonSet (and with sync, the sync Deployment)", keys(specs), tc.want)
 			}
 			var privileged []string
 			for w, spec := range specs {
