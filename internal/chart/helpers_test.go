@@ -54,7 +54,13 @@ var nonDefault = Options{
 logVerbosity: 5
 logFormatJSON: false
 imagePullSecrets: [{name: regcred}]
-syncSecret: {enabled: true}
+syncSecret:
+  enabled: true
+  replicas: 2
+  allowedBackendHosts: ["*.vault.example.com", 10.20.0.0/16]
+  allowProtectedNamespaces: [kube-system]
+  apiServerAudiences: [https://issuer.example, kubernetes.default.svc]
+  resources: {requests: {cpu: 30m, memory: 80Mi}, limits: {memory: 300Mi}}
 enableSecretRotation: false
 rotationPollInterval: 120s
 tokenRequests:
