@@ -221,16 +221,16 @@ func needNamespaces(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates PID and mount namespaces; skipped with -short")
 	}
-	requireCapability(t, "root", asRoot())
+	testenv.RequireCapability(t, "root", testenv.AsRoot())
 	for _, b := range []string{"unshare", "nsenter", "mount", "setpriv"} {
 		_, err := exec.LookPath(b)
-		requireCapability(t, "util-linux "+b, err)
+		testenv.RequireCapability(t, "util-linux "+b, err)
 	}
 	out, err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--mount", "true").CombinedOutput()
 	if err != nil {
 		err = fmt.Errorf("unshare --pid --fork --mount-proc --mount true: %w: %s", err, bytes.TrimSpace(out))
 	}
-	requireCapability(t, "PID and mount namespaces", err)
+	testenv.RequireCapability(t, "PID and mount namespaces", err)
 }
 
 func newPod(t *testing.T) *pod {
