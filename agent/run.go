@@ -16,7 +16,7 @@ import (
 // only exist for debugging a pod by hand.
 func runAgent(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("ssi-agent run", flag.ContinueOnError)
-	opts := agent.Options{NewProviders: func(log *slog.Logger) provider.Set { return builtin.New(log, builtin.InPod, 0) }}
+	opts := agent.Options{NewProviders: func(log *slog.Logger) provider.Set { return builtin.New(log, builtin.InPod, 0, builtin.Shared{}) }}
 	fs.StringVar(&opts.TerminationLog, "termination-log", agent.DefaultTerminationLog, `file for the termination message ("-" for none)`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

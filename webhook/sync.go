@@ -22,12 +22,14 @@ type syncFlags struct {
 	enabled     bool
 	rotation    time.Duration
 	leaderElect bool
+	shared      builtin.Shared
 }
 
 func (s *syncFlags) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&s.enabled, "sync-secrets", false, "sync SecretProviderClass secretObjects into Kubernetes Secrets (syncSecret.enabled)")
 	fs.DurationVar(&s.rotation, "rotation-poll-interval", ssisync.DefaultRotationInterval, "time between fetches of a synced class (rotationPollInterval)")
 	fs.BoolVar(&s.leaderElect, "leader-elect", true, "with --sync-secrets: elect one replica to sync (Lease "+ssisync.LeaderElectionID+" in --namespace)")
+	s.shared.AddFlags(fs)
 }
 
 // apply adds the sync controller to the webhook's manager when enabled.
@@ -54,7 +56,7 @@ func (s *syncFlags) apply(o *webhook.Options) error {
 	}
 	o.Setup = append(o.Setup, func(mgr manager.Manager) error {
 		// Per-pod Vault sessions end when their pods stop being synced.
-		set := builtin.New(slog.New(logr.ToSlogHandler(mgr.GetLogger().WithName("sync-providers"))), builtin.OutsidePod, 3*s.rotation)
+		set := builtin.New(slog.New(logr.ToSlogHandler(mgr.GetLogger().WithName("sync-providers"))), builtin.OutsidePod, 3*s.rotation, s.shared)
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			<-ctx.Done()
 			_ = set.Close()

@@ -16,15 +16,18 @@ package azure
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
@@ -44,6 +47,15 @@ type Options struct {
 	// Getenv reads EnvAuthorityHost and EnvKeyVaultEndpoint; nil means
 	// os.Getenv.
 	Getenv func(string) string
+	// OutsidePod is set where the fetching process is not the pod (the
+	// node shim, the sync controller): a VM managed identity there is the
+	// node's or the sync controller's own, so useVMManagedIdentity
+	// classes are refused unless AllowProcessIdentity is set.
+	OutsidePod bool
+	// AllowProcessIdentity, with OutsidePod, lets useVMManagedIdentity
+	// classes fetch with this process's managed identity for any tenant:
+	// the operator's decision (builtin.Shared).
+	AllowProcessIdentity bool
 }
 
 // Provider fetches Key Vault objects. It keeps SDK clients between fetches
@@ -54,7 +66,25 @@ type Provider struct {
 }
 
 // New returns the provider.
-func New(opts Options) *Provider { return &Provider{opts: opts} }
+func New(opts Options) *Provider {
+	opts.ClientOptions.Transport = sameHostTransport(opts.ClientOptions.Transport)
+	return &Provider{opts: opts}
+}
+
+// sameHostTransport makes the SDK's HTTP client follow redirects only to
+// the same host (provider.CheckRedirect); the SDK's default client
+// follows them anywhere. A test's *http.Client keeps its transport.
+func sameHostTransport(t policy.Transporter) policy.Transporter {
+	switch c := t.(type) {
+	case nil:
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		return provider.SameHostClient(&http.Client{Transport: tr})
+	case *http.Client:
+		return provider.SameHostClient(c)
+	}
+	return t
+}
 
 // Name implements provider.Provider.
 func (p *Provider) Name() string { return spc.ProviderAzure }

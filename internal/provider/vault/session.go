@@ -191,7 +191,9 @@ func (p *Provider) goBackground(f func()) bool {
 // VAULT_CLIENT_CERT, VAULT_CLIENT_KEY, VAULT_TLS_SERVER_NAME,
 // VAULT_SKIP_VERIFY) overlaid with whatever TLS fields the class sets;
 // namespace from the class, else VAULT_NAMESPACE. Files are read here, in
-// the process that fetches. VAULT_TOKEN is never picked up implicitly.
+// the process that fetches. VAULT_TOKEN is never picked up implicitly, and
+// redirects are followed only to the same host (provider.CheckRedirect),
+// whatever VAULT_DISABLE_REDIRECTS says.
 func newClient(v *spc.Vault) (*vaultapi.Client, error) {
 	cfg := vaultapi.DefaultConfig()
 	if cfg.Error != nil {
@@ -214,6 +216,10 @@ func newClient(v *spc.Vault) (*vaultapi.Client, error) {
 			return nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("configure TLS for Vault at %s: %w", cfg.Address, err))
 		}
 	}
+	// The api client's own redirect handling follows one redirect to any
+	// host, with the token header; net/http follows only same-host ones.
+	cfg.DisableRedirects = true
+	cfg.HttpClient.CheckRedirect = provider.CheckRedirect
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
 		return nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("create the Vault client for %s: %w", cfg.Address, err))
