@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
@@ -47,7 +49,14 @@ func FuzzPluginResponse(f *testing.F) {
 	dir := socketDir(f)
 	srv := &fuzzServer{}
 	srv.resp.Store(&v1alpha1.MountResponse{})
-	serve(f, filepath.Join(dir, "fuzz.sock"), srv)
+	l, err := net.Listen("unix", filepath.Join(dir, "fuzz.sock"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	g := grpc.NewServer()
+	v1alpha1.RegisterCSIDriverProviderServer(g, srv)
+	go func() { _ = g.Serve(l) }()
+	f.Cleanup(g.Stop)
 	c, err := New("fuzz", Options{Dirs: []string{dir}, Timeout: 5 * time.Second, MaxRecvMsgSize: fuzzMaxRecv})
 	if err != nil {
 		f.Fatal(err)
