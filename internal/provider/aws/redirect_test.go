@@ -51,7 +51,10 @@ func TestClientsRefuseCrossHostRedirects(t *testing.T) {
 	}
 	for name, client := range clients {
 		t.Run(name, func(t *testing.T) {
-			isolateEnv(t)
+			home := t.TempDir()
+			t.Setenv("AWS_CONFIG_FILE", filepath.Join(home, "config"))
+			t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(home, "credentials"))
+			t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 			// The SDK applies AWS_CA_BUNDLE only to its own client type; the
 			// replacement must keep it working. A test's client has its own.
 			bundle := filepath.Join(t.TempDir(), "ca.pem")
