@@ -63,6 +63,7 @@ tokenRequests:
     expirationSeconds: 3600
 failurePolicy: Fail
 nativeSidecars: "off"
+allowProcessIdentity: true
 injection:
   rotationInterval: 30s
   excludeNamespaces: [legacy, batch]
@@ -88,6 +89,10 @@ webhook:
   priorityClassName: system-cluster-critical
   podAnnotations: {example.com/team: platform}
   podLabels: {team: platform}
+  clientCAConfigMap: apiserver-webhook-client-ca
+  networkPolicy:
+    podCIDRs: [10.244.0.0/16, "fd00:10:244::/56"]
+    metricsFrom: []
 linux:
   kubeletRootDir: /var/data/kubelet
   providersDir: /run/providers
