@@ -204,6 +204,8 @@ func netidPod(ns, name string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: corev1.PodSpec{
+			// envtest runs no ServiceAccount admission plugin to set it.
+			ServiceAccountName: "default",
 			Containers: []corev1.Container{{
 				Name: "app", Image: "app:1",
 				VolumeMounts: []corev1.VolumeMount{{Name: "secrets-store", MountPath: "/mnt/secrets", ReadOnly: true}},
