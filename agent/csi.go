@@ -23,7 +23,7 @@ func runCSI(ctx context.Context, args []string) error {
 		return err
 	}
 	// The same built-in providers as `ssi-agent run` and `fetch`.
-	o.Providers = builtin.New(o.Logger, builtin.OutsidePod, nodeIdleTimeout, shared)
+	o.Providers = builtin.New(o.Logger, builtin.OutsidePod, nodeIdleTimeout, o.Limits, shared)
 	return csi.Run(ctx, o)
 }
 
@@ -54,6 +54,7 @@ func csiOptions(args []string) (csi.Options, builtin.Shared, error) {
 	fs.DurationVar(&o.RotationPollInterval, "rotation-poll-interval", csi.DefaultRotationPollInterval, "least time between two fetches of one volume")
 	fs.DurationVar(&o.PluginTimeout, "plugin-timeout", 0, "timeout of one provider plugin call (default 60s)")
 	fs.IntVar(&o.MaxCallRecvMsgSize, "max-call-recv-msg-size", 0, "largest provider plugin response in bytes (default 4 MiB)")
+	o.Limits.AddFlags(fs)
 	fs.BoolVar(&o.ServiceAccountAnnotations, "service-account-annotations", true, "read the pod's service account for cloud identity annotations (needs get on serviceaccounts)")
 	fs.StringVar(&o.GCPWorkloadIdentityProvider, "gcp-workload-identity-provider", "", "GCP workload identity provider (or identitynamespace:<pool>:<provider>) the pods' tokens are exchanged at")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8095", `address of /metrics, /healthz and /readyz ("" disables)`)

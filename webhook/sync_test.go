@@ -32,6 +32,8 @@ func TestSyncFlags(t *testing.T) {
 	}{
 		"rotation interval zero":            {args: []string{"serve", "--sync-secrets", "--rotation-poll-interval", "0s", "--namespace", "ssi-system"}, wantErr: "--rotation-poll-interval must be positive"},
 		"leader election needs a namespace": {args: []string{"serve", "--sync-secrets", "--namespace", ""}, wantErr: "needs --namespace"},
+		"object limit not a size":           {args: []string{"serve", "--sync-secrets", "--max-object-bytes", "big"}, wantErr: `"big" is not a byte count`},
+		"volume limit below the object's":   {args: []string{"serve", "--sync-secrets", "--namespace", "ssi-system", "--max-object-bytes", "2Mi", "--max-volume-bytes", "1Mi"}, wantErr: "smaller than the object limit"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -571,7 +571,7 @@ func TestMutatingWebhookConfiguration(t *testing.T) {
 	// The webhook is told the same policy and its own namespace.
 	args := convert[appsv1.Deployment](t, Get(objs, "Deployment", "ssi-webhook")).Spec.Template.Spec.Containers[0].Args
 	for _, want := range []string{"--failure-policy=Fail", "--namespace=platform-secrets", "--native-sidecars=false", "--exclude-namespace=legacy",
-		"--exclude-namespace=batch", "--agent-image=registry.example/ssi-agent:1.2.3", "--rotation-interval=30s", "--agent-cpu-limit=200m",
+		"--exclude-namespace=batch", "--agent-image=registry.example/ssi-agent:1.2.3", "--rotation-interval=30s", "--min-rotation-interval=10s", "--agent-cpu-limit=200m",
 		"--log-level=debug", "--log-format=text", "--sync-secrets", "--rotation-poll-interval=120s", "--leader-elect=true"} {
 		if !contains(args, want) {
 			t.Errorf("webhook args lack %s: %v", want, args)
@@ -621,10 +621,13 @@ func TestNodeShim(t *testing.T) {
 		root              string
 		republish, inSecr bool
 		audiences         []string
+		caps              []string // size caps and class files arguments
 	}{
 		"defaults": {Options{}, "/var/lib/kubelet", true, false,
-			[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""}},
-		"non-default": {nonDefault, "/var/data/kubelet", false, true, []string{"vault", "my-project.svc.id.goog"}},
+			[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""},
+			[]string{"--max-object-bytes=1Mi", "--max-volume-bytes=4Mi"}},
+		"non-default": {nonDefault, "/var/data/kubelet", false, true, []string{"vault", "my-project.svc.id.goog"},
+			[]string{"--max-object-bytes=2Mi", "--max-volume-bytes=8388608", "--class-files-dir=/etc/ssi/class-files"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -654,6 +657,20 @@ func TestNodeShim(t *testing.T) {
 			} {
 				if !contains(c.Args, want) {
 					t.Errorf("shim args lack %s: %v", want, c.Args)
+				}
+			}
+			for _, want := range tc.caps {
+				if !contains(c.Args, want) {
+					t.Errorf("shim args lack %s: %v", want, c.Args)
+				}
+			}
+			if dir := "/etc/ssi/class-files"; contains(tc.caps, "--class-files-dir="+dir) {
+				found := false
+				for _, m := range c.VolumeMounts {
+					found = found || (m.MountPath == dir && m.ReadOnly)
+				}
+				if !found {
+					t.Errorf("the class files directory %s is not mounted read-only: %+v", dir, c.VolumeMounts)
 				}
 			}
 			mounts := map[string]string{}

@@ -62,6 +62,9 @@ tokenRequests:
   - audience: my-project.svc.id.goog
     expirationSeconds: 3600
 failurePolicy: Fail
+maxObjectBytes: 2Mi
+maxVolumeBytes: 8388608
+classFilesDir: /etc/ssi/class-files
 nativeSidecars: "off"
 allowProcessIdentity: true
 injection:

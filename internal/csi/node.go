@@ -302,7 +302,7 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 	if err := d.deps.Mounter.MountTmpfs(pr.target); err != nil {
 		return status.Errorf(codes.Internal, "%v", err)
 	}
-	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode}
+	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes}
 	id := identity.Identity{Pod: pr.pod, Cloud: d.cloud(ctx, class, pr.pod), Tokens: pr.tokens}
 	res, err := vol.Refresh(ctx, p, id)
 	if err != nil && !res.Write.Swapped {
@@ -340,7 +340,7 @@ func (d *Driver) republish(ctx context.Context, pr *publishRequest, pv *publishe
 	}
 	if pv.vol == nil || pv.vol.Class.Key() != class.Key() || pv.vol.Class.Provider != class.Provider || !maps.Equal(pv.vol.Class.Parameters, class.Parameters) {
 		// First refresh after a restart, or the class changed: fetch all.
-		pv.vol = &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode}
+		pv.vol = &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes}
 	}
 	pv.class = class.Key()
 	p, err := d.providerFor(class, pr.mount)

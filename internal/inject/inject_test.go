@@ -583,6 +583,7 @@ func TestRewriteContract(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{
 		agentconfig.EnvPodName: "metadata.name", agentconfig.EnvPodNamespace: "metadata.namespace", agentconfig.EnvPodUID: "metadata.uid",
 		agentconfig.EnvServiceAccount: "spec.serviceAccountName", agentconfig.EnvNodeName: "spec.nodeName",
+		agentconfig.EnvPodIP: "status.podIP",
 	}, env); diff != "" {
 		t.Errorf("downward API env:\n%s", diff)
 	}

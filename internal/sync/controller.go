@@ -500,7 +500,7 @@ func (r *Reconciler) fetch(ctx context.Context, p provider.Provider, class *spc.
 	defer cancel()
 	start := r.clock.Now()
 	defer func() { r.metrics.FetchSeconds.WithLabelValues(class.Provider).Observe(r.clock.Since(start).Seconds()) }()
-	return provider.FetchMerged(ctx, p, provider.Request{Class: class, Identity: c.id, Permission: atomicdir.DefaultMode}, st.objects)
+	return provider.FetchMerged(ctx, p, provider.Request{Class: class, Identity: c.id, Permission: atomicdir.DefaultMode, Sizes: r.opts.Sizes}, st.objects)
 }
 
 func fileMap(files []atomicdir.File) map[string][]byte {

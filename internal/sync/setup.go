@@ -46,6 +46,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
@@ -107,6 +108,9 @@ type Options struct {
 	Metrics *Metrics
 	// Logger; zero means the manager's logger.
 	Logger logr.Logger
+	// Sizes caps each object and each class's objects together (what a
+	// synced Secret may hold); the zero value means the defaults.
+	Sizes limits.Sizes
 }
 
 func (o *Options) defaults(mgr manager.Manager) {

@@ -127,7 +127,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.HealthAddr,
 		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: opts.Host, Port: opts.Port, TLSOpts: tlsOpts}),
-		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache:                  cache.Options{DefaultTransform: scheme.TrimForCache},
 	}
 	if opts.ManagerOptions != nil {
 		opts.ManagerOptions(&mo)

@@ -22,6 +22,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	ssicsi "github.com/ssinjector/ssi/internal/csi"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/scheme"
@@ -57,7 +58,7 @@ func netidShim(t *testing.T, classes ...client.Object) (*ssicsi.Driver, *netidMo
 	root := t.TempDir()
 	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(classes...).Build()
 	mnt := &netidMounter{mounted: map[string]bool{}}
-	set := builtin.New(nil, builtin.OutsidePod, time.Minute, builtin.Shared{})
+	set := builtin.New(nil, builtin.OutsidePod, time.Minute, limits.Config{}, builtin.Shared{})
 	t.Cleanup(func() { _ = set.Close() })
 	d, err := ssicsi.NewDriver(ssicsi.Options{NodeID: "node-1", KubeletRootDir: root, Endpoint: "unix:///unused.sock",
 		EnableRotation: true, Providers: set}, ssicsi.Deps{Mounter: mnt, Classes: c, APIReader: c, Now: time.Now})

@@ -19,8 +19,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 )
 
@@ -197,6 +200,7 @@ func (p *Provider) loadConfig(ctx context.Context, region string, creds aws.Cred
 			})
 		}),
 	}
+	opts = append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{limitBodies(p.opts.MaxResponseBytes)}))
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
@@ -331,7 +335,31 @@ func (p *Provider) podIdentityClient() *http.Client {
 	if p.opts.HTTPClient != nil {
 		c.Transport = p.opts.HTTPClient.Transport
 	}
-	return c
+	return limits.Client(c, p.opts.MaxResponseBytes)
+}
+
+// limitBodies is an SDK middleware, innermost in the deserialize step so
+// that it sees the raw response before any deserializer reads it: it limits
+// the body to max bytes, so that a huge answer fails with
+// limits.ErrTooLarge instead of being buffered.
+func limitBodies(max int64) func(*middleware.Stack) error {
+	return func(s *middleware.Stack) error {
+		return s.Deserialize.Add(middleware.DeserializeMiddlewareFunc("ssiLimitResponseBody", func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleDeserialize(ctx, in)
+			resp, ok := out.RawResponse.(*smithyhttp.Response)
+			if !ok || resp == nil || resp.Body == nil {
+				return out, md, err
+			}
+			what := "the response of " + middleware.GetOperationName(ctx)
+			if resp.ContentLength > max {
+				_ = resp.Body.Close()
+				resp.Body = http.NoBody
+				return out, md, &limits.TooLargeError{What: what, Limit: max, Size: resp.ContentLength}
+			}
+			resp.Body = limits.Body(resp.Body, max, what)
+			return out, md, err
+		}), middleware.After)
+	}
 }
 
 // podIdentityEndpoints returns the agent endpoints to try in order:

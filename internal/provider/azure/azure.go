@@ -34,6 +34,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -56,6 +57,12 @@ type Options struct {
 	// classes fetch with this process's managed identity for any tenant:
 	// the operator's decision (builtin.Shared).
 	AllowProcessIdentity bool
+	// Files reads cloudEnvFileName: only a regular file, size-limited, and
+	// in shared processes only under the operator's directory.
+	Files limits.Files
+	// MaxResponseBytes caps every response body of Microsoft Entra and Key
+	// Vault; 0 means limits.Sizes{}.ResponseBytes().
+	MaxResponseBytes int64
 }
 
 // Provider fetches Key Vault objects. It keeps SDK clients between fetches
@@ -67,8 +74,36 @@ type Provider struct {
 
 // New returns the provider.
 func New(opts Options) *Provider {
-	opts.ClientOptions.Transport = sameHostTransport(opts.ClientOptions.Transport)
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = limits.Sizes{}.ResponseBytes()
+	}
+	opts.ClientOptions.Transport = limitedTransporter{base: sameHostTransport(opts.ClientOptions.Transport), max: opts.MaxResponseBytes}
 	return &Provider{opts: opts}
+}
+
+// limitedTransporter limits every response body of the SDK's requests, so
+// that a huge answer fails with limits.ErrTooLarge instead of being
+// buffered whole.
+type limitedTransporter struct {
+	base policy.Transporter
+	max  int64
+}
+
+var defaultHTTPClient = &http.Client{Transport: http.DefaultTransport}
+
+func (t limitedTransporter) Do(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = defaultHTTPClient
+	}
+	resp, err := base.Do(req)
+	if err != nil || resp == nil {
+		return resp, err
+	}
+	// The error comes from the body, never from Do, which the SDK's retry
+	// policy would retry as a transport failure.
+	resp.Body = limits.Body(resp.Body, t.max, "the response of "+req.Method+" "+req.URL.Host)
+	return resp, nil
 }
 
 // sameHostTransport makes the SDK's HTTP client follow redirects only to

@@ -59,7 +59,7 @@ type clientCache struct {
 // creating them on first use.
 func (p *Provider) clientsFor(req provider.Request) (*vaultClients, error) {
 	az := req.Class.Azure
-	ce, err := resolveCloud(az, p.getenv)
+	ce, err := resolveCloud(az, p.getenv, p.opts.Files)
 	if err != nil {
 		return nil, p.classError(req, provider.ReasonInvalidConfig, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/aws"
 	"github.com/ssinjector/ssi/internal/provider/azure"
@@ -57,18 +58,30 @@ func (s *Shared) AddFlags(fs *flag.FlagSet) {
 
 // New returns the built-in providers for where. idleTimeout, outside a
 // pod, drops the Vault token and leases of a pod not fetched for in that
-// long; shared applies outside a pod only.
-func New(log *slog.Logger, where Where, idleTimeout time.Duration, shared Shared) provider.Set {
+// long. lim caps every backend response (lim.ResponseBytes) and decides
+// which files class parameters may name: outside a pod only regular files
+// under lim.ClassFilesDir, in the pod (and locally) the caller's own
+// regular files; all read through the per-object cap. shared applies
+// outside a pod only.
+func New(log *slog.Logger, where Where, idleTimeout time.Duration, lim limits.Config, shared Shared) provider.Set {
+	files := FilesFor(where, lim)
+	maxResp := lim.ResponseBytes()
+	vopts := vault.Options{Logger: log, EnvToken: where == Local, Files: files, MaxResponseBytes: maxResp}
 	outside := where == OutsidePod
-	vopts := vault.Options{Logger: log, EnvToken: where == Local}
 	if outside {
 		vopts.IdleTimeout = idleTimeout
 	}
 	lend := outside && shared.AllowProcessIdentity
 	return provider.NewSet(
 		vault.New(vopts),
-		aws.New(aws.Options{OutsidePod: outside}),
-		azure.New(azure.Options{OutsidePod: outside, AllowProcessIdentity: lend}),
-		gcp.New(gcp.Options{OutsidePod: outside, AllowProcessIdentity: lend}),
+		aws.New(aws.Options{OutsidePod: outside, MaxResponseBytes: maxResp}),
+		azure.New(azure.Options{OutsidePod: outside, AllowProcessIdentity: lend, Files: files, MaxResponseBytes: maxResp}),
+		gcp.New(gcp.Options{OutsidePod: outside, AllowProcessIdentity: lend, MaxResponseBytes: maxResp}),
 	)
+}
+
+// FilesFor is the rule for files named by class parameters in a process
+// of kind where: shared (only under lim.ClassFilesDir) outside a pod.
+func FilesFor(where Where, lim limits.Config) limits.Files {
+	return limits.Files{Shared: where == OutsidePod, Dir: lim.ClassFilesDir, MaxBytes: lim.FileBytes()}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -18,7 +19,7 @@ import (
 func TestNew(t *testing.T) {
 	for name, where := range map[string]Where{"run": InPod, "fetch": Local, "csi and sync": OutsidePod} {
 		t.Run(name, func(t *testing.T) {
-			set := New(slog.New(slog.DiscardHandler), where, time.Minute, Shared{})
+			set := New(slog.New(slog.DiscardHandler), where, time.Minute, limits.Config{}, Shared{})
 			var names []string
 			for n, p := range set {
 				if p.Name() != n {
@@ -77,7 +78,7 @@ func TestProcessIdentity(t *testing.T) {
 		}
 		for pname, pc := range processes {
 			t.Run(cname+"/"+pname, func(t *testing.T) {
-				set := New(slog.New(slog.DiscardHandler), pc.where, time.Minute, pc.shared)
+				set := New(slog.New(slog.DiscardHandler), pc.where, time.Minute, limits.Config{}, pc.shared)
 				defer func() { _ = set.Close() }()
 				_, err := set[cl.provider].Fetch(ctx, provider.Request{Class: class,
 					Identity: identity.Identity{Pod: identity.Pod{Namespace: "team-a", Name: "p", UID: "u", ServiceAccount: "default"}}})
@@ -123,5 +124,30 @@ func TestSharedFlags(t *testing.T) {
 				t.Errorf("parsed %+v, want %+v", s, tc.want)
 			}
 		})
+	}
+}
+
+// TestFilesFor: only the shared processes (node shim, sync controller)
+// restrict class files to the operator's directory; every process caps
+// them at the object limit.
+func TestFilesFor(t *testing.T) {
+	lim := limits.Config{Sizes: limits.Sizes{ObjectBytes: 4096}, ClassFilesDir: "/etc/ssi/class-files"}
+	cases := map[string]struct {
+		where Where
+		want  limits.Files
+	}{
+		"run":          {InPod, limits.Files{Dir: "/etc/ssi/class-files", MaxBytes: 4096}},
+		"fetch":        {Local, limits.Files{Dir: "/etc/ssi/class-files", MaxBytes: 4096}},
+		"csi and sync": {OutsidePod, limits.Files{Shared: true, Dir: "/etc/ssi/class-files", MaxBytes: 4096}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := FilesFor(tc.where, lim); got != tc.want {
+				t.Errorf("FilesFor = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	if got := FilesFor(OutsidePod, limits.Config{}); !got.Shared || got.Dir != "" || got.MaxBytes != limits.DefaultObjectBytes {
+		t.Errorf("defaults outside a pod: %+v", got)
 	}
 }

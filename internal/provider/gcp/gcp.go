@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -74,7 +75,8 @@ type Options struct {
 	// server, and a dialer).
 	GRPCDialOptions []grpc.DialOption
 	// HTTPClient sends the token requests (STS, IAM Credentials, metadata
-	// server); nil means http.DefaultClient.
+	// server); nil means http.DefaultClient's settings. Either way New
+	// limits its response bodies to MaxResponseBytes.
 	HTTPClient *http.Client
 	// Getenv reads the endpoint variables; nil means os.Getenv.
 	Getenv func(string) string
@@ -92,6 +94,10 @@ type Options struct {
 	// DisableRetries turns off the client library's retries of
 	// UNAVAILABLE and RESOURCE_EXHAUSTED, so tests see first answers.
 	DisableRetries bool
+	// MaxResponseBytes caps every Secret Manager message received (gRPC
+	// MaxCallRecvMsgSize) and every token response body; 0 means
+	// limits.Sizes{}.ResponseBytes().
+	MaxResponseBytes int64
 }
 
 // Provider fetches Secret Manager secret versions. It keeps credentials and
@@ -136,6 +142,12 @@ const maxCached = 64
 
 // New returns the provider.
 func New(opts Options) *Provider {
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = limits.Sizes{}.ResponseBytes()
+	}
+	opts.HTTPClient = limits.Client(opts.HTTPClient, opts.MaxResponseBytes)
+	// First, so that a test's own call options still apply after it.
+	opts.GRPCDialOptions = append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(int(opts.MaxResponseBytes)))}, opts.GRPCDialOptions...)
 	return &Provider{opts: opts, hc: provider.SameHostClient(opts.HTTPClient), idents: map[string]*podIdentity{}, noMetadata: map[string]bool{}}
 }
 

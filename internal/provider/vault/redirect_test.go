@@ -15,7 +15,7 @@ import (
 func TestClientRefusesCrossHostRedirects(t *testing.T) {
 	t.Setenv("VAULT_DISABLE_REDIRECTS", "false")
 	r := providertest.NewRedirector(t)
-	c, err := newClient(&spc.Vault{Address: r.URL})
+	c, err := New(Options{}).newClient(&spc.Vault{Address: r.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
