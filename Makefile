@@ -121,9 +121,10 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint (pinned) and go vet.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: fuzz
-fuzz: ## Fuzz every parameter parser for FUZZTIME each (default 60s).
-	for f in FuzzParseAWS FuzzParseAzure FuzzParseGCP FuzzParseVault; do \
-	  $(GO) test ./internal/spc -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-60s}; done
+fuzz: ## Fuzz the parameter parsers, NodePublishVolume and plugin responses for FUZZTIME each (default 60s).
+	set -e; for t in spc:FuzzParseAWS spc:FuzzParseAzure spc:FuzzParseGCP spc:FuzzParseVault \
+	  csi:FuzzNodePublishVolume provider/plugin:FuzzPluginResponse; do \
+	  $(GO) test ./internal/$${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-60s}; done
 
 .PHONY: bench
 bench: $(CONTROL_PLANE) $(BIN)/vault ## Run the benchmarks and print their figures.

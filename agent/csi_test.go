@@ -67,7 +67,7 @@ func TestCSIOptions(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv("SSI_NODE_NAME", tc.env)
-			o, err := csiOptions(tc.args)
+			o, _, err := csiOptions(tc.args)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v", err)
 			}
@@ -82,5 +82,25 @@ func eq(t *testing.T, got, want string) {
 	t.Helper()
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestCSIAllowProcessIdentity(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		want bool
+	}{
+		"off by default": {args: []string{"--nodeid", "n"}, want: false},
+		"allowed":        {args: []string{"--nodeid", "n", "--allow-process-identity"}, want: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, shared, err := csiOptions(tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shared.AllowProcessIdentity != tc.want {
+				t.Errorf("AllowProcessIdentity = %v, want %v", shared.AllowProcessIdentity, tc.want)
+			}
+		})
 	}
 }

@@ -24,7 +24,9 @@ func runAgent(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := flag.NewFlagSet("ssi-agent run", flag.ContinueOnError)
-	opts := agent.Options{NewProviders: func(log *slog.Logger) provider.Set { return builtin.New(log, builtin.InPod, 0, limits.Config{}) }}
+	opts := agent.Options{NewProviders: func(log *slog.Logger) provider.Set {
+		return builtin.New(log, builtin.InPod, 0, limits.Config{}, builtin.Shared{})
+	}}
 	fs.StringVar(&opts.TerminationLog, "termination-log", agent.DefaultTerminationLog, `file for the termination message ("-" for none)`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

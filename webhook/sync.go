@@ -52,10 +52,8 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return nil
 	})
-	// The size caps and class files directory of the controller's
-	// providers: it fetches for every namespace (a shared process).
-	var lim limits.Config
-	lim.AddFlags(fs)
+	var pf providerFlags
+	pf.addFlags(fs)
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus /metrics endpoint (0 disables)")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "address of /healthz and /readyz")
 	fs.StringVar(&logLevel, "log-level", logLevel, "info or debug")
@@ -69,7 +67,7 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("sync: unexpected arguments %q", fs.Args())
 	}
-	sizes, err := lim.Complete()
+	sizes, err := pf.limits.Complete()
 	if err != nil {
 		return fmt.Errorf("--max-object-bytes, --max-volume-bytes: %w", err)
 	}
@@ -77,9 +75,23 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	o.Logger = webhook.NewLogger(logLevel, logFormat)
 	o.Providers = func(log *slog.Logger, idle time.Duration) provider.Set {
 		// One process fetches for the pods of every namespace.
-		return builtin.New(log, builtin.OutsidePod, idle, lim)
+		return builtin.New(log, builtin.OutsidePod, idle, pf.limits, pf.shared)
 	}
 	return ssisync.Run(ctx, o)
+}
+
+// providerFlags configure the sync controller's providers, which fetch for
+// every namespace (a shared process, like the node shim): the size caps,
+// the class files directory and whether the process may lend its own cloud
+// identity.
+type providerFlags struct {
+	limits limits.Config
+	shared builtin.Shared
+}
+
+func (p *providerFlags) addFlags(fs *flag.FlagSet) {
+	p.limits.AddFlags(fs)
+	p.shared.AddFlags(fs)
 }
 
 // movedSyncFlags are the flags the sync controller had when it ran inside

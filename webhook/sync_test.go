@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -153,4 +154,26 @@ spec:
 		err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &corev1.Secret{})
 		return apierrors.IsNotFound(err)
 	})
+}
+
+func TestSyncAllowProcessIdentity(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		want bool
+	}{
+		"off by default": {want: false},
+		"allowed":        {args: []string{"--allow-process-identity"}, want: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var s providerFlags
+			fs := flag.NewFlagSet("sync", flag.ContinueOnError)
+			s.addFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if s.shared.AllowProcessIdentity != tc.want {
+				t.Errorf("AllowProcessIdentity = %v, want %v", s.shared.AllowProcessIdentity, tc.want)
+			}
+		})
+	}
 }

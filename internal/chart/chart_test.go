@@ -610,7 +610,7 @@ func TestSyncDeployment(t *testing.T) {
 	c := spec.Containers[0]
 	want := []string{"sync", "--namespace=platform-secrets", "--rotation-poll-interval=120s", "--leader-elect=true",
 		"--max-object-bytes=2Mi", "--max-volume-bytes=8388608", "--class-files-dir=/etc/ssi/class-files",
-		"--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+		"--allow-process-identity=true", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
 		"--allowed-backend-hosts=*.vault.example.com,10.20.0.0/16", "--allow-protected-namespace=kube-system",
 		"--api-server-audiences=https://issuer.example,kubernetes.default.svc",
 		"--log-level=debug", "--log-format=text"}

@@ -72,6 +72,7 @@ maxObjectBytes: 2Mi
 maxVolumeBytes: 8388608
 classFilesDir: /etc/ssi/class-files
 nativeSidecars: "off"
+allowProcessIdentity: true
 injection:
   rotationInterval: 30s
   excludeNamespaces: [legacy, batch]
@@ -97,6 +98,10 @@ webhook:
   priorityClassName: system-cluster-critical
   podAnnotations: {example.com/team: platform}
   podLabels: {team: platform}
+  clientCAConfigMap: apiserver-webhook-client-ca
+  networkPolicy:
+    podCIDRs: [10.244.0.0/16, "fd00:10:244::/56"]
+    metricsFrom: []
 linux:
   kubeletRootDir: /var/data/kubelet
   providersDir: /run/providers

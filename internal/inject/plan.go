@@ -617,6 +617,9 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 			if cloud.AzureTenantID == "" {
 				cloud.AzureTenantID = sa[SAAnnotationAzureTenantID]
 			}
+			if az.UseVMManagedIdentity {
+				warnings = append(warnings, processIdentityWarning(c.Name, "parameters.useVMManagedIdentity", "the node's managed identity"))
+			}
 			if az.UseVMManagedIdentity || az.UsePodIdentity || az.UseAzureTokenProxy {
 				// Node identities: no pod token. (The Azure provider
 				// refuses aad-pod-identity and identity binding with a
@@ -643,6 +646,7 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 				cloud.GCPServiceAccount = gsa
 			}
 			if c.GCP.Auth == spc.GCPAuthProviderADC {
+				warnings = append(warnings, processIdentityWarning(c.Name, "parameters.auth: provider-adc", "the application default credentials of the process that fetches (the node's)"))
 				continue
 			}
 			if s.gcpWIFProvider != "" {
@@ -659,6 +663,15 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 	}
 	sort.Strings(out)
 	return out, cloud, warnings
+}
+
+// processIdentityWarning warns about a class that fetches with the
+// identity of the process that runs the provider: the agent in this pod
+// uses the node's identity, and the node CSI shim and the sync controller,
+// which serve every namespace, refuse the class unless the operator lets
+// them lend their own identity (builtin.Shared).
+func processIdentityWarning(class, field, whose string) string {
+	return fmt.Sprintf("SecretProviderClass %s: %s fetches with %s, not the pod's; the node CSI shim (pods not injected) and the sync controller (secretObjects) refuse this class unless the operator allows it (--allow-process-identity, Helm value allowProcessIdentity)", class, field, whose)
 }
 
 // gcpTokenAudience is the audience of the token exchanged at Google's STS

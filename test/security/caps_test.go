@@ -540,7 +540,7 @@ func capsSafe(b *strings.Builder) string {
 // capsSyncChild runs in the child: every attack class through the sync
 // controller's provider set, concurrently.
 func capsSyncChild(t *testing.T) {
-	set := builtin.New(slog.New(slog.DiscardHandler), builtin.OutsidePod, time.Minute, limits.Config{})
+	set := builtin.New(slog.New(slog.DiscardHandler), builtin.OutsidePod, time.Minute, limits.Config{}, builtin.Shared{})
 	defer func() { _ = set.Close() }()
 	classes := capsAttackClasses(os.Getenv("CAPS_VAULT"), os.Getenv("CAPS_PLANTED"), os.Getenv("CAPS_FIFO"))
 	var wg sync.WaitGroup

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -204,12 +205,30 @@ func (p *Provider) loadConfig(ctx context.Context, region string, creds aws.Cred
 		opts = append(opts, config.WithRegion(region))
 	}
 	if p.opts.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(p.opts.HTTPClient))
+		opts = append(opts, config.WithHTTPClient(provider.SameHostClient(p.opts.HTTPClient)))
 	}
 	if creds != nil {
 		opts = append(opts, config.WithCredentialsProvider(creds))
 	}
-	return config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.HTTPClient = sameHostSDKClient(cfg.HTTPClient)
+	return cfg, nil
+}
+
+// sameHostSDKClient replaces the SDK's default client, which follows 307
+// and 308 redirects to any host, with one on the same transport (with
+// AWS_CA_BUNDLE applied) that follows redirects only to the same host.
+func sameHostSDKClient(c aws.HTTPClient) aws.HTTPClient {
+	switch bc := c.(type) {
+	case nil:
+		return provider.SameHostClient(&http.Client{Transport: awshttp.NewBuildableClient().GetTransport()})
+	case *awshttp.BuildableClient:
+		return provider.SameHostClient(&http.Client{Transport: bc.GetTransport(), Timeout: bc.GetTimeout()})
+	}
+	return c
 }
 
 // defaultRegion is the region of the environment (AWS_REGION, the shared
@@ -312,7 +331,7 @@ func (c *podIdentityCreds) Retrieve(ctx context.Context) (aws.Credentials, error
 }
 
 func (p *Provider) podIdentityClient() *http.Client {
-	c := &http.Client{Timeout: p.opts.PodIdentityTimeout}
+	c := &http.Client{Timeout: p.opts.PodIdentityTimeout, CheckRedirect: provider.CheckRedirect}
 	if p.opts.HTTPClient != nil {
 		c.Transport = p.opts.HTTPClient.Transport
 	}

@@ -16,6 +16,7 @@ package azure
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,6 +48,15 @@ type Options struct {
 	// Getenv reads EnvAuthorityHost and EnvKeyVaultEndpoint; nil means
 	// os.Getenv.
 	Getenv func(string) string
+	// OutsidePod is set where the fetching process is not the pod (the
+	// node shim, the sync controller): a VM managed identity there is the
+	// node's or the sync controller's own, so useVMManagedIdentity
+	// classes are refused unless AllowProcessIdentity is set.
+	OutsidePod bool
+	// AllowProcessIdentity, with OutsidePod, lets useVMManagedIdentity
+	// classes fetch with this process's managed identity for any tenant:
+	// the operator's decision (builtin.Shared).
+	AllowProcessIdentity bool
 	// Files reads cloudEnvFileName: only a regular file, size-limited, and
 	// in shared processes only under the operator's directory.
 	Files limits.Files
@@ -67,7 +77,7 @@ func New(opts Options) *Provider {
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = limits.Sizes{}.ResponseBytes()
 	}
-	opts.ClientOptions.Transport = limitedTransporter{base: opts.ClientOptions.Transport, max: opts.MaxResponseBytes}
+	opts.ClientOptions.Transport = limitedTransporter{base: sameHostTransport(opts.ClientOptions.Transport), max: opts.MaxResponseBytes}
 	return &Provider{opts: opts}
 }
 
@@ -94,6 +104,21 @@ func (t limitedTransporter) Do(req *http.Request) (*http.Response, error) {
 	// policy would retry as a transport failure.
 	resp.Body = limits.Body(resp.Body, t.max, "the response of "+req.Method+" "+req.URL.Host)
 	return resp, nil
+}
+
+// sameHostTransport makes the SDK's HTTP client follow redirects only to
+// the same host (provider.CheckRedirect); the SDK's default client
+// follows them anywhere. A test's *http.Client keeps its transport.
+func sameHostTransport(t policy.Transporter) policy.Transporter {
+	switch c := t.(type) {
+	case nil:
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		return provider.SameHostClient(&http.Client{Transport: tr})
+	case *http.Client:
+		return provider.SameHostClient(c)
+	}
+	return t
 }
 
 // Name implements provider.Provider.

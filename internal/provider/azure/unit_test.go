@@ -235,22 +235,25 @@ func TestIdentityMode(t *testing.T) {
 	cases := map[string]struct {
 		az       spc.Azure
 		cloud    identity.Cloud
+		noLend   bool // a shared process whose operator did not allow its identity
 		mode, id string
 		err      string
 	}{
-		"class client ID":      {spc.Azure{ClientID: "a"}, identity.Cloud{AzureClientID: "b"}, modeWorkloadIdentity, "a", ""},
-		"annotation client ID": {spc.Azure{}, identity.Cloud{AzureClientID: "b"}, modeWorkloadIdentity, "b", ""},
-		"VM identity":          {spc.Azure{UseVMManagedIdentity: true, UserAssignedIdentityID: "u"}, identity.Cloud{}, modeManagedIdentity, "u", ""},
-		"system VM identity":   {spc.Azure{UseVMManagedIdentity: true}, identity.Cloud{}, modeManagedIdentity, "", ""},
-		"pod identity":         {spc.Azure{UsePodIdentity: true}, identity.Cloud{}, "", "", "aad-pod-identity is retired"},
-		"token proxy":          {spc.Azure{UseAzureTokenProxy: true}, identity.Cloud{}, "", "", "identity binding is not supported"},
-		"nothing":              {spc.Azure{}, identity.Cloud{}, "", "", "no workload identity client ID"},
+		"class client ID":             {spc.Azure{ClientID: "a"}, identity.Cloud{AzureClientID: "b"}, false, modeWorkloadIdentity, "a", ""},
+		"annotation client ID":        {spc.Azure{}, identity.Cloud{AzureClientID: "b"}, false, modeWorkloadIdentity, "b", ""},
+		"VM identity":                 {spc.Azure{UseVMManagedIdentity: true, UserAssignedIdentityID: "u"}, identity.Cloud{}, false, modeManagedIdentity, "u", ""},
+		"system VM identity":          {spc.Azure{UseVMManagedIdentity: true}, identity.Cloud{}, false, modeManagedIdentity, "", ""},
+		"VM identity, shared process": {spc.Azure{UseVMManagedIdentity: true, UserAssignedIdentityID: "u"}, identity.Cloud{}, true, "", "", "lends to no class unless the operator allows it"},
+		"workload identity, shared":   {spc.Azure{ClientID: "a"}, identity.Cloud{}, true, modeWorkloadIdentity, "a", ""},
+		"pod identity":                {spc.Azure{UsePodIdentity: true}, identity.Cloud{}, false, "", "", "aad-pod-identity is retired"},
+		"token proxy":                 {spc.Azure{UseAzureTokenProxy: true}, identity.Cloud{}, false, "", "", "identity binding is not supported"},
+		"nothing":                     {spc.Azure{}, identity.Cloud{}, false, "", "", "no workload identity client ID"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			az := tc.az
 			req := provider.Request{Class: &spc.Class{Azure: &az}, Identity: identity.Identity{Cloud: tc.cloud}}
-			mode, id, err := identityMode(req)
+			mode, id, err := identityMode(req, tc.noLend)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)

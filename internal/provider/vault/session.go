@@ -198,7 +198,9 @@ func (p *Provider) goBackground(f func()) bool {
 // process that fetches, through p.files (regular files only, size-limited,
 // and in shared processes only under the operator's directory); the
 // environment's are the operator's and read by the Vault client. Every
-// response body is limited to p.maxResponse bytes.
+// response body is limited to p.maxResponse bytes. Redirects are followed
+// only to the same host (provider.CheckRedirect), whatever
+// VAULT_DISABLE_REDIRECTS says.
 func (p *Provider) newClient(v *spc.Vault) (*vaultapi.Client, error) {
 	cfg := vaultapi.DefaultConfig()
 	if cfg.Error != nil {
@@ -218,6 +220,10 @@ func (p *Provider) newClient(v *spc.Vault) (*vaultapi.Client, error) {
 		}
 		tr.TLSClientConfig = tc
 	}
+	// The api client's own redirect handling follows one redirect to any
+	// host, with the token header; net/http follows only same-host ones.
+	cfg.DisableRedirects = true
+	cfg.HttpClient.CheckRedirect = provider.CheckRedirect
 	cfg.HttpClient.Transport = limits.Transport(tr, p.maxResponse)
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
