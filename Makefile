@@ -50,6 +50,12 @@ test: $(CONTROL_PLANE) $(BIN)/vault $(HELM) ## Run unit and integration tests (b
 test-unit: ## Run only the unit tests (no servers).
 	$(GO) test -short -count=1 ./...
 
+# The race detector needs cgo, so this pass cannot share the static build
+# cache of the other targets; it runs the unit tier only (-short).
+.PHONY: test-race
+test-race: ## Run the unit tests with the race detector (needs a C compiler).
+	CGO_ENABLED=1 $(GO) test -race -short -count=1 ./...
+
 .PHONY: build
 build: $(BIN)/ssi-webhook $(BIN)/ssi-agent ## Build ssi-webhook and ssi-agent into bin/.
 
@@ -89,8 +95,22 @@ webhook-config: ## Generate the MutatingWebhookConfiguration into manifests/webh
 sync-rbac: ## Write the sync controller's RBAC and admission policy (manifests/sync/rbac.yaml).
 	$(GO) run ./hack/syncrbac --out manifests/sync/rbac.yaml
 
+# Tracked files larger than this are build outputs or data that belong
+# elsewhere; `make verify` fails on them unless their path is listed in
+# LARGE_FILES_ALLOWED (space-separated paths, each under a testdata directory).
+MAX_TRACKED_FILE_BYTES := 1048576
+LARGE_FILES_ALLOWED    :=
+
+.PHONY: check-large-files
+check-large-files: ## Fail when a tracked file is larger than 1 MiB (build outputs must not be committed).
+	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | \
+	  awk -v max=$(MAX_TRACKED_FILE_BYTES) -v allow="$(LARGE_FILES_ALLOWED)" \
+	    'BEGIN { n = split(allow, a, " "); for (i = 1; i <= n; i++) ok[a[i]] = 1 } \
+	     $$1 > max { name = substr($$0, index($$0, " ") + 1); if (!(name in ok)) print $$1 " bytes: " name }'); \
+	test -z "$$big" || { echo "tracked files over $(MAX_TRACKED_FILE_BYTES) bytes (build outputs? remove them, or allow-list a testdata file in LARGE_FILES_ALLOWED):"; echo "$$big"; exit 1; }
+
 .PHONY: verify
-verify: manifests ## Regenerate everything and fail if the tree changed; check gofmt.
+verify: manifests check-large-files ## Regenerate everything and fail if the tree changed; check gofmt and file sizes.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@git diff --exit-code -- api manifests $(CHART) || { echo "generated files are stale: run make manifests and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- api manifests $(CHART))" || { git status --porcelain -- api manifests $(CHART); echo "untracked generated files: run make manifests and commit"; exit 1; }
@@ -101,9 +121,10 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint (pinned) and go vet.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: fuzz
-fuzz: ## Fuzz every parameter parser for FUZZTIME each (default 60s).
-	for f in FuzzParseAWS FuzzParseAzure FuzzParseGCP FuzzParseVault; do \
-	  $(GO) test ./internal/spc -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-60s}; done
+fuzz: ## Fuzz the parameter parsers, NodePublishVolume and plugin responses for FUZZTIME each (default 60s).
+	set -e; for t in spc:FuzzParseAWS spc:FuzzParseAzure spc:FuzzParseGCP spc:FuzzParseVault \
+	  csi:FuzzNodePublishVolume provider/plugin:FuzzPluginResponse; do \
+	  $(GO) test ./internal/$${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-60s}; done
 
 .PHONY: bench
 bench: $(CONTROL_PLANE) $(BIN)/vault ## Run the benchmarks and print their figures.

@@ -15,7 +15,7 @@ import (
 
 // runCSI is `ssi-agent csi`: flags to csi.Options, then csi.Run.
 func runCSI(ctx context.Context, args []string) error {
-	o, err := csiOptions(args)
+	o, shared, err := csiOptions(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -23,16 +23,18 @@ func runCSI(ctx context.Context, args []string) error {
 		return err
 	}
 	// The same built-in providers as `ssi-agent run` and `fetch`.
-	o.Providers = builtin.New(o.Logger, builtin.OutsidePod, nodeIdleTimeout)
+	o.Providers = builtin.New(o.Logger, builtin.OutsidePod, nodeIdleTimeout, o.Limits, shared)
 	return csi.Run(ctx, o)
 }
 
-// csiOptions parses the flags of `ssi-agent csi`. Flag names follow the
-// upstream driver's where one exists.
-func csiOptions(args []string) (csi.Options, error) {
+// csiOptions parses the flags of `ssi-agent csi`, and the operator's
+// choices for its providers. Flag names follow the upstream driver's where
+// one exists.
+func csiOptions(args []string) (csi.Options, builtin.Shared, error) {
 	fs := flag.NewFlagSet("ssi-agent csi", flag.ContinueOnError)
 	var (
 		o              csi.Options
+		shared         builtin.Shared
 		providerVolume string
 		additional     string
 		pluginRoutes   string
@@ -52,17 +54,19 @@ func csiOptions(args []string) (csi.Options, error) {
 	fs.DurationVar(&o.RotationPollInterval, "rotation-poll-interval", csi.DefaultRotationPollInterval, "least time between two fetches of one volume")
 	fs.DurationVar(&o.PluginTimeout, "plugin-timeout", 0, "timeout of one provider plugin call (default 60s)")
 	fs.IntVar(&o.MaxCallRecvMsgSize, "max-call-recv-msg-size", 0, "largest provider plugin response in bytes (default 4 MiB)")
+	o.Limits.AddFlags(fs)
 	fs.BoolVar(&o.ServiceAccountAnnotations, "service-account-annotations", true, "read the pod's service account for cloud identity annotations (needs get on serviceaccounts)")
 	fs.StringVar(&o.GCPWorkloadIdentityProvider, "gcp-workload-identity-provider", "", "GCP workload identity provider (or identitynamespace:<pool>:<provider>) the pods' tokens are exchanged at")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8095", `address of /metrics, /healthz and /readyz ("" disables)`)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration, then $KUBECONFIG)")
+	shared.AddFlags(fs)
 	fs.BoolVar(&jsonLogs, "log-format-json", false, "log in JSON")
 	fs.IntVar(&verbosity, "v", 0, "log verbosity; 4 or more logs every CSI call")
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		return o, shared, err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("csi: unexpected arguments %q", fs.Args())
+		return o, shared, fmt.Errorf("csi: unexpected arguments %q", fs.Args())
 	}
 	o.ProviderDirs = append(splitList(additional), splitList(providerVolume)...)
 	o.PluginProviders = splitList(pluginRoutes)
@@ -76,7 +80,7 @@ func csiOptions(args []string) (csi.Options, error) {
 	} else {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, hopts))
 	}
-	return o, nil
+	return o, shared, nil
 }
 
 func splitList(s string) []string {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/csi"
+	"github.com/ssinjector/ssi/internal/limits"
 )
 
 func TestCSIOptions(t *testing.T) {
@@ -39,7 +40,8 @@ func TestCSIOptions(t *testing.T) {
 				"--provider-volume", "/p", "--additional-provider-volume-paths", "/a, /b", "--plugin-providers", "aws,gcp",
 				"--enable-secret-rotation=false", "--rotation-poll-interval", "30s", "--metrics-addr", "", "--plugins-registry-dir", "-",
 				"--kubelet-registration-path", "/host/csi.sock", "--max-call-recv-msg-size", "8388608", "--plugin-timeout", "5s",
-				"--gcp-workload-identity-provider", "projects/1/locations/global/workloadIdentityPools/p/providers/k"},
+				"--gcp-workload-identity-provider", "projects/1/locations/global/workloadIdentityPools/p/providers/k",
+				"--max-object-bytes", "2Mi", "--max-volume-bytes", "8Mi", "--class-files-dir", "/etc/ssi/class-files"},
 			check: func(t *testing.T, o csi.Options) {
 				eq(t, o.Endpoint, "unix:///k/plugins/x/csi.sock")
 				eq(t, o.KubeletRootDir, "/k")
@@ -47,6 +49,9 @@ func TestCSIOptions(t *testing.T) {
 				eq(t, o.KubeletRegistrationPath, "/host/csi.sock")
 				eq(t, o.MetricsAddr, "")
 				eq(t, o.GCPWorkloadIdentityProvider, "projects/1/locations/global/workloadIdentityPools/p/providers/k")
+				if want := (limits.Config{Sizes: limits.Sizes{ObjectBytes: 2 << 20, VolumeBytes: 8 << 20}, ClassFilesDir: "/etc/ssi/class-files"}); o.Limits != want {
+					t.Errorf("limits = %+v, want %+v", o.Limits, want)
+				}
 				if !reflect.DeepEqual(o.ProviderDirs, []string{"/a", "/b", "/p"}) || !reflect.DeepEqual(o.PluginProviders, []string{"aws", "gcp"}) {
 					t.Errorf("dirs %v routes %v", o.ProviderDirs, o.PluginProviders)
 				}
@@ -56,12 +61,13 @@ func TestCSIOptions(t *testing.T) {
 			},
 		},
 		"stray argument": {args: []string{"extra"}, wantErr: true},
+		"bad size":       {args: []string{"--max-object-bytes", "big"}, wantErr: true},
 		"unknown flag":   {args: []string{"--nope"}, wantErr: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv("SSI_NODE_NAME", tc.env)
-			o, err := csiOptions(tc.args)
+			o, _, err := csiOptions(tc.args)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v", err)
 			}
@@ -76,5 +82,25 @@ func eq(t *testing.T, got, want string) {
 	t.Helper()
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestCSIAllowProcessIdentity(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		want bool
+	}{
+		"off by default": {args: []string{"--nodeid", "n"}, want: false},
+		"allowed":        {args: []string{"--nodeid", "n", "--allow-process-identity"}, want: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, shared, err := csiOptions(tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shared.AllowProcessIdentity != tc.want {
+				t.Errorf("AllowProcessIdentity = %v, want %v", shared.AllowProcessIdentity, tc.want)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/ssinjector/ssi/internal/agent"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
 )
@@ -16,7 +17,9 @@ import (
 // [--watch [--interval D]]`.
 func runFetch(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("ssi-agent fetch", flag.ContinueOnError)
-	opts := agent.FetchOptions{NewProviders: func(log *slog.Logger) provider.Set { return builtin.New(log, builtin.Local, 0) }}
+	opts := agent.FetchOptions{NewProviders: func(log *slog.Logger) provider.Set {
+		return builtin.New(log, builtin.Local, 0, limits.Config{}, builtin.Shared{})
+	}}
 	fs.StringVar(&opts.SPCFile, "spc", "", "YAML file holding the SecretProviderClass (required)")
 	fs.StringVar(&opts.OutDir, "out", "", "directory to write the files to, laid out as in the pod (required)")
 	fs.StringVar(&opts.TokenFile, "token-file", "", "service-account token given to the provider for every audience it asks for; ambient credentials otherwise")

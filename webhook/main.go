@@ -1,7 +1,8 @@
-// Command ssi-webhook is the Secrets Store Injector admission webhook (and
-// sync controller), and the offline `inject` tool.
+// Command ssi-webhook is the Secrets Store Injector admission webhook, the
+// secret sync controller, and the offline `inject` tool.
 //
 //	ssi-webhook [serve] [flags]     admission server
+//	ssi-webhook sync [flags]        sync controller (its own Deployment)
 //	ssi-webhook inject -f FILE ...  rewrite pods of a YAML stream offline
 package main
 
@@ -38,11 +39,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "serve":
 		opts := webhook.DefaultOptions()
-		var sf syncFlags
 		fs := flag.NewFlagSet("ssi-webhook serve", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		opts.AddFlags(fs)
-		sf.addFlags(fs)
+		movedSyncFlags(fs)
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
@@ -52,17 +52,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if fs.NArg() > 0 {
 			return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 		}
-		if err := sf.apply(&opts); err != nil {
-			return err
-		}
 		return webhook.Run(ctx, opts)
+	case "sync":
+		return syncCmd(ctx, args, stderr)
 	case "inject":
 		return injectCmd(args, stdin, stdout, stderr)
 	case "help":
-		_, err := fmt.Fprintln(stdout, "usage: ssi-webhook [serve] [flags] | ssi-webhook inject -f FILE|- [-f ...] [--spc FILE ...] [--namespace NS] [--namespace-label k=v ...]")
+		_, err := fmt.Fprintln(stdout, "usage: ssi-webhook [serve] [flags] | ssi-webhook sync [flags] | ssi-webhook inject -f FILE|- [-f ...] [--spc FILE ...] [--namespace NS] [--namespace-label k=v ...]")
 		return err
 	}
-	return fmt.Errorf("unknown command %q (want serve or inject)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, sync or inject)", cmd)
 }
 
 func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -5,67 +5,102 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-
+	"github.com/ssinjector/ssi/internal/limits"
+	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
 	ssisync "github.com/ssinjector/ssi/internal/sync"
 	"github.com/ssinjector/ssi/internal/webhook"
 )
 
-// syncFlags are the flags of the secret sync controller (Helm value
-// syncSecret.enabled and rotationPollInterval).
-type syncFlags struct {
-	enabled     bool
-	rotation    time.Duration
-	leaderElect bool
-}
-
-func (s *syncFlags) addFlags(fs *flag.FlagSet) {
-	fs.BoolVar(&s.enabled, "sync-secrets", false, "sync SecretProviderClass secretObjects into Kubernetes Secrets (syncSecret.enabled)")
-	fs.DurationVar(&s.rotation, "rotation-poll-interval", ssisync.DefaultRotationInterval, "time between fetches of a synced class (rotationPollInterval)")
-	fs.BoolVar(&s.leaderElect, "leader-elect", true, "with --sync-secrets: elect one replica to sync (Lease "+ssisync.LeaderElectionID+" in --namespace)")
-}
-
-// apply adds the sync controller to the webhook's manager when enabled.
-func (s *syncFlags) apply(o *webhook.Options) error {
-	if !s.enabled {
+// syncCmd is `ssi-webhook sync`: the secret sync controller as a process
+// of its own (Helm syncSecret.enabled: its own Deployment and service
+// account), so that the admission server holds no Secret or token rights.
+func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	defaults := webhook.DefaultOptions()
+	o := ssisync.RunOptions{
+		Namespace:        defaults.Namespace,
+		LeaderElect:      true,
+		RotationInterval: ssisync.DefaultRotationInterval,
+		MetricsAddr:      defaults.MetricsAddr,
+		HealthAddr:       defaults.HealthAddr,
+	}
+	logLevel, logFormat := defaults.LogLevel, defaults.LogFormat
+	fs := flag.NewFlagSet("ssi-webhook sync", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&o.RotationInterval, "rotation-poll-interval", o.RotationInterval, "time between fetches of a synced class (rotationPollInterval)")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one replica to sync (Lease "+ssisync.LeaderElectionID+" in --namespace)")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the controller's own namespace: its Lease, and protected unless allowed (default: $POD_NAMESPACE)")
+	fs.Func("allowed-backend-hosts", "comma-separated host names (with * wildcards), IP addresses and CIDR prefixes that a class's backend address (vaultAddress) may name (repeatable; default: no limit)", func(s string) error {
+		o.AllowedBackendHosts = append(o.AllowedBackendHosts, strings.Split(s, ",")...)
+		_, err := provider.ParseBackendHosts(o.AllowedBackendHosts)
+		return err
+	})
+	fs.Func("allow-protected-namespace", "let the controller sync in --namespace or kube-system, which it otherwise refuses (repeatable)", func(s string) error {
+		o.AllowProtectedNamespaces = append(o.AllowProtectedNamespaces, strings.TrimSpace(s))
 		return nil
-	}
-	if s.rotation <= 0 {
-		return errors.New("--rotation-poll-interval must be positive")
-	}
-	if s.leaderElect && o.Namespace == "" {
-		return errors.New("--sync-secrets with --leader-elect needs --namespace (or $POD_NAMESPACE) for the Lease")
-	}
-	prev := o.ManagerOptions
-	ns := o.Namespace
-	o.ManagerOptions = func(mo *manager.Options) {
-		if prev != nil {
-			prev(mo)
-		}
-		mo.LeaderElection = s.leaderElect
-		mo.LeaderElectionID = ssisync.LeaderElectionID
-		mo.LeaderElectionNamespace = ns
-		mo.LeaderElectionReleaseOnCancel = true
-	}
-	o.Setup = append(o.Setup, func(mgr manager.Manager) error {
-		// Per-pod Vault sessions end when their pods stop being synced.
-		set := builtin.New(slog.New(logr.ToSlogHandler(mgr.GetLogger().WithName("sync-providers"))), builtin.OutsidePod, 3*s.rotation)
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			<-ctx.Done()
-			_ = set.Close()
-			return nil
-		})); err != nil {
-			return err
-		}
-		if _, err := ssisync.Setup(mgr, ssisync.Options{Providers: set, RotationInterval: s.rotation}); err != nil {
-			return fmt.Errorf("sync controller: %w", err)
+	})
+	fs.Func("api-server-audiences", "comma-separated audiences of the API server (its service-account issuer), for which no pod-less token is minted besides the default audience (default "+strings.Join(ssisync.KubernetesAudiences, ",")+")", func(s string) error {
+		for _, a := range strings.Split(s, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				o.APIServerAudiences = append(o.APIServerAudiences, a)
+			}
 		}
 		return nil
 	})
-	return nil
+	var pf providerFlags
+	pf.addFlags(fs)
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus /metrics endpoint (0 disables)")
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "address of /healthz and /readyz")
+	fs.StringVar(&logLevel, "log-level", logLevel, "info or debug")
+	fs.StringVar(&logFormat, "log-format", logFormat, "json or text")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("sync: unexpected arguments %q", fs.Args())
+	}
+	sizes, err := pf.limits.Complete()
+	if err != nil {
+		return fmt.Errorf("--max-object-bytes, --max-volume-bytes: %w", err)
+	}
+	o.Sizes = sizes
+	o.Logger = webhook.NewLogger(logLevel, logFormat)
+	o.Providers = func(log *slog.Logger, idle time.Duration) provider.Set {
+		// One process fetches for the pods of every namespace.
+		return builtin.New(log, builtin.OutsidePod, idle, pf.limits, pf.shared)
+	}
+	return ssisync.Run(ctx, o)
+}
+
+// providerFlags configure the sync controller's providers, which fetch for
+// every namespace (a shared process, like the node shim): the size caps,
+// the class files directory and whether the process may lend its own cloud
+// identity.
+type providerFlags struct {
+	limits limits.Config
+	shared builtin.Shared
+}
+
+func (p *providerFlags) addFlags(fs *flag.FlagSet) {
+	p.limits.AddFlags(fs)
+	p.shared.AddFlags(fs)
+}
+
+// movedSyncFlags are the flags the sync controller had when it ran inside
+// the admission server; `serve` refuses them with the way forward rather
+// than running without the controller the operator asked for.
+func movedSyncFlags(fs *flag.FlagSet) {
+	for _, name := range []string{"sync-secrets", "rotation-poll-interval", "leader-elect"} {
+		fs.Func(name, "moved to `ssi-webhook sync`", func(string) error {
+			return fmt.Errorf("the sync controller runs as `ssi-webhook sync` (its own Deployment and service account); --%s is a flag of that command", name)
+		})
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,7 +20,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
-	"github.com/ssinjector/ssi/internal/provider/providertest"
 	ssisync "github.com/ssinjector/ssi/internal/sync"
 	"github.com/ssinjector/ssi/internal/testenv"
 )
@@ -29,13 +29,21 @@ func TestSyncFlags(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		"rotation interval zero":            {args: []string{"serve", "--sync-secrets", "--rotation-poll-interval", "0s", "--namespace", "ssi-system"}, wantErr: "--rotation-poll-interval must be positive"},
-		"leader election needs a namespace": {args: []string{"serve", "--sync-secrets", "--namespace", ""}, wantErr: "needs --namespace"},
+		"rotation interval zero":            {args: []string{"sync", "--rotation-poll-interval", "0s", "--namespace", "ssi-system"}, wantErr: "--rotation-poll-interval must be positive"},
+		"leader election needs a namespace": {args: []string{"sync", "--namespace", ""}, wantErr: "--leader-elect needs --namespace"},
+		"bad backend host":                  {args: []string{"sync", "--namespace", "ssi-system", "--allowed-backend-hosts", "vault.corp,10.0.0.0/40"}, wantErr: `allowed backend host "10.0.0.0/40": not a CIDR prefix`},
+		"unexpected argument":               {args: []string{"sync", "--namespace", "ssi-system", "extra"}, wantErr: `sync: unexpected arguments ["extra"]`},
+		// The admission server no longer syncs: it holds no Secret or
+		// token rights.
+		"serve --sync-secrets":            {args: []string{"serve", "--sync-secrets", "--cert-dir", t.TempDir()}, wantErr: "the sync controller runs as `ssi-webhook sync` (its own Deployment and service account); --sync-secrets is a flag of that command"},
+		"serve --rotation-poll-interval":  {args: []string{"serve", "--rotation-poll-interval=1m", "--cert-dir", t.TempDir()}, wantErr: "--rotation-poll-interval is a flag of that command"},
+		"object limit not a size":         {args: []string{"sync", "--namespace", "ssi-system", "--max-object-bytes", "big"}, wantErr: `"big" is not a byte count`},
+		"volume limit below the object's": {args: []string{"sync", "--namespace", "ssi-system", "--max-object-bytes", "2Mi", "--max-volume-bytes", "1Mi"}, wantErr: "smaller than the object limit"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			err := run(context.Background(), append(tc.args, "--cert-dir", t.TempDir()), strings.NewReader(""), &out, &errOut)
+			err := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("error %v, want %q", err, tc.wantErr)
 			}
@@ -43,24 +51,11 @@ func TestSyncFlags(t *testing.T) {
 	}
 }
 
-// writeServingCert writes a serving certificate for localhost (tls.crt,
-// tls.key) into dir.
-func writeServingCert(t *testing.T, dir string) {
-	t.Helper()
-	cert, key := providertest.NewCA(t).Issue(t, providertest.Leaf{CommonName: "ssi-webhook", DNSNames: []string{"localhost"}})
-	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), cert, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tls.key"), key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// `ssi-webhook serve --sync-secrets` runs the sync controller with the
-// built-in providers, leader-elected: against a real API server and a real
+// `ssi-webhook sync` runs the sync controller with the built-in
+// providers, leader-elected: against a real API server and a real
 // Vault, a pod consuming a class gets its Secret, a rotation in Vault
 // reaches it, and the Secret goes with the pod.
-func TestServeSyncsSecrets(t *testing.T) {
+func TestSyncCommandSyncsSecrets(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	ctx := context.Background()
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
@@ -79,18 +74,12 @@ func TestServeSyncsSecrets(t *testing.T) {
 	v.KubernetesRole(t, "", testenv.KubernetesRole{Name: "app", ServiceAccounts: []string{"app"}, Namespaces: []string{ns}, Policies: []string{"db"}})
 	v.PutKV2(t, "secret", "db", map[string]any{"password": "pw-1"})
 
-	certs := t.TempDir()
-	writeServingCert(t, certs)
 	runCtx, cancel := context.WithCancel(ctx)
 	var errOut bytes.Buffer
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"serve", "--sync-secrets", "--rotation-poll-interval", "500ms", "--namespace", "ssi-system",
-		"--cert-dir", certs, "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--native-sidecars", "true",
+	args := []string{"sync", "--rotation-poll-interval", "500ms", "--namespace", "ssi-system",
+		"--allowed-backend-hosts", "127.0.0.1,localhost",
 		"--metrics-bind-address", "0", "--health-probe-bind-address", testenv.FreeAddr(t), "--log-format", "text"}
-	testenv.Background(t, "serve", 30*time.Second, cancel, func() error {
+	testenv.Background(t, "sync", 30*time.Second, cancel, func() error {
 		return run(runCtx, args, strings.NewReader(""), &bytes.Buffer{}, &errOut)
 	})
 
@@ -139,7 +128,7 @@ spec:
 		deadline := time.Now().Add(60 * time.Second)
 		for !cond() {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 60s; serve log:\n%s", what, errOut.String())
+				t.Fatalf("%s: not within 60s; sync log:\n%s", what, errOut.String())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -165,4 +154,26 @@ spec:
 		err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &corev1.Secret{})
 		return apierrors.IsNotFound(err)
 	})
+}
+
+func TestSyncAllowProcessIdentity(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		want bool
+	}{
+		"off by default": {want: false},
+		"allowed":        {args: []string{"--allow-process-identity"}, want: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var s providerFlags
+			fs := flag.NewFlagSet("sync", flag.ContinueOnError)
+			s.addFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if s.shared.AllowProcessIdentity != tc.want {
+				t.Errorf("AllowProcessIdentity = %v, want %v", s.shared.AllowProcessIdentity, tc.want)
+			}
+		})
+	}
 }

@@ -17,6 +17,10 @@ func main() {
 	out := flag.String("out", "manifests/sync/rbac.yaml", "file to write")
 	flag.StringVar(&o.Namespace, "namespace", ssisync.DefaultNamespace, "namespace of the webhook Deployment")
 	flag.StringVar(&o.ServiceAccount, "service-account", ssisync.DefaultServiceAccount, "service account of the webhook Deployment")
+	flag.Func("api-server-audience", "an audience of the API server, which no pod-less token may name (repeatable; default: internal/sync.KubernetesAudiences)", func(s string) error {
+		o.APIServerAudiences = append(o.APIServerAudiences, s)
+		return nil
+	})
 	flag.Parse()
 	b, err := ssisync.RBACYAML(o)
 	if err == nil {

@@ -79,8 +79,8 @@ type Options struct {
 	TerminationLog string
 	// Listener serves health and metrics instead of Config.HealthAddr.
 	Listener net.Listener
-	// Processes lists and signals the app containers' main processes for
-	// reload-signal; nil scans /proc.
+	// Processes lists and signals the containers' main processes for
+	// reload-signal; nil scans /proc (ProcScanner, with the pod's UID).
 	Processes Processes
 	// RetryBase and RetryMax tune the failure backoff; zero means
 	// DefaultRetryBase and DefaultRetryMax.
@@ -141,9 +141,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 		}
 		procs := opts.Processes
 		if procs == nil {
-			procs = ProcScanner{}
+			procs = ProcScanner{PodUID: pod.UID}
 		}
-		reload = &reloader{procs: procs, sig: sig, log: log}
+		reload = &reloader{procs: procs, sig: sig, targets: cfg.ReloadContainers, log: log}
+		if cfg.ReloadContainers == nil {
+			log.Info("the configuration names no containers to signal (written by a webhook before reloadContainers existed): the reload signal goes to every container's main process, as that webhook promised", "signal", cfg.ReloadSignal)
+		}
 	}
 	firstTimeout := cfg.FirstFetchTimeout.Duration
 	if firstTimeout == 0 {
@@ -167,6 +170,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	ln := opts.Listener
 	if ln == nil {
+		addr = healthAddr(addr, os.Getenv(agentconfig.EnvPodIP))
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return fmt.Errorf("serve health and metrics on %s: %w", addr, err)
 		}

@@ -306,12 +306,12 @@ func TestWakerTriggersEarlyFetch(t *testing.T) {
 
 // recordingProcesses is a Processes that records signals.
 type recordingProcesses struct {
-	mu   sync.Mutex
-	pids []int
-	sent []string
+	mu    sync.Mutex
+	procs []Process
+	sent  []string
 }
 
-func (p *recordingProcesses) MainProcesses() ([]int, error) { return p.pids, nil }
+func (p *recordingProcesses) MainProcesses() ([]Process, error) { return p.procs, nil }
 
 func (p *recordingProcesses) Signal(pid int, sig syscall.Signal) error {
 	p.mu.Lock()
@@ -327,34 +327,54 @@ func (p *recordingProcesses) signals() []string {
 }
 
 func TestReloadSignalAfterChangingRotation(t *testing.T) {
-	f := newFake("fake", map[string]string{"cfg": "reload-value-01"})
-	cfg := testConfig(t, agentconfig.ModeSidecar, 30*time.Millisecond, "app")
-	cfg.ReloadSignal = "hup"
-	procs := &recordingProcesses{pids: []int{41, 42}}
-	h := startAgent(t, cfg, Options{Providers: provider.NewSet(f), Processes: procs})
-	h.waitReady(5 * time.Second)
-	calls := f.callCount()
-	eventually(t, 2*time.Second, "unchanged rotations", func() bool { return f.callCount() >= calls+3 })
-	if s := procs.signals(); len(s) != 0 {
-		t.Fatalf("signals after the first fetch and unchanged rotations: %v", s)
+	procs := []Process{{PID: 41, Container: "web"}, {PID: 42, Container: "istio-proxy"}, {PID: 43, Container: "worker"}, {PID: 44}}
+	tests := map[string]struct {
+		targets    []string
+		wantPIDs   []int
+		wantErrors float64
+	}{
+		"the listed containers":                {targets: []string{"web", "worker"}, wantPIDs: []int{41, 43}},
+		"a listed container without a process": {targets: []string{"web", "batch"}, wantPIDs: []int{41}, wantErrors: 1},
+		// A configuration of the previous webhook lists none: every main
+		// process, as then.
+		"previous configuration": {wantPIDs: []int{41, 42, 43, 44}},
 	}
-	f.set("cfg", "reload-value-02")
-	eventually(t, 2*time.Second, "signalled", func() bool { return len(procs.signals()) == 2 })
-	want := fmt.Sprintf("41:%d,42:%d", syscall.SIGHUP, syscall.SIGHUP)
-	if got := strings.Join(procs.signals(), ","); got != want {
-		t.Errorf("signals %s, want %s", got, want)
-	}
-	// The signal comes after the new content is readable.
-	if got := readFile(t, filepath.Join(cfg.Volumes[0].Path, "cfg")); got != "reload-value-02" {
-		t.Errorf("cfg = %q after the signal", got)
-	}
-	calls = f.callCount()
-	eventually(t, 2*time.Second, "more unchanged rotations", func() bool { return f.callCount() >= calls+3 })
-	if n := len(procs.signals()); n != 2 {
-		t.Errorf("%d signals after unchanged rotations, want still 2", n)
-	}
-	if n := h.metric("ssi_agent_reload_signals_total", map[string]string{"result": "sent"}); n != 2 {
-		t.Errorf("reload_signals_total{sent} = %v", n)
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := newFake("fake", map[string]string{"cfg": "reload-value-01"})
+			cfg := testConfig(t, agentconfig.ModeSidecar, 30*time.Millisecond, "app")
+			cfg.ReloadSignal = "hup"
+			cfg.ReloadContainers = tc.targets
+			rec := &recordingProcesses{procs: procs}
+			h := startAgent(t, cfg, Options{Providers: provider.NewSet(f), Processes: rec})
+			h.waitReady(5 * time.Second)
+			calls := f.callCount()
+			eventually(t, 2*time.Second, "unchanged rotations", func() bool { return f.callCount() >= calls+3 })
+			if s := rec.signals(); len(s) != 0 {
+				t.Fatalf("signals after the first fetch and unchanged rotations: %v", s)
+			}
+			f.set("cfg", "reload-value-02")
+			eventually(t, 2*time.Second, "signalled", func() bool { return len(rec.signals()) >= len(tc.wantPIDs) })
+			var want []string
+			for _, pid := range tc.wantPIDs {
+				want = append(want, fmt.Sprintf("%d:%d", pid, syscall.SIGHUP))
+			}
+			// The signal comes after the new content is readable.
+			if got := readFile(t, filepath.Join(cfg.Volumes[0].Path, "cfg")); got != "reload-value-02" {
+				t.Errorf("cfg = %q after the signal", got)
+			}
+			calls = f.callCount()
+			eventually(t, 2*time.Second, "more unchanged rotations", func() bool { return f.callCount() >= calls+3 })
+			if got := strings.Join(rec.signals(), ","); got != strings.Join(want, ",") {
+				t.Errorf("signals %s, want %s", got, strings.Join(want, ","))
+			}
+			if n := h.metric("ssi_agent_reload_signals_total", map[string]string{"result": "sent"}); n != float64(len(want)) {
+				t.Errorf("reload_signals_total{sent} = %v, want %d", n, len(want))
+			}
+			if n := h.metric("ssi_agent_reload_signals_total", map[string]string{"result": "error"}); max(n, 0) != tc.wantErrors {
+				t.Errorf("reload_signals_total{error} = %v, want %v", n, tc.wantErrors)
+			}
+		})
 	}
 }
 

@@ -410,14 +410,19 @@ func helperRun() int {
 	return 0
 }
 
-// helperList prints what ProcScanner finds, from inside a namespace.
+// helperList prints what ProcScanner finds, from inside a namespace, as
+// PID:container pairs.
 func helperList() int {
-	pids, err := ProcScanner{}.MainProcesses()
+	procs, err := ProcScanner{PodUID: os.Getenv(agentconfig.EnvPodUID)}.MainProcesses()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Println(pids)
+	var out []string
+	for _, p := range procs {
+		out = append(out, fmt.Sprintf("%d:%s", p.PID, p.Container))
+	}
+	fmt.Println(strings.Join(out, " "))
 	return 0
 }
 

@@ -12,6 +12,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// healthAddr is where the health port listens: an address that names a
+// host is kept; one without (":9811", the webhook's) gets the pod's IP,
+// which is all kubelet's httpGet probes need. Not every interface: in a
+// hostNetwork pod those are the node's, loopback included, and in a pod
+// with extra networks, those networks. Without a pod IP (the agent run by
+// hand) the address is kept.
+func healthAddr(addr, podIP string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" || podIP == "" || net.ParseIP(podIP) == nil {
+		return addr
+	}
+	return net.JoinHostPort(podIP, port)
+}
+
 // serveHTTP serves /healthz (the process is alive), /readyz (200 only after
 // the first complete write of every volume; the webhook's startup probe)
 // and /metrics on ln until the returned stop function is called.

@@ -27,6 +27,9 @@ const (
 	EnvPodUID         = "SSI_POD_UID"
 	EnvServiceAccount = "SSI_SERVICE_ACCOUNT"
 	EnvNodeName       = "SSI_NODE_NAME"
+	// EnvPodIP is the pod's IP (status.podIP), the one address kubelet's
+	// probes connect to; the agent serves its health port only there.
+	EnvPodIP = "SSI_POD_IP"
 )
 
 // Mode is how the agent runs in the pod.
@@ -61,9 +64,15 @@ type Config struct {
 	Tokens []Token `json:"tokens,omitempty"`
 	// Cloud holds identity settings derived at admission.
 	Cloud identity.Cloud `json:"cloud,omitempty"`
-	// ReloadSignal, e.g. "SIGHUP", is sent to the app containers' main
-	// processes after a rotation changed files.
+	// ReloadSignal, e.g. "SIGHUP", is sent to the main processes of the
+	// ReloadContainers after a rotation changed files.
 	ReloadSignal string `json:"reloadSignal,omitempty"`
+	// ReloadContainers names the containers whose main processes receive
+	// ReloadSignal: those that mount a secrets volume, or the ones the
+	// pod's reload-containers annotation lists. Configurations written
+	// before the field existed have none; for them the agent keeps the
+	// behaviour of that time and signals every container's main process.
+	ReloadContainers []string `json:"reloadContainers,omitempty"`
 	// HealthAddr serves /healthz, /readyz and /metrics, e.g. ":9811".
 	HealthAddr string `json:"healthAddr,omitempty"`
 	// LogLevel is "info" or "debug"; LogFormat "json" or "text".
@@ -165,6 +174,16 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("agent config: two volumes at %s", v.Path)
 		}
 		seen[v.Path] = true
+	}
+	if len(c.ReloadContainers) > 0 && c.ReloadSignal == "" {
+		return errors.New("agent config: reloadContainers without reloadSignal")
+	}
+	names := map[string]bool{}
+	for _, n := range c.ReloadContainers {
+		if n == "" || names[n] {
+			return fmt.Errorf("agent config: reloadContainers: %q is empty or listed twice", n)
+		}
+		names[n] = true
 	}
 	if c.RotationInterval.Duration < 0 || c.FirstFetchTimeout.Duration < 0 {
 		return errors.New("agent config: negative duration")

@@ -165,7 +165,11 @@ func write(dir string, files []File, now func() time.Time) (Result, error) {
 		return Result{}, fmt.Errorf("create timestamped directory in %s: %w", dir, err)
 	}
 	// The directory must be traversable by readers running as other users.
-	if err := os.Chmod(tsDir, 0o755); err != nil {
+	// It keeps the setgid bit it inherited from a volume root with an
+	// fsGroup (kubelet makes that root setgid and of the fsGroup), so that
+	// the files created in it get the fsGroup too and a group-readable
+	// mode such as 0440 lets the pod's other users read them.
+	if err := os.Chmod(tsDir, dirMode(tsDir)); err != nil {
 		_ = os.RemoveAll(tsDir)
 		return Result{}, fmt.Errorf("chmod %s: %w", tsDir, err)
 	}
@@ -267,6 +271,16 @@ func Read(dir string) ([]File, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
+}
+
+// dirMode is the mode a timestamped directory gets: 0755, plus the setgid
+// bit when the kernel gave it one because its parent has it.
+func dirMode(tsDir string) fs.FileMode {
+	mode := fs.FileMode(0o755)
+	if fi, err := os.Lstat(tsDir); err == nil && fi.Mode()&fs.ModeSetgid != 0 {
+		mode |= fs.ModeSetgid
+	}
+	return mode
 }
 
 func writeSet(root string, payload map[string]File) error {

@@ -459,6 +459,10 @@ func TestFailedWriteKeepsPreviousSet(t *testing.T) {
 		inject func(t *testing.T, dir string) func()
 		// wantErr is part of the expected error message.
 		wantErr string
+		// unprivileged makes the failing write run without root's
+		// permission override: as root, in a child process as uid 65534
+		// (writeUnprivileged).
+		unprivileged bool
 	}{
 		"file larger than RLIMIT_FSIZE": {wantErr: "write z: ", inject: func(t *testing.T, dir string) func() {
 			// The kernel refuses to grow a file past the limit (EFBIG),
@@ -469,8 +473,11 @@ func TestFailedWriteKeepsPreviousSet(t *testing.T) {
 			}
 			lim := old
 			lim.Cur = 64 << 10
+			if lim.Cur > old.Max {
+				lim.Cur = old.Max // a lower hard limit fails the write all the same
+			}
 			if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-				t.Skipf("cannot lower RLIMIT_FSIZE: %v", err)
+				t.Fatalf("lower RLIMIT_FSIZE to %d: %v", lim.Cur, err)
 			}
 			return func() {
 				if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
@@ -485,10 +492,7 @@ func TestFailedWriteKeepsPreviousSet(t *testing.T) {
 			}
 			return func() { _ = os.RemoveAll(filepath.Join(dir, tmpDataDir)) }
 		}},
-		"read-only volume directory": {wantErr: "permission denied", inject: func(t *testing.T, dir string) func() {
-			if os.Geteuid() == 0 {
-				t.Skip("root ignores directory permissions; the other cases inject failures root cannot bypass")
-			}
+		"read-only volume directory": {wantErr: "permission denied", unprivileged: true, inject: func(t *testing.T, dir string) func() {
 			if err := os.Chmod(dir, 0o555); err != nil {
 				t.Fatal(err)
 			}
@@ -502,8 +506,12 @@ func TestFailedWriteKeepsPreviousSet(t *testing.T) {
 			gen, _ := os.Readlink(filepath.Join(dir, DataDir))
 			before := listing(t, dir)
 
+			write := Write
+			if tc.unprivileged && os.Geteuid() == 0 {
+				write = func(dir string, files []File) (Result, error) { return writeUnprivileged(t, dir, files) }
+			}
 			undo := tc.inject(t, dir)
-			res, err := Write(dir, next)
+			res, err := write(dir, next)
 			undo()
 			if err == nil {
 				t.Fatal("Write succeeded despite the injected failure")

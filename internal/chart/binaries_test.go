@@ -59,6 +59,15 @@ func TestBinariesAcceptChartArguments(t *testing.T) {
 				t.Errorf("ssi-webhook did not get past its flags and options:\n%s", out)
 			}
 
+			if sync := Get(objs, "Deployment", "ssi-sync"); sync != nil {
+				out := runArgs(t, webhookBin, convert[appsv1.Deployment](t, sync).Spec.Template.Spec.Containers[0].Args)
+				if m := undefinedFlag.FindStringSubmatch(out); m != nil {
+					t.Errorf("ssi-webhook sync rejects the chart's --%s:\n%s", m[1], out)
+				} else if !strings.Contains(out, "kubernetes client configuration") {
+					t.Errorf("ssi-webhook sync did not get past its flags and options:\n%s", out)
+				}
+			}
+
 			ds := convert[appsv1.DaemonSet](t, Get(objs, "DaemonSet", "ssi-node"))
 			out = runArgs(t, agentBin, ds.Spec.Template.Spec.Containers[0].Args)
 			switch {

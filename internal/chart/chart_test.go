@@ -135,12 +135,18 @@ func podSpecs(t testing.TB, objs []*unstructured.Unstructured) map[string]corev1
 
 func TestSecurityProperties(t *testing.T) {
 	r := runner(t)
-	for name, o := range map[string]Options{"defaults": {}, "non-default": nonDefault} {
+	// want: the webhook Deployment and the node DaemonSet, and the sync
+	// controller's Deployment when syncSecret.enabled (non-default).
+	for name, tc := range map[string]struct {
+		o    Options
+		want int
+	}{"defaults": {Options{}, 2}, "non-default": {nonDefault, 3}} {
+		o := tc.o
 		t.Run(name, func(t *testing.T) {
 			objs := render(t, r, o)
 			specs := podSpecs(t, objs)
-			if len(specs) != 2 {
-				t.Fatalf("workloads = %v, want the webhook Deployment and the node DaemonSet", keys(specs))
+			if len(specs) != tc.want {
+				t.Fatalf("workloads = %v, want %d: the webhook Deployment, the node DaemonSet (and with sync, the sync Deployment)", keys(specs), tc.want)
 			}
 			var privileged []string
 			for w, spec := range specs {
@@ -331,22 +337,19 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		{"cluster", "", "serviceaccounts", ""}:                                          {"get"},
 		{"cluster", "", "events", ""}:                                                   {"create", "patch"},
 	}
-	withSync := func(ns string) map[grant][]string {
-		m := map[grant][]string{}
-		for k, v := range webhook {
-			m[k] = v
+	// The sync controller's own service account; the webhook's keeps no
+	// Secret or token rights with sync on.
+	syncer := func(ns string) map[grant][]string {
+		return map[grant][]string{
+			{"cluster", "", "pods", ""}:                                            {"list", "watch"},
+			{"cluster", "", "serviceaccounts", ""}:                                 {"list", "watch"},
+			{"cluster", "secrets-store.csi.x-k8s.io", "secretproviderclasses", ""}: {"list", "watch"},
+			{"cluster", "", "serviceaccounts/token", ""}:                           {"create"},
+			{"cluster", "", "secrets", ""}:                                         {"create", "delete", "get", "list", "update", "watch"},
+			{"cluster", "", "events", ""}:                                          {"create", "patch"},
+			{ns, "coordination.k8s.io", "leases", ""}:                              {"create"},
+			{ns, "coordination.k8s.io", "leases", "ssi-sync"}:                      {"get", "update"},
 		}
-		for k, v := range map[grant][]string{
-			{"cluster", "", "pods", ""}:                       {"list", "watch"},
-			{"cluster", "", "serviceaccounts/token", ""}:      {"create"},
-			{"cluster", "", "secrets", ""}:                    {"create", "delete", "get", "list", "update", "watch"},
-			{"cluster", "", "events", ""}:                     {"create", "patch"},
-			{ns, "coordination.k8s.io", "leases", ""}:         {"create"},
-			{ns, "coordination.k8s.io", "leases", "ssi-sync"}: {"get", "update"},
-		} {
-			m[k] = sortedUnion(m[k], v)
-		}
-		return m
 	}
 	tests := map[string]struct {
 		o    Options
@@ -357,7 +360,8 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			"secrets-store-injector/ssi-node":    node,
 		}},
 		"sync enabled": {Options{Namespace: "platform", Set: []string{"syncSecret.enabled=true"}}, map[string]map[grant][]string{
-			"platform/ssi-webhook": withSync("platform"),
+			"platform/ssi-webhook": webhook,
+			"platform/ssi-sync":    syncer("platform"),
 			"platform/ssi-node":    node,
 		}},
 		"no node shim": {Options{Set: []string{"linux.enabled=false"}}, map[string]map[grant][]string{
@@ -382,8 +386,8 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 					if g.Group == "*" || g.Resource == "*" || contains(verbs, "*") {
 						t.Errorf("%s: wildcard in %+v %v", sa, g, verbs)
 					}
-					if g.Resource == "secrets" && !strings.HasSuffix(sa, "/ssi-webhook") {
-						t.Errorf("%s reads Secrets", sa)
+					if (g.Resource == "secrets" || g.Resource == "serviceaccounts/token") && !strings.HasSuffix(sa, "/ssi-sync") {
+						t.Errorf("%s has %v on %s", sa, verbs, g.Resource)
 					}
 					if g.Resource == "secrets" && name != "sync enabled" {
 						t.Errorf("%s reads Secrets without syncSecret.enabled", sa)
@@ -571,11 +575,58 @@ func TestMutatingWebhookConfiguration(t *testing.T) {
 	// The webhook is told the same policy and its own namespace.
 	args := convert[appsv1.Deployment](t, Get(objs, "Deployment", "ssi-webhook")).Spec.Template.Spec.Containers[0].Args
 	for _, want := range []string{"--failure-policy=Fail", "--namespace=platform-secrets", "--native-sidecars=false", "--exclude-namespace=legacy",
-		"--exclude-namespace=batch", "--agent-image=registry.example/ssi-agent:1.2.3", "--rotation-interval=30s", "--agent-cpu-limit=200m",
-		"--log-level=debug", "--log-format=text", "--sync-secrets", "--rotation-poll-interval=120s", "--leader-elect=true"} {
+		"--exclude-namespace=batch", "--agent-image=registry.example/ssi-agent:1.2.3", "--rotation-interval=30s", "--min-rotation-interval=10s", "--agent-cpu-limit=200m",
+		"--log-level=debug", "--log-format=text"} {
 		if !contains(args, want) {
 			t.Errorf("webhook args lack %s: %v", want, args)
 		}
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--sync-secrets") || strings.HasPrefix(a, "--rotation-poll-interval") || strings.HasPrefix(a, "--leader-elect") {
+			t.Errorf("the webhook is given sync flag %s; the sync controller is its own Deployment", a)
+		}
+	}
+}
+
+// With syncSecret.enabled the sync controller is a Deployment of its own,
+// under a service account of its own, given every sync value.
+func TestSyncDeployment(t *testing.T) {
+	r := runner(t)
+	if Get(render(t, r, Options{}), "Deployment", "ssi-sync") != nil {
+		t.Error("sync Deployment rendered without syncSecret.enabled")
+	}
+	objs := render(t, r, nonDefault)
+	if Get(objs, "ServiceAccount", "ssi-sync") == nil {
+		t.Error("no ServiceAccount ssi-sync")
+	}
+	dep := convert[appsv1.Deployment](t, Get(objs, "Deployment", "ssi-sync"))
+	if *dep.Spec.Replicas != 2 || dep.Namespace != "platform-secrets" {
+		t.Errorf("replicas %d namespace %s", *dep.Spec.Replicas, dep.Namespace)
+	}
+	spec := dep.Spec.Template.Spec
+	if spec.ServiceAccountName != "ssi-sync" || len(spec.Containers) != 1 {
+		t.Fatalf("service account %q, %d containers", spec.ServiceAccountName, len(spec.Containers))
+	}
+	c := spec.Containers[0]
+	want := []string{"sync", "--namespace=platform-secrets", "--rotation-poll-interval=120s", "--leader-elect=true",
+		"--max-object-bytes=2Mi", "--max-volume-bytes=8388608", "--class-files-dir=/etc/ssi/class-files",
+		"--allow-process-identity=true", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+		"--allowed-backend-hosts=*.vault.example.com,10.20.0.0/16", "--allow-protected-namespace=kube-system",
+		"--api-server-audiences=https://issuer.example,kubernetes.default.svc",
+		"--log-level=debug", "--log-format=text"}
+	if !reflect.DeepEqual(c.Args, want) {
+		t.Errorf("args\n got %q\nwant %q", c.Args, want)
+	}
+	if c.Image != "registry.example/ssi-webhook:1.2.3" || c.LivenessProbe == nil || c.ReadinessProbe == nil {
+		t.Errorf("image %s, probes %v %v", c.Image, c.LivenessProbe, c.ReadinessProbe)
+	}
+	if c.Resources.Limits.Memory().String() != "300Mi" || c.Resources.Requests.Cpu().String() != "30m" {
+		t.Errorf("resources %+v", c.Resources)
+	}
+	// One replica: no election.
+	one := convert[appsv1.Deployment](t, Get(render(t, r, Options{Set: []string{"syncSecret.enabled=true"}}), "Deployment", "ssi-sync"))
+	if a := one.Spec.Template.Spec.Containers[0].Args; !contains(a, "--leader-elect=false") || contains(a, "--allow-protected-namespace=kube-system") {
+		t.Errorf("default args %q", a)
 	}
 }
 
@@ -594,7 +645,7 @@ func TestWebhookDeployment(t *testing.T) {
 	if c.StartupProbe == nil || c.LivenessProbe == nil || c.ReadinessProbe == nil {
 		t.Error("webhook probes missing")
 	}
-	if contains(c.Args, "--sync-secrets") {
+	if Get(objs, "Deployment", "ssi-sync") != nil {
 		t.Error("sync controller enabled by default")
 	}
 	pdb := Get(objs, "PodDisruptionBudget", "ssi-webhook")
@@ -621,10 +672,13 @@ func TestNodeShim(t *testing.T) {
 		root              string
 		republish, inSecr bool
 		audiences         []string
+		caps              []string // size caps and class files arguments
 	}{
 		"defaults": {Options{}, "/var/lib/kubelet", true, false,
-			[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""}},
-		"non-default": {nonDefault, "/var/data/kubelet", false, true, []string{"vault", "my-project.svc.id.goog"}},
+			[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""},
+			[]string{"--max-object-bytes=1Mi", "--max-volume-bytes=4Mi"}},
+		"non-default": {nonDefault, "/var/data/kubelet", false, true, []string{"vault", "my-project.svc.id.goog"},
+			[]string{"--max-object-bytes=2Mi", "--max-volume-bytes=8388608", "--class-files-dir=/etc/ssi/class-files"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -654,6 +708,20 @@ func TestNodeShim(t *testing.T) {
 			} {
 				if !contains(c.Args, want) {
 					t.Errorf("shim args lack %s: %v", want, c.Args)
+				}
+			}
+			for _, want := range tc.caps {
+				if !contains(c.Args, want) {
+					t.Errorf("shim args lack %s: %v", want, c.Args)
+				}
+			}
+			if dir := "/etc/ssi/class-files"; contains(tc.caps, "--class-files-dir="+dir) {
+				found := false
+				for _, m := range c.VolumeMounts {
+					found = found || (m.MountPath == dir && m.ReadOnly)
+				}
+				if !found {
+					t.Errorf("the class files directory %s is not mounted read-only: %+v", dir, c.VolumeMounts)
 				}
 			}
 			mounts := map[string]string{}

@@ -54,7 +54,13 @@ var nonDefault = Options{
 logVerbosity: 5
 logFormatJSON: false
 imagePullSecrets: [{name: regcred}]
-syncSecret: {enabled: true}
+syncSecret:
+  enabled: true
+  replicas: 2
+  allowedBackendHosts: ["*.vault.example.com", 10.20.0.0/16]
+  allowProtectedNamespaces: [kube-system]
+  apiServerAudiences: [https://issuer.example, kubernetes.default.svc]
+  resources: {requests: {cpu: 30m, memory: 80Mi}, limits: {memory: 300Mi}}
 enableSecretRotation: false
 rotationPollInterval: 120s
 tokenRequests:
@@ -62,7 +68,11 @@ tokenRequests:
   - audience: my-project.svc.id.goog
     expirationSeconds: 3600
 failurePolicy: Fail
+maxObjectBytes: 2Mi
+maxVolumeBytes: 8388608
+classFilesDir: /etc/ssi/class-files
 nativeSidecars: "off"
+allowProcessIdentity: true
 injection:
   rotationInterval: 30s
   excludeNamespaces: [legacy, batch]
@@ -88,6 +98,10 @@ webhook:
   priorityClassName: system-cluster-critical
   podAnnotations: {example.com/team: platform}
   podLabels: {team: platform}
+  clientCAConfigMap: apiserver-webhook-client-ca
+  networkPolicy:
+    podCIDRs: [10.244.0.0/16, "fd00:10:244::/56"]
+    metricsFrom: []
 linux:
   kubeletRootDir: /var/data/kubelet
   providersDir: /run/providers

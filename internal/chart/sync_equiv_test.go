@@ -5,6 +5,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	ssisync "github.com/ssinjector/ssi/internal/sync"
 )
@@ -15,8 +16,26 @@ import (
 func TestSyncAccessMatchesCode(t *testing.T) {
 	r := runner(t)
 	const ns = "platform"
-	objs := render(t, r, Options{Namespace: ns, Set: []string{"syncSecret.enabled=true"}})
-	for _, want := range ssisync.RBAC(ssisync.RBACOptions{Namespace: ns, ServiceAccount: "ssi-webhook"}) {
+	for name, tc := range map[string]struct {
+		set   []string
+		allow []string
+		auds  []string
+	}{
+		"defaults":            {set: []string{"syncSecret.enabled=true"}},
+		"kube-system allowed": {set: []string{"syncSecret.enabled=true", "syncSecret.allowProtectedNamespaces={kube-system}"}, allow: []string{"kube-system"}},
+		"both allowed":        {set: []string{"syncSecret.enabled=true", "syncSecret.allowProtectedNamespaces={kube-system,platform}"}, allow: []string{"kube-system", ns}},
+		"own issuer":          {set: []string{"syncSecret.enabled=true", "syncSecret.apiServerAudiences={https://issuer.example}"}, auds: []string{"https://issuer.example"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			objs := render(t, r, Options{Namespace: ns, Set: tc.set})
+			compareSyncAccess(t, objs, ssisync.RBACOptions{Namespace: ns, ServiceAccount: "ssi-sync", AllowProtectedNamespaces: tc.allow, APIServerAudiences: tc.auds})
+		})
+	}
+}
+
+func compareSyncAccess(t *testing.T, objs []*unstructured.Unstructured, o ssisync.RBACOptions) {
+	t.Helper()
+	for _, want := range ssisync.RBAC(o) {
 		kind := want.GetObjectKind().GroupVersionKind().Kind
 		if kind == "" {
 			switch want.(type) {

@@ -41,6 +41,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/inject"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/spc"
@@ -91,6 +92,11 @@ type Options struct {
 	PluginTimeout time.Duration
 	// MaxCallRecvMsgSize is the largest plugin response accepted, in bytes.
 	MaxCallRecvMsgSize int
+	// Limits cap each object and volume (the files the shim writes; the
+	// tmpfs of a volume is sized from them) and name the directory of
+	// class files, which agent/csi.go hands to the built-in providers. The
+	// zero value means the default caps and no class files.
+	Limits limits.Config
 	// ServiceAccountAnnotations lets the shim read the pod's service
 	// account for cloud identity annotations (IRSA role, GCP service
 	// account, Azure client id); needs get on serviceaccounts.
@@ -154,6 +160,10 @@ func (o Options) complete() (Options, error) {
 		if !spc.ValidProviderName(p) {
 			return o, fmt.Errorf("plugin provider %q is not a valid provider name", p)
 		}
+	}
+	var err error
+	if o.Limits.Sizes, err = o.Limits.Sizes.Complete(); err != nil {
+		return o, err
 	}
 	if o.Version == "" {
 		o.Version = moduleVersion()

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/mountinfo"
 )
 
@@ -24,7 +26,7 @@ type Mounter interface {
 
 // TmpfsFlags and TmpfsData are how secrets volumes are mounted: no device
 // files and no set-uid programs can appear in them, and the root is
-// readable by every user the pod runs as.
+// readable by every user the pod runs as. SystemMounter adds size=.
 const (
 	TmpfsFlags = unix.MS_NOSUID | unix.MS_NODEV
 	TmpfsData  = "mode=0755"
@@ -32,7 +34,19 @@ const (
 
 // SystemMounter mounts with mount(2) in the shim's mount namespace, which
 // shares the kubelet directory with the host (bidirectional propagation).
-type SystemMounter struct{}
+type SystemMounter struct {
+	// SizeBytes is each tmpfs's size=, so that no volume can take the
+	// node's memory; 0 means limits.Sizes{}.TmpfsBytes().
+	SizeBytes int64
+}
+
+// tmpfsData is TmpfsData with the size= of a volume's tmpfs.
+func tmpfsData(size int64) string {
+	if size <= 0 {
+		size = limits.Sizes{}.TmpfsBytes()
+	}
+	return TmpfsData + ",size=" + strconv.FormatInt(size, 10)
+}
 
 // IsMountPoint compares the device of path with its parent's and, when they
 // are equal (a bind mount of the same file system), reads the mount table.
@@ -61,8 +75,8 @@ func (SystemMounter) IsMountPoint(path string) (bool, error) {
 }
 
 // MountTmpfs implements Mounter.
-func (SystemMounter) MountTmpfs(path string) error {
-	if err := unix.Mount("tmpfs", path, "tmpfs", TmpfsFlags, TmpfsData); err != nil {
+func (m SystemMounter) MountTmpfs(path string) error {
+	if err := unix.Mount("tmpfs", path, "tmpfs", TmpfsFlags, tmpfsData(m.SizeBytes)); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", path, err)
 	}
 	return nil

@@ -158,6 +158,25 @@ func (d *Driver) resolveTarget(target string) error {
 	return nil
 }
 
+// checkTargetDir refuses a target that exists and is not a plain
+// directory. mount(2) follows a symbolic link planted at the target
+// itself, so the tmpfs, and the tenant's secrets, would land wherever it
+// points; resolveTarget only checks the parents.
+func checkTargetDir(target string) error {
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return status.Errorf(codes.Internal, "inspect target_path %s: %v", target, err)
+	case fi.Mode()&os.ModeSymlink != 0:
+		return status.Errorf(codes.FailedPrecondition, "target_path %q is a symbolic link; the shim mounts only on a plain directory", target)
+	case !fi.IsDir():
+		return status.Errorf(codes.FailedPrecondition, "target_path %q is not a directory (file type %v); the shim mounts only on a plain directory", target, fi.Mode().Type())
+	}
+	return nil
+}
+
 // realPath resolves dir with one open and one readlink of /proc/self/fd,
 // cheaper than resolving every component, or else with EvalSymlinks.
 func realPath(dir string) (string, error) {
@@ -201,6 +220,10 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		}
 	}
 	if err := d.resolveTarget(pr.target); err != nil {
+		d.metrics.publish.WithLabelValues("", "invalid").Inc()
+		return nil, err
+	}
+	if err := checkTargetDir(pr.target); err != nil {
 		d.metrics.publish.WithLabelValues("", "invalid").Inc()
 		return nil, err
 	}
@@ -272,10 +295,14 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 			return status.Errorf(codes.Internal, "create target %s: %v", pr.target, err)
 		}
 	}
+	// Again right before mounting: what was there may have been replaced.
+	if err := checkTargetDir(pr.target); err != nil {
+		return err
+	}
 	if err := d.deps.Mounter.MountTmpfs(pr.target); err != nil {
 		return status.Errorf(codes.Internal, "%v", err)
 	}
-	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode}
+	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes}
 	id := identity.Identity{Pod: pr.pod, Cloud: d.cloud(ctx, class, pr.pod), Tokens: pr.tokens}
 	res, err := vol.Refresh(ctx, p, id)
 	if err != nil && !res.Write.Swapped {
@@ -313,7 +340,7 @@ func (d *Driver) republish(ctx context.Context, pr *publishRequest, pv *publishe
 	}
 	if pv.vol == nil || pv.vol.Class.Key() != class.Key() || pv.vol.Class.Provider != class.Provider || !maps.Equal(pv.vol.Class.Parameters, class.Parameters) {
 		// First refresh after a restart, or the class changed: fetch all.
-		pv.vol = &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode}
+		pv.vol = &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes}
 	}
 	pv.class = class.Key()
 	p, err := d.providerFor(class, pr.mount)

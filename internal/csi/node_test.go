@@ -664,3 +664,44 @@ func TestRemountAfterExternalUnmount(t *testing.T) {
 		t.Errorf("volume = %v", got)
 	}
 }
+
+// TestPublishRefusesTargetThatIsNotADirectory plants what a node user
+// could at the target path itself: mount(2) follows a symbolic link there,
+// so the tmpfs and the tenant's files would land where it points.
+func TestPublishRefusesTargetThatIsNotADirectory(t *testing.T) {
+	tests := map[string]func(t *testing.T, target, elsewhere string){
+		"symbolic link to a directory": func(t *testing.T, target, elsewhere string) {
+			if err := os.Symlink(elsewhere, target); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"dangling symbolic link": func(t *testing.T, target, elsewhere string) {
+			if err := os.Symlink(filepath.Join(elsewhere, "missing"), target); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"regular file": func(t *testing.T, target, _ string) {
+			if err := os.WriteFile(target, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, plant := range tests {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, nil, spcObject("team-a", "db", "test", map[string]string{"objects": "x"}))
+			target := kubeletTarget(t, h.root, "uid-1", "secrets")
+			elsewhere := t.TempDir()
+			plant(t, target, elsewhere)
+			_, err := h.d.NodePublishVolume(context.Background(), publishReq(target, web))
+			if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "plain directory") {
+				t.Fatalf("err = %v, want FailedPrecondition saying the target must be a plain directory", err)
+			}
+			if h.mnt.mounts != 0 || h.prov.count() != 0 {
+				t.Errorf("mounted %d times, fetched %d times over a planted target", h.mnt.mounts, h.prov.count())
+			}
+			if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+				t.Errorf("files written through the planted target: %v", entries)
+			}
+		})
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -59,7 +60,7 @@ func Run(ctx context.Context, opts Options) error {
 	cfg.UserAgent = "ssi-agent-csi/" + opts.Version
 	sch := scheme.New()
 
-	classes, err := crcache.New(cfg, crcache.Options{Scheme: sch})
+	classes, err := crcache.New(cfg, classCacheOptions(sch))
 	if err != nil {
 		return fmt.Errorf("SecretProviderClass cache: %w", err)
 	}
@@ -83,7 +84,7 @@ func Run(ctx context.Context, opts Options) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	statusQ := NewStatusQueue(api, api, recorder, log)
 	d, err := NewDriver(opts, Deps{
-		Mounter:    SystemMounter{},
+		Mounter:    SystemMounter{SizeBytes: opts.Limits.TmpfsBytes()},
 		Classes:    classes,
 		APIReader:  api,
 		Status:     statusQ,
@@ -257,4 +258,11 @@ func (d *Driver) logCalls(ctx context.Context, req any, info *grpc.UnaryServerIn
 		d.log.Debug("csi call", "method", info.FullMethod, "duration", time.Since(start))
 	}
 	return resp, err
+}
+
+// classCacheOptions are the options of the shim's SecretProviderClass
+// cache: every shim holds every class of the cluster, so each is trimmed to
+// what the shim reads.
+func classCacheOptions(sch *runtime.Scheme) crcache.Options {
+	return crcache.Options{Scheme: sch, DefaultTransform: scheme.TrimForCache}
 }

@@ -3,6 +3,7 @@ package csi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,28 +22,40 @@ import (
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/scheme"
+	"github.com/ssinjector/ssi/internal/testenv"
 )
 
-// requireMounts skips unless tmpfs can be mounted here (root in a mount
-// namespace that allows it), and unmounts everything left under root when
-// the test ends, also on failure.
+// requireMounts stops the test unless tmpfs can be mounted here (root in a
+// mount namespace that allows it): it fails under CI and skips elsewhere,
+// naming the capability (see testenv.RequireCapability). It unmounts
+// everything left under root when the test ends, also on failure.
 func requireMounts(t testing.TB, root string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("real tmpfs mounts need root")
+	t.Cleanup(func() { unmountUnder(t, root) })
+	testenv.RequireCapability(t, "tmpfs mounts", probeTmpfs(t, root))
+}
+
+// probeTmpfs mounts and unmounts a tmpfs under root; it returns why that is
+// not possible here, and fails t for errors that are not about capability.
+func probeTmpfs(t testing.TB, root string) error {
+	t.Helper()
+	if err := testenv.AsRoot(); err != nil {
+		return fmt.Errorf("real tmpfs mounts need root: %w", err)
 	}
 	probe := filepath.Join(root, "probe")
 	if err := os.MkdirAll(probe, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	if err := (SystemMounter{}).MountTmpfs(probe); err != nil {
-		t.Skipf("cannot mount tmpfs here: %v", err)
+		return fmt.Errorf("%w (run as root with CAP_SYS_ADMIN in a mount namespace that allows tmpfs mounts, e.g. not in an unprivileged container)", err)
 	}
 	if err := (SystemMounter{}).Unmount(probe); err != nil {
 		t.Fatal(err)
 	}
-	_ = os.Remove(probe)
-	t.Cleanup(func() { unmountUnder(t, root) })
+	if err := os.Remove(probe); err != nil {
+		t.Fatal(err)
+	}
+	return nil
 }
 
 // mountsUnder lists the mount points below root from the mount table,

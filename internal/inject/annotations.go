@@ -32,6 +32,7 @@ const (
 	AnnotationAgentMemoryRequest          = Prefix + "agent-memory-request"
 	AnnotationAgentMemoryLimit            = Prefix + "agent-memory-limit"
 	AnnotationReloadSignal                = Prefix + "reload-signal"
+	AnnotationReloadContainers            = Prefix + "reload-containers"
 	AnnotationAgentRunAsUser              = Prefix + "agent-run-as-user"
 	AnnotationVolumeSizeLimit             = Prefix + "volume-size-limit"
 	AnnotationGCPWorkloadIdentityProvider = Prefix + "gcp-workload-identity-provider"
@@ -85,9 +86,12 @@ type settings struct {
 	memLimit       *resource.Quantity
 	sizeLimit      *resource.Quantity
 	reloadSignal   string
-	runAsUser      *int64
-	gcpWIFProvider string // full resource name, "//iam.googleapis.com/projects/..."
-	shorthand      *shorthand
+	// reloadContainers are the containers reload-signal reaches when the
+	// annotation names them; nil: those that mount a secrets volume.
+	reloadContainers []string
+	runAsUser        *int64
+	gcpWIFProvider   string // full resource name, "//iam.googleapis.com/projects/..."
+	shorthand        *shorthand
 }
 
 // shorthand is the annotation form of declaring a secrets volume.
@@ -179,6 +183,17 @@ func parseSettings(ann map[string]string) (*settings, []string, error) {
 			s.reloadSignal = sig
 		}
 	}
+	if v, ok := ann[AnnotationReloadContainers]; ok {
+		names := nameList(v)
+		if len(names) == 0 {
+			return nil, nil, annotationError(AnnotationReloadContainers, "names no container")
+		}
+		if s.reloadSignal == "" {
+			warnings = append(warnings, fmt.Sprintf("annotation %s is ignored: no %s is sent", AnnotationReloadContainers, AnnotationReloadSignal))
+		} else {
+			s.reloadContainers = names
+		}
+	}
 	if v, ok := ann[AnnotationAgentRunAsUser]; ok {
 		uid, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil || uid <= 0 || uid > 1<<31-1 {
@@ -216,21 +231,29 @@ func parseSettings(ann map[string]string) (*settings, []string, error) {
 		sh.mountPath = p
 	}
 	if hasContainers {
-		seen := map[string]bool{}
-		for _, c := range strings.Split(containers, ",") {
-			c = strings.TrimSpace(c)
-			if c == "" || seen[c] {
-				continue
-			}
-			seen[c] = true
-			sh.containers = append(sh.containers, c)
-		}
+		sh.containers = nameList(containers)
 		if len(sh.containers) == 0 {
 			return nil, nil, annotationError(AnnotationContainers, "names no container")
 		}
 	}
 	s.shorthand = sh
 	return s, warnings, nil
+}
+
+// nameList splits a comma-separated list of container names, dropping
+// blanks and repetitions.
+func nameList(v string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range strings.Split(v, ",") {
+		c = strings.TrimSpace(c)
+		if c == "" || seen[c] {
+			continue
+		}
+		seen[c] = true
+		out = append(out, c)
+	}
+	return out
 }
 
 func quantity(ann map[string]string, key string) (*resource.Quantity, error) {

@@ -162,10 +162,10 @@ func (p *plan) agentConfig(mode agentconfig.Mode, tokens []agentconfig.Token) ag
 	case agentconfig.ModeSidecar:
 		c.RotationInterval.Duration = p.rotation
 		c.FirstFetchTimeout.Duration = p.cfg.FirstFetchTimeout
-		c.ReloadSignal = p.reloadSignal
+		c.ReloadSignal, c.ReloadContainers = p.reloadSignal, p.reloadTargets
 	case agentconfig.ModeRotate:
 		c.RotationInterval.Duration = p.rotation
-		c.ReloadSignal = p.reloadSignal
+		c.ReloadSignal, c.ReloadContainers = p.reloadSignal, p.reloadTargets
 	case agentconfig.ModeInit, agentconfig.ModeInitOnly:
 		c.FirstFetchTimeout.Duration = p.cfg.FirstFetchTimeout
 	}
@@ -213,6 +213,7 @@ func (p *plan) agent(name string, mode agentconfig.Mode, tokens []agentconfig.To
 			fieldEnv(agentconfig.EnvPodUID, "metadata.uid"),
 			fieldEnv(agentconfig.EnvServiceAccount, "spec.serviceAccountName"),
 			fieldEnv(agentconfig.EnvNodeName, "spec.nodeName"),
+			fieldEnv(agentconfig.EnvPodIP, "status.podIP"),
 		},
 		Resources: *p.resources.DeepCopy(),
 		SecurityContext: &corev1.SecurityContext{

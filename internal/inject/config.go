@@ -26,6 +26,10 @@ type Config struct {
 	NativeSidecars bool
 	// RotationInterval is the default time between fetches.
 	RotationInterval time.Duration
+	// MinRotationInterval is the shortest rotation interval a pod may ask
+	// for: every agent fetches every object that often, so it bounds the
+	// load pods put on the backends. A shorter annotation is denied.
+	MinRotationInterval time.Duration
 	// FirstFetchTimeout bounds the agent's first fetch; the startup probe
 	// allows a little more so that the agent's own termination message,
 	// not a probe failure, explains a pod that cannot start.
@@ -61,6 +65,7 @@ func DefaultConfig() Config {
 		AgentImagePullPolicy: corev1.PullIfNotPresent,
 		NativeSidecars:       true,
 		RotationInterval:     2 * time.Minute,
+		MinRotationInterval:  10 * time.Second,
 		FirstFetchTimeout:    time.Minute,
 		HealthPort:           9811,
 		AgentUID:             65532,
@@ -88,6 +93,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 		return fmt.Errorf("%q is not Always, IfNotPresent or Never", s)
 	})
 	fs.DurationVar(&c.RotationInterval, "rotation-interval", c.RotationInterval, "default time between fetches (pod annotation "+AnnotationRotationInterval+" overrides)")
+	fs.DurationVar(&c.MinRotationInterval, "min-rotation-interval", c.MinRotationInterval, "shortest rotation interval a pod may ask for (annotation "+AnnotationRotationInterval+"); pods asking for less are denied")
 	fs.DurationVar(&c.FirstFetchTimeout, "first-fetch-timeout", c.FirstFetchTimeout, "how long the agent tries its first fetch before it exits with a termination message")
 	fs.Func("agent-health-port", fmt.Sprintf("agent health and metrics port (default %d)", c.HealthPort), func(s string) error {
 		var p int32
@@ -137,8 +143,11 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.AgentImage) == "" {
 		errs = append(errs, errors.New("--agent-image is empty"))
 	}
-	if c.RotationInterval < minRotationInterval {
-		errs = append(errs, fmt.Errorf("--rotation-interval %s is shorter than %s", c.RotationInterval, minRotationInterval))
+	if c.MinRotationInterval < minRotationInterval {
+		errs = append(errs, fmt.Errorf("--min-rotation-interval %s is shorter than %s", c.MinRotationInterval, minRotationInterval))
+	}
+	if c.RotationInterval < minRotationInterval || c.RotationInterval < c.MinRotationInterval {
+		errs = append(errs, fmt.Errorf("--rotation-interval %s is shorter than --min-rotation-interval %s", c.RotationInterval, max(c.MinRotationInterval, minRotationInterval)))
 	}
 	if c.FirstFetchTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("--first-fetch-timeout %s is shorter than 1s", c.FirstFetchTimeout))
@@ -190,6 +199,7 @@ func (c *Config) Validate() error {
 var reservedEnv = map[string]bool{
 	agentconfig.EnvConfig: true, agentconfig.EnvPodName: true, agentconfig.EnvPodNamespace: true,
 	agentconfig.EnvPodUID: true, agentconfig.EnvServiceAccount: true, agentconfig.EnvNodeName: true,
+	agentconfig.EnvPodIP: true,
 }
 
 func (c *Config) excluded(ns string) bool {

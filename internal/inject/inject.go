@@ -15,7 +15,6 @@ package inject
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -82,6 +81,7 @@ const (
 	ReasonInvalidAnnotation Reason = "invalid-annotation"
 	ReasonInvalidVolume     Reason = "invalid-volume"
 	ReasonConflict          Reason = "conflict"
+	ReasonTooManyClasses    Reason = "too-many-classes"
 )
 
 // Error is a pod that must not be admitted as it is. Message names the
@@ -105,9 +105,17 @@ func ReasonOf(err error) Reason {
 	return ""
 }
 
+// MaxClassesPerPod is the most SecretProviderClasses one pod may name
+// (docs/annotations.md). Each is a lookup at admission, and a miss is one
+// read from the API server; the cap bounds what one pod costs the webhook.
+const MaxClassesPerPod = 16
+
 // References returns the names of the SecretProviderClasses a pod refers to
-// (sorted, without duplicates) and its service account name ("default"
-// when unset), so that callers know what to look up.
+// (without duplicates, in the order Rewrite resolves them: the volumes in
+// order, then the shorthand's) and its service account name ("default"
+// when unset), so that callers know what to look up. A caller that stops
+// at the first class that does not exist still gets Rewrite's denial for
+// exactly that class.
 func References(pod *corev1.PodTemplateSpec) (classes []string, serviceAccount string) {
 	seen := map[string]bool{}
 	for _, v := range pod.Spec.Volumes {
@@ -121,8 +129,16 @@ func References(pod *corev1.PodTemplateSpec) (classes []string, serviceAccount s
 	if n := strings.TrimSpace(pod.Annotations[AnnotationSecretProviderClass]); n != "" && !seen[n] {
 		classes = append(classes, n)
 	}
-	sort.Strings(classes)
 	return classes, serviceAccountName(&pod.Spec)
+}
+
+// CheckReferences denies a pod that names more than MaxClassesPerPod
+// classes; callers run it on References' answer before any lookup.
+func CheckReferences(classes []string) error {
+	if len(classes) > MaxClassesPerPod {
+		return &Error{Reason: ReasonTooManyClasses, Message: fmt.Sprintf("the pod names %d SecretProviderClasses; at most %d are allowed per pod", len(classes), MaxClassesPerPod)}
+	}
+	return nil
 }
 
 func serviceAccountName(spec *corev1.PodSpec) string {
@@ -190,6 +206,11 @@ func Rewrite(cfg *Config, in Input) (*Result, error) {
 		return nil, err
 	}
 	warnings = append(warnings, w...)
+	if classes, _ := References(in.Pod); len(classes) > 0 {
+		if err := CheckReferences(classes); err != nil {
+			return nil, err
+		}
+	}
 	vols, w, err := secretVolumes(&in, s)
 	if err != nil {
 		return nil, err

@@ -265,12 +265,12 @@ func TestIdentity(t *testing.T) {
 		"azure workload id from service account": {classes: []string{"azure"}, sa: sa, auds: []string{AudienceAzureWorkload}, cloud: identity.Cloud{AzureClientID: "sa-client", AzureTenantID: "t1"}},
 		"azure class client id wins":             {classes: []string{"azure-client"}, sa: sa, auds: []string{AudienceAzureWorkload}, cloud: identity.Cloud{AzureClientID: "class-client", AzureTenantID: "t2"}},
 		"azure without client id":                {classes: []string{"azure"}, auds: []string{AudienceAzureWorkload}, cloud: identity.Cloud{AzureTenantID: "t1"}, warn: "Azure workload identity needs a client ID"},
-		"azure vm identity":                      {classes: []string{"azure-vm"}, sa: sa, auds: nil, cloud: identity.Cloud{AzureTenantID: "t1"}},
+		"azure vm identity":                      {classes: []string{"azure-vm"}, sa: sa, auds: nil, cloud: identity.Cloud{AzureTenantID: "t1"}, warn: "SecretProviderClass azure-vm: parameters.useVMManagedIdentity fetches with the node's managed identity, not the pod's; the node CSI shim (pods not injected) and the sync controller (secretObjects) refuse this class unless the operator allows it (--allow-process-identity"},
 		"azure token proxy":                      {classes: []string{"azure-proxy"}, sa: sa, auds: nil, cloud: identity.Cloud{AzureTenantID: "t1"}},
 		"azure service principal":                {classes: []string{"azure"}, nps: true, auds: nil, cloud: identity.Cloud{AzureTenantID: "t1"}},
 		"gcp on gke":                             {classes: []string{"gcp"}, sa: sa, auds: nil, cloud: identity.Cloud{GCPServiceAccount: "gsa@p.iam.gserviceaccount.com"}},
 		"gcp federation":                         {classes: []string{"gcp"}, ann: wif, auds: []string{"https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k"}, cloud: identity.Cloud{GCPWorkloadIdentityProvider: wif[AnnotationGCPWorkloadIdentityProvider]}},
-		"gcp provider adc":                       {classes: []string{"gcp-provider"}, ann: wif, auds: nil},
+		"gcp provider adc":                       {classes: []string{"gcp-provider"}, ann: wif, auds: nil, warn: "SecretProviderClass gcp-provider: parameters.auth: provider-adc fetches with the application default credentials of the process that fetches (the node's), not the pod's; the node CSI shim (pods not injected) and the sync controller (secretObjects) refuse this class unless the operator allows it (--allow-process-identity"},
 		"vault default audience":                 {classes: []string{"vault"}, auds: []string{""}},
 		"vault class audience":                   {classes: []string{"vault-aud"}, auds: []string{"vault"}},
 		"union over volumes":                     {classes: []string{"vault", "aws", "vault-aud"}, sa: sa, auds: []string{"", AudienceAWSIRSA, "vault"}, cloud: identity.Cloud{AWSRoleARN: "arn:aws:iam::1:role/r"}},
@@ -583,6 +583,7 @@ func TestRewriteContract(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{
 		agentconfig.EnvPodName: "metadata.name", agentconfig.EnvPodNamespace: "metadata.namespace", agentconfig.EnvPodUID: "metadata.uid",
 		agentconfig.EnvServiceAccount: "spec.serviceAccountName", agentconfig.EnvNodeName: "spec.nodeName",
+		agentconfig.EnvPodIP: "status.podIP",
 	}, env); diff != "" {
 		t.Errorf("downward API env:\n%s", diff)
 	}

@@ -3,6 +3,7 @@ package inject
 import (
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -45,11 +46,14 @@ type plan struct {
 	shape        shape
 	rotation     time.Duration
 	reloadSignal string
-	sizeLimit    resource.Quantity
-	resources    corev1.ResourceRequirements
-	runAsUser    int64
-	runAsGroup   *int64
-	healthPort   int32
+	// reloadTargets are the containers whose main processes the agent
+	// signals (set with reloadSignal).
+	reloadTargets []string
+	sizeLimit     resource.Quantity
+	resources     corev1.ResourceRequirements
+	runAsUser     int64
+	runAsGroup    *int64
+	healthPort    int32
 	// insertAt is the index in initContainers the agent goes to.
 	insertAt int
 	// audiences are the token audiences, sorted ("" = API server default).
@@ -83,6 +87,9 @@ func newPlan(cfg *Config, in *Input, s *settings, vols []secretVolume) (*plan, [
 	if p.shape != shapeInitOnly {
 		p.rotation = cfg.RotationInterval
 		if s.rotation > 0 {
+			if s.rotation < cfg.MinRotationInterval {
+				return nil, nil, annotationError(AnnotationRotationInterval, "%s is shorter than this cluster's minimum of %s (the webhook's --min-rotation-interval); ask for %s or more, or use mode: init-only to fetch once", s.rotation, cfg.MinRotationInterval, cfg.MinRotationInterval)
+			}
 			p.rotation = s.rotation
 		}
 		p.reloadSignal = s.reloadSignal
@@ -94,6 +101,11 @@ func newPlan(cfg *Config, in *Input, s *settings, vols []secretVolume) (*plan, [
 	}
 	if err := checkNames(spec, vols); err != nil {
 		return nil, nil, err
+	}
+	if p.reloadSignal != "" {
+		if p.reloadTargets, err = reloadTargets(spec, s.reloadContainers, consumers); err != nil {
+			return nil, nil, err
+		}
 	}
 	p.insertAt = len(spec.InitContainers)
 	for i, c := range spec.InitContainers {
@@ -152,6 +164,56 @@ func consumerContainers(spec *corev1.PodSpec, vols []secretVolume) (map[string]b
 	return out, nil
 }
 
+// reloadTargets are the containers reload-signal reaches: the ones the
+// reload-containers annotation names, or else those that read a secrets
+// volume, in the pod's order. Only containers that run beside the agent
+// count: regular containers and native sidecars (init containers with
+// restartPolicy Always); a plain init container has exited before any
+// rotation.
+func reloadTargets(spec *corev1.PodSpec, named []string, consumers map[string]bool) ([]string, error) {
+	var running, all []string
+	exited := map[string]bool{}
+	for _, c := range allContainers(spec) {
+		all = append(all, c.Name)
+		if isInit(spec, c.Name) && (c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways) {
+			exited[c.Name] = true
+			continue
+		}
+		running = append(running, c.Name)
+	}
+	if named != nil {
+		for _, n := range named {
+			switch {
+			case exited[n]:
+				return nil, annotationError(AnnotationReloadContainers, "container %q is an init container, which has exited before any rotation", n)
+			case !slices.Contains(running, n):
+				return nil, annotationError(AnnotationReloadContainers, "container %q does not exist (the pod has %s)", n, strings.Join(all, ", "))
+			}
+		}
+		return named, nil
+	}
+	var out []string
+	for _, n := range running {
+		if consumers[n] {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, annotationError(AnnotationReloadSignal, "no container that runs beside the agent mounts a secrets volume, so the signal would reach nobody; name the containers to signal in annotation %s", AnnotationReloadContainers)
+	}
+	return out, nil
+}
+
+// isInit reports whether name is one of the pod's init containers.
+func isInit(spec *corev1.PodSpec, name string) bool {
+	for _, c := range spec.InitContainers {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // selected returns the names of the containers the shorthand mounts into:
 // the named ones (init or regular), or every regular container.
 func (sh *shorthand) selected(spec *corev1.PodSpec) ([]string, error) {
@@ -194,15 +256,19 @@ func checkNames(spec *corev1.PodSpec, vols []secretVolume) error {
 			return &Error{Reason: ReasonConflict, Message: fmt.Sprintf("container name %q is reserved for the injected agent, but the pod already has it without annotation %s: %s", c.Name, AnnotationStatus, StatusInjected)}
 		}
 	}
-	added := map[string]bool{TokenVolumeName: true, NoAPITokenVolumeName: true}
-	for _, v := range vols {
-		if v.nodePublishSecret != "" {
-			added[nodePublishVolumeName(v.name)] = true
+	for _, v := range spec.Volumes {
+		if reservedVolume(v.Name) {
+			return &Error{Reason: ReasonConflict, Message: fmt.Sprintf("volume name %q is reserved for the injected agent, but the pod already has it", v.Name)}
 		}
 	}
-	for _, v := range spec.Volumes {
-		if added[v.Name] {
-			return &Error{Reason: ReasonConflict, Message: fmt.Sprintf("volume name %q is reserved for the injected agent, but the pod already has it", v.Name)}
+	// A mount of a volume the pod does not have fails validation, unless
+	// the rewrite adds that volume: an app container naming the agent's
+	// token volume would be handed the agent's provider tokens.
+	for _, c := range allContainers(spec) {
+		for _, m := range c.VolumeMounts {
+			if reservedVolume(m.Name) {
+				return &Error{Reason: ReasonConflict, Message: fmt.Sprintf("container %q mounts volume %q, which is reserved for the injected agent (it holds the agent's tokens or credentials); app containers may not mount it", c.Name, m.Name)}
+			}
 		}
 	}
 	for _, v := range vols {
@@ -227,6 +293,14 @@ func checkNames(spec *corev1.PodSpec, vols []secretVolume) error {
 		}
 	}
 	return nil
+}
+
+// reservedVolume reports whether name is one of the agent-only volumes the
+// rewrite adds: the projected tokens, the mask over the API token, and the
+// nodePublishSecretRef Secrets (every name with their prefix, so that no
+// pod volume can ever take one).
+func reservedVolume(name string) bool {
+	return name == TokenVolumeName || name == NoAPITokenVolumeName || strings.HasPrefix(name, nodePublishPrefix)
 }
 
 // mountWarnings flags mounts that will not behave as the user expects.
@@ -317,20 +391,13 @@ func (p *plan) chooseUser(cfg *Config, spec *corev1.PodSpec, s *settings, consum
 	podUID, podGID := podUser(spec)
 	var uids, gids []*int64
 	var readers []string
+	warnedReload := false
 	for _, c := range allContainers(spec) {
 		if !consumers[c.Name] {
 			continue
 		}
 		readers = append(readers, c.Name)
-		uid, gid := podUID, podGID
-		if sc := c.SecurityContext; sc != nil {
-			if sc.RunAsUser != nil {
-				uid = sc.RunAsUser
-			}
-			if sc.RunAsGroup != nil {
-				gid = sc.RunAsGroup
-			}
-		}
+		uid, gid := containerUser(c, podUID, podGID)
 		uids, gids = append(uids, uid), append(gids, gid)
 	}
 	common := func(ids []*int64) *int64 {
@@ -358,23 +425,135 @@ func (p *plan) chooseUser(cfg *Config, spec *corev1.PodSpec, s *settings, consum
 		p.runAsUser = cfg.AgentUID
 		if p.reloadSignal != "" {
 			warnings = append(warnings, fmt.Sprintf("annotation %s: the containers reading the secrets (%s) do not all run as one explicit non-root runAsUser, so the agent runs as %d and can signal only processes of that user; set runAsUser on them or annotation %s", AnnotationReloadSignal, strings.Join(readers, ", "), p.runAsUser, AnnotationAgentRunAsUser))
+			warnedReload = true
 		}
 	}
-	// Files whose mode denies "other" are readable only by the agent's
-	// user, or by its group when the pod has an fsGroup and the mode
-	// allows the group.
-	fsGroup := spec.SecurityContext != nil && spec.SecurityContext.FSGroup != nil
-	if uid == nil || *uid != p.runAsUser {
-		for _, v := range p.volumes {
-			for _, f := range v.class.Files() {
-				if f.Mode == 0 || f.Mode&0o004 != 0 || (fsGroup && f.Mode&0o040 != 0) {
-					continue
-				}
-				warnings = append(warnings, fmt.Sprintf("SecretProviderClass %s: file %q has mode %04o and is written by user %d; containers %s may not read it unless they run as that user", v.class.Name, f.Path, f.Mode, p.runAsUser, strings.Join(readers, ", ")))
+	// The agent has no CAP_KILL: the kernel lets it signal only processes
+	// of its own user.
+	if p.reloadSignal != "" && !warnedReload {
+		var refused []string
+		for _, c := range allContainers(spec) {
+			if !slices.Contains(p.reloadTargets, c.Name) {
+				continue
 			}
+			if uid, _ := containerUser(c, podUID, podGID); uid == nil || *uid != p.runAsUser {
+				refused = append(refused, c.Name)
+			}
+		}
+		if len(refused) > 0 {
+			warnings = append(warnings, fmt.Sprintf("annotation %s: containers %s do not run as the agent's user %d (runAsUser), so the kernel refuses the agent's signal to them; run them as that user or set annotation %s", AnnotationReloadSignal, strings.Join(refused, ", "), p.runAsUser, AnnotationAgentRunAsUser))
+		}
+	}
+	warnings = append(warnings, p.modeWarnings(spec, consumers)...)
+	return warnings
+}
+
+// modeWarnings names the files that some container reading them cannot
+// read, with the kernel's rule: the owner's bits for the agent's user, else
+// the group's bits for members of the file's group, else the others' bits.
+// The files belong to the agent's user; their group is the pod's fsGroup
+// when it sets one (kubelet makes the volume root setgid and the writer
+// keeps that bit, so every file inherits the group, and kubelet adds the
+// fsGroup to every container's groups), else the agent's group when it is
+// known.
+func (p *plan) modeWarnings(spec *corev1.PodSpec, consumers map[string]bool) []string {
+	podUID, podGID := podUser(spec)
+	var supplemental []int64
+	var fsGroup *int64
+	if sc := spec.SecurityContext; sc != nil {
+		supplemental, fsGroup = sc.SupplementalGroups, sc.FSGroup
+	}
+	fileGroup := p.runAsGroup
+	if fileGroup == nil {
+		fileGroup = podGID
+	}
+	if fsGroup != nil {
+		fileGroup = fsGroup
+	}
+	type reader struct {
+		name   string
+		uid    *int64
+		groups map[int64]bool
+	}
+	var readers []reader
+	for _, c := range allContainers(spec) {
+		if !consumers[c.Name] {
+			continue
+		}
+		r := reader{name: c.Name, uid: podUID, groups: map[int64]bool{}}
+		gid := podGID
+		if sc := c.SecurityContext; sc != nil {
+			if sc.RunAsUser != nil {
+				r.uid = sc.RunAsUser
+			}
+			if sc.RunAsGroup != nil {
+				gid = sc.RunAsGroup
+			}
+		}
+		if gid != nil {
+			r.groups[*gid] = true
+		}
+		for _, g := range supplemental {
+			r.groups[g] = true
+		}
+		if fsGroup != nil {
+			r.groups[*fsGroup] = true
+		}
+		readers = append(readers, r)
+	}
+	// A reader whose user the image decides (uid nil) is taken to be
+	// another user than the agent's.
+	canRead := func(r reader, mode fs.FileMode) bool {
+		switch {
+		case r.uid != nil && *r.uid == p.runAsUser:
+			return mode&0o400 != 0
+		case fileGroup != nil && r.groups[*fileGroup]:
+			return mode&0o040 != 0
+		}
+		return mode&0o004 != 0
+	}
+	group := "the agent's group"
+	if fileGroup != nil {
+		group = fmt.Sprintf("group %d", *fileGroup)
+	}
+	var warnings []string
+	for _, v := range p.volumes {
+		for _, f := range v.class.Files() {
+			if f.Mode == 0 {
+				continue
+			}
+			var denied []string
+			for _, r := range readers {
+				if !canRead(r, f.Mode) {
+					denied = append(denied, r.name)
+				}
+			}
+			if len(denied) == 0 {
+				continue
+			}
+			hint := fmt.Sprintf("run them as user %d", p.runAsUser)
+			if f.Mode&0o040 != 0 && fsGroup == nil {
+				hint += ", or set the pod's fsGroup so that the group-readable mode applies to them"
+			}
+			warnings = append(warnings, fmt.Sprintf("SecretProviderClass %s: file %q has mode %04o and is written by user %d and %s, so containers %s cannot read it; %s", v.class.Name, f.Path, f.Mode, p.runAsUser, group, strings.Join(denied, ", "), hint))
 		}
 	}
 	return warnings
+}
+
+// containerUser is the container's effective runAsUser and runAsGroup:
+// its own, or the pod's.
+func containerUser(c *corev1.Container, podUID, podGID *int64) (uid, gid *int64) {
+	uid, gid = podUID, podGID
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			uid = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			gid = sc.RunAsGroup
+		}
+	}
+	return uid, gid
 }
 
 func podUser(spec *corev1.PodSpec) (uid, gid *int64) {
@@ -438,6 +617,9 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 			if cloud.AzureTenantID == "" {
 				cloud.AzureTenantID = sa[SAAnnotationAzureTenantID]
 			}
+			if az.UseVMManagedIdentity {
+				warnings = append(warnings, processIdentityWarning(c.Name, "parameters.useVMManagedIdentity", "the node's managed identity"))
+			}
 			if az.UseVMManagedIdentity || az.UsePodIdentity || az.UseAzureTokenProxy {
 				// Node identities: no pod token. (The Azure provider
 				// refuses aad-pod-identity and identity binding with a
@@ -464,6 +646,7 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 				cloud.GCPServiceAccount = gsa
 			}
 			if c.GCP.Auth == spc.GCPAuthProviderADC {
+				warnings = append(warnings, processIdentityWarning(c.Name, "parameters.auth: provider-adc", "the application default credentials of the process that fetches (the node's)"))
 				continue
 			}
 			if s.gcpWIFProvider != "" {
@@ -480,6 +663,15 @@ func identityFor(vols []secretVolume, s *settings, in *Input) ([]string, identit
 	}
 	sort.Strings(out)
 	return out, cloud, warnings
+}
+
+// processIdentityWarning warns about a class that fetches with the
+// identity of the process that runs the provider: the agent in this pod
+// uses the node's identity, and the node CSI shim and the sync controller,
+// which serve every namespace, refuse the class unless the operator lets
+// them lend their own identity (builtin.Shared).
+func processIdentityWarning(class, field, whose string) string {
+	return fmt.Sprintf("SecretProviderClass %s: %s fetches with %s, not the pod's; the node CSI shim (pods not injected) and the sync controller (secretObjects) refuse this class unless the operator allows it (--allow-process-identity, Helm value allowProcessIdentity)", class, field, whose)
 }
 
 // gcpTokenAudience is the audience of the token exchanged at Google's STS

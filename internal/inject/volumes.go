@@ -103,6 +103,9 @@ func parseClass(in *Input, name string, attrs map[string]string, where string) (
 	}
 	class.SecretObjects = obj.Spec.SecretObjects
 	warnings = append(warnings, class.Warnings...)
+	// The sync controller refuses these entries; say so while the pod
+	// author is looking.
+	warnings = append(warnings, spc.SecretObjectWarnings(where, name, obj.Spec.SecretObjects)...)
 	return class, warnings, nil
 }
 

@@ -83,6 +83,7 @@ func goldenCases() map[string]goldenCase {
 			warnings: []string{"restartPolicy is Never: a rotating sidecar would keep it from completing"}},
 		"init-only":           {files: []string{"testdata/init-only.yaml"}, spc: seedClasses, labels: enabled},
 		"reload-signal":       {files: []string{"testdata/reload-signal.yaml"}, spc: seedClasses, labels: enabled},
+		"reload-mesh":         {files: []string{"testdata/reload-mesh.yaml"}, spc: seedClasses, labels: enabled},
 		"node-publish-secret": {files: []string{"testdata/node-publish-secret.yaml"}, labels: enabled},
 		"plugin-provider": {files: []string{"testdata/plugin-provider.yaml", sa}, spc: seedClasses, labels: enabled,
 			warnings: []string{`uses provider "conjur", which is not built in`, `volume "vault": csi.readOnly is not true`}},

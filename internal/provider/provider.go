@@ -15,6 +15,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -30,6 +31,9 @@ type Request struct {
 	Current map[string]string
 	// Permission is the mode of files whose object sets none.
 	Permission fs.FileMode
+	// Sizes caps each object's files and all files of the fetch; the zero
+	// value means the defaults. FetchMerged enforces them.
+	Sizes limits.Sizes
 }
 
 // Object is the result for one object of the class.
@@ -103,6 +107,16 @@ func FetchMerged(ctx context.Context, p Provider, req Request, prev []Object) ([
 	req.Current = Versions(prev)
 	objs, err := p.Fetch(ctx, req)
 	if err != nil {
+		if errors.Is(err, limits.ErrTooLarge) {
+			// A transport's cap, under whatever the SDK made of it: the
+			// content is the problem, not the backend's availability.
+			var pe *Error
+			if errors.As(err, &pe) {
+				pe.Reason = ReasonInvalidContent
+			} else {
+				err = &Error{Class: req.Class.Key(), Provider: req.Class.Provider, Reason: ReasonInvalidContent, Err: err}
+			}
+		}
 		return nil, nil, err
 	}
 	fail := func(reason Reason, err error) error {
@@ -115,7 +129,39 @@ func FetchMerged(ctx context.Context, p Provider, req Request, prev []Object) ([
 	if err != nil {
 		return nil, nil, fail(ReasonUnknown, err)
 	}
+	if err := CheckSizes(merged, req.Sizes); err != nil {
+		var pe *Error
+		if errors.As(err, &pe) {
+			pe.Class, pe.Provider = req.Class.Key(), req.Class.Provider
+		}
+		return nil, nil, err
+	}
 	return merged, files, nil
+}
+
+// CheckSizes enforces the per-object and per-volume caps of sizes on
+// complete objects: the first object over its cap, or the set over the
+// volume's, is an InvalidContent error naming the object (or the volume)
+// and the limit, never content. This is the one place the agent, the node
+// shim and the sync controller apply the caps to what they would write or
+// sync; the transports' limits keep larger responses from being read at
+// all.
+func CheckSizes(objs []Object, sizes limits.Sizes) error {
+	var total int64
+	for _, o := range objs {
+		var n int64
+		for _, f := range o.Files {
+			n += int64(len(f.Data))
+		}
+		if n > sizes.Object() {
+			return &Error{Object: o.ID, Reason: ReasonInvalidContent, Err: &limits.TooLargeError{What: "the object's content", Size: n, Limit: sizes.Object()}}
+		}
+		total += n
+	}
+	if total > sizes.Volume() {
+		return &Error{Reason: ReasonInvalidContent, Err: &limits.TooLargeError{What: fmt.Sprintf("the content of all %d objects", len(objs)), Size: total, Limit: sizes.Volume()}}
+	}
+	return nil
 }
 
 // Merge resolves Unchanged objects against the previous result and returns

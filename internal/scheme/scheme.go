@@ -33,3 +33,31 @@ func Metadata(kind string) *metav1.PartialObjectMetadata {
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
 	return m
 }
+
+// LastAppliedAnnotation is the copy of the whole object that `kubectl
+// apply` keeps on it.
+const LastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+// TrimForCache is the transform of every informer cache of the shared
+// processes (the webhook and the node shim): it drops what they never read
+// and what can double an object's size, its managedFields and kubectl's
+// last-applied copy. What remains of a SecretProviderClass is its spec,
+// which the namespace's object count quota bounds (docs/security.md).
+func TrimForCache(obj any) (any, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		// A tombstone (DeletedFinalStateUnknown) keeps its object as is.
+		return obj, nil
+	}
+	m.SetManagedFields(nil)
+	if a := m.GetAnnotations(); a != nil {
+		if _, ok := a[LastAppliedAnnotation]; ok {
+			delete(a, LastAppliedAnnotation)
+			if len(a) == 0 {
+				a = nil
+			}
+			m.SetAnnotations(a)
+		}
+	}
+	return obj, nil
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	gosync "sync"
@@ -52,6 +53,8 @@ const (
 	ReasonSecretUpdated         = "SecretUpdated"
 	ReasonSecretDeleted         = "SecretDeleted"
 	ReasonSecretAdopted         = "SecretAdopted"
+	ReasonBackendNotAllowed     = "BackendNotAllowed"
+	ReasonNamespaceNotAllowed   = "NamespaceNotAllowed"
 	classAPIVersion             = "secrets-store.csi.x-k8s.io/v1"
 	classKind                   = "SecretProviderClass"
 	fetchRetryOnConflictBackoff = 200 * time.Millisecond
@@ -118,6 +121,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	} else if err != nil {
 		return reconcile.Result{}, fmt.Errorf("get SecretProviderClass %s: %w", key, err)
 	}
+	if class != nil && len(class.Spec.SecretObjects) > 0 && slices.Contains(r.opts.ProtectedNamespaces, key.Namespace) {
+		// The operator's own namespaces (the release's, kube-system): the
+		// admission policy refuses the controller's writes and tokens
+		// there too.
+		r.warn(class, ReasonNamespaceNotAllowed, "Sync", "SecretProviderClass %s: namespace %s is protected; the sync controller writes no Secrets and mints no tokens in it (the operator allows it with syncSecret.allowProtectedNamespaces)", key, key.Namespace)
+		return reconcile.Result{}, nil
+	}
 	owned, err := r.ownedSecrets(ctx, key)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -140,6 +150,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	parsed, err := spc.Parse(class)
 	if err != nil {
 		r.warn(class, ReasonInvalidClass, "Parse", "%s; its Secrets are not synced", err)
+		return reconcile.Result{}, nil
+	}
+	if err := r.opts.AllowedBackendHosts.CheckClass(parsed); err != nil {
+		r.warn(class, ReasonBackendNotAllowed, "Fetch", "%s; its Secrets are not synced", err)
 		return reconcile.Result{}, nil
 	}
 	if parsed.BuiltIn() {
@@ -261,7 +275,7 @@ func (r *Reconciler) consumers(ctx context.Context, class *ssiv1.SecretProviderC
 		return a.Name < b.Name
 	})
 	if sa := strings.TrimSpace(class.Annotations[AnnotationSyncServiceAccount]); sa != "" {
-		ok, why, err := r.allowsSync(ctx, class.Namespace, sa)
+		ok, why, err := r.allowsSync(ctx, class.Namespace, sa, class.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -275,19 +289,17 @@ func (r *Reconciler) consumers(ctx context.Context, class *ssiv1.SecretProviderC
 	return out, nil
 }
 
-// allowsSync reports whether a service account exists and is annotated
-// allow-sync: "true"; why says what is missing.
-func (r *Reconciler) allowsSync(ctx context.Context, namespace, name string) (bool, string, error) {
+// allowsSync reports whether a service account exists and its allow-sync
+// annotation names the class; why says what is missing.
+func (r *Reconciler) allowsSync(ctx context.Context, namespace, name, class string) (bool, string, error) {
 	m := scheme.Metadata("ServiceAccount")
 	if err := r.shared.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, m); apierrors.IsNotFound(err) {
 		return false, fmt.Sprintf("it does not exist in namespace %s", namespace), nil
 	} else if err != nil {
 		return false, "", fmt.Errorf("get service account %s/%s: %w", namespace, name, err)
 	}
-	if v := m.Annotations[AnnotationAllowSync]; v != "true" {
-		return false, fmt.Sprintf("it is not annotated %s: \"true\"", AnnotationAllowSync), nil
-	}
-	return true, "", nil
+	ok, why := AllowsSyncOf(m.Annotations, class)
+	return ok, why, nil
 }
 
 // ownedSecrets are the managed Secrets this controller created for key.
@@ -481,8 +493,12 @@ func (r *Reconciler) candidates(ctx context.Context, class *spc.Class, consumers
 		}
 		cloud := identity.CloudFor(class, annotations, gcpProvider)
 		b, _ := json.Marshal(cloud)
+		var tokens identity.TokenSource = r.tokens.source(class.Namespace, c.serviceAccount, podName, podUID)
+		if c.pod == nil {
+			tokens = podlessTokens{inner: tokens, class: class.Key(), serviceAccount: c.serviceAccount, apiAudiences: r.opts.APIServerAudiences}
+		}
 		out = append(out, candidate{
-			id:  identity.Identity{Pod: pod, Cloud: cloud, Tokens: r.tokens.source(class.Namespace, c.serviceAccount, podName, podUID)},
+			id:  identity.Identity{Pod: pod, Cloud: cloud, Tokens: tokens},
 			key: class.Namespace + "/" + c.serviceAccount + "|" + string(b),
 		})
 		if len(out) == maxCandidates {
@@ -500,7 +516,7 @@ func (r *Reconciler) fetch(ctx context.Context, p provider.Provider, class *spc.
 	defer cancel()
 	start := r.clock.Now()
 	defer func() { r.metrics.FetchSeconds.WithLabelValues(class.Provider).Observe(r.clock.Since(start).Seconds()) }()
-	return provider.FetchMerged(ctx, p, provider.Request{Class: class, Identity: c.id, Permission: atomicdir.DefaultMode}, st.objects)
+	return provider.FetchMerged(ctx, p, provider.Request{Class: class, Identity: c.id, Permission: atomicdir.DefaultMode, Sizes: r.opts.Sizes}, st.objects)
 }
 
 func fileMap(files []atomicdir.File) map[string][]byte {
@@ -603,8 +619,16 @@ func (r *Reconciler) applySecret(ctx context.Context, class *ssiv1.SecretProvide
 			r.conflict(class, want.Name, fmt.Sprintf("Secret %s is synced from SecretProviderClass %s; a Secret can be declared by one class only", want.Name, from))
 			return false, errConflict
 		}
+		if other.Annotations[AnnotationSyncedFrom] == "" && strings.TrimSpace(other.Annotations[AnnotationAdopt]) != class.Name {
+			// The managed label alone proves nothing: anyone who may
+			// create Secrets in the namespace may set it, and any class
+			// of the namespace could then take the Secret over.
+			r.conflict(class, want.Name, fmt.Sprintf("Secret %s is labelled %s=true but was not created by the sync controller; annotate it %s: %q to let this class adopt it",
+				want.Name, LabelManaged, AnnotationAdopt, class.Name))
+			return false, errConflict
+		}
 		cur = &other
-		r.event(class, cur, corev1.EventTypeNormal, ReasonSecretAdopted, "Update", "adopting Secret %s, labelled %s=true but not created by this controller", want.Name, LabelManaged)
+		r.event(class, cur, corev1.EventTypeNormal, ReasonSecretAdopted, "Update", "adopting Secret %s, labelled %s=true and annotated %s: %q", want.Name, LabelManaged, AnnotationAdopt, class.Name)
 	}
 	if cur.Type != want.Type {
 		// The type of a Secret is immutable: replace it.

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -298,12 +299,13 @@ func TestInjectedPodsOwnersAndNamespace(t *testing.T) {
 }
 
 // Pod-less sync needs both the class annotation and the service account's
-// consent; the token is then not bound to a pod, and the class owns the
-// Secret.
+// consent naming the class; the token is then not bound to a pod, and the
+// class owns the Secret.
 func TestPodlessSyncNeedsBothAnnotations(t *testing.T) {
 	env := controlPlane(t)
 	ns := namespace(t, env, "podless")
 	fake := newFake("vault", map[string]string{"db-password": "pw", "db-user": "app"})
+	fake.audience = "vault"
 	startController(t, env, nil, Options{Providers: provider.NewSet(fake)}, nil)
 
 	serviceAccount(t, env, ns, "robot", nil)
@@ -316,11 +318,20 @@ func TestPodlessSyncNeedsBothAnnotations(t *testing.T) {
 `)
 	c.Annotations = map[string]string{AnnotationSyncServiceAccount: "robot"}
 	create(t, env, c)
-	waitEvent(t, env, ns, "db", ReasonSyncServiceAccount, `names service account "robot", but it is not annotated secrets-store-injector.io/allow-sync: "true"`)
+	waitEvent(t, env, ns, "db", ReasonSyncServiceAccount, `names service account "robot", but it is not annotated secrets-store-injector.io/allow-sync: "db"`)
 	assertNoSecret(t, env, ns, "robot-creds", time.Second)
 
-	// The service account consents: synced without any pod.
+	// The consent of earlier versions names no class: not enough.
 	allowSync(t, env, ns, "robot", "true")
+	waitEvent(t, env, ns, "db", ReasonSyncServiceAccount, `its annotation secrets-store-injector.io/allow-sync: "true" names no class`)
+	assertNoSecret(t, env, ns, "robot-creds", time.Second)
+	// Consent to other classes only: not enough.
+	allowSync(t, env, ns, "robot", "cache,web")
+	waitEvent(t, env, ns, "db", ReasonSyncServiceAccount, `does not name the class (it names "cache,web"); add "db" to the list`)
+	assertNoSecret(t, env, ns, "robot-creds", time.Second)
+
+	// The service account consents to this class: synced without any pod.
+	allowSync(t, env, ns, "robot", "cache, db")
 	s := waitSecret(t, env, ns, "robot-creds", nil)
 	if len(s.OwnerReferences) != 1 || s.OwnerReferences[0].Kind != "SecretProviderClass" || s.OwnerReferences[0].UID != c.UID {
 		t.Errorf("owners %+v, want the class", s.OwnerReferences)
@@ -329,12 +340,12 @@ func TestPodlessSyncNeedsBothAnnotations(t *testing.T) {
 	if len(calls) != 1 || calls[0].SA != "robot" || calls[0].Pod != "" {
 		t.Fatalf("fetches %+v", calls)
 	}
-	if cl := calls[0].Claims; cl.Sub != "system:serviceaccount:"+ns+":robot" || cl.Kubernetes.Pod != nil {
-		t.Errorf("token subject %q bound to %+v, want robot and no pod", cl.Sub, cl.Kubernetes.Pod)
+	if cl := calls[0].Claims; cl.Sub != "system:serviceaccount:"+ns+":robot" || cl.Kubernetes.Pod != nil || !reflect.DeepEqual(cl.Aud, []string{"vault"}) {
+		t.Errorf("token subject %q bound to %+v for %q, want robot, no pod, audience vault", cl.Sub, cl.Kubernetes.Pod, cl.Aud)
 	}
 
 	// Consent withdrawn: the Secret goes.
-	allowSync(t, env, ns, "robot", "false")
+	allowSync(t, env, ns, "robot", "cache")
 	waitNoSecret(t, env, ns, "robot-creds")
 
 	// The annotation alone, naming a service account that does not exist.
@@ -467,7 +478,8 @@ func TestMalformedSecretObjects(t *testing.T) {
 }
 
 // An existing Secret without the managed label is never overwritten or
-// deleted; a managed Secret of the upstream driver is adopted.
+// deleted; a managed Secret of the upstream driver is adopted only once it
+// is annotated with the class that may adopt it.
 func TestForeignSecretsAreLeftAlone(t *testing.T) {
 	env := controlPlane(t)
 	ns := namespace(t, env, "foreign")
@@ -493,9 +505,34 @@ func TestForeignSecretsAreLeftAlone(t *testing.T) {
 	pod := csiPod(ns, "app-0", "app", "db")
 	create(t, env, pod)
 	waitEvent(t, env, ns, "db", ReasonSecretConflict, "Secret mine already exists and is not labelled secrets-store.csi.k8s.io/managed=true; the sync controller does not overwrite it")
+	waitEvent(t, env, ns, "db", ReasonSecretConflict, `Secret upstream is labelled secrets-store.csi.k8s.io/managed=true but was not created by the sync controller; annotate it secrets-store-injector.io/adopt: "db" to let this class adopt it`)
+	if s, err := getSecret(env, ns, "upstream"); err != nil || string(s.Data["password"]) != "old" {
+		t.Fatalf("managed Secret taken over without the adopt annotation: %v %q", err, s.Data["password"])
+	}
+	annotate := func(value string) {
+		t.Helper()
+		s, err := getSecret(env, ns, "upstream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Annotations = map[string]string{AnnotationAdopt: value}
+		if err := env.Client.Update(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Naming another class is no consent for this one.
+	annotate("other")
+	waitEvent(t, env, ns, "db", ReasonSecretConflict, `annotate it secrets-store-injector.io/adopt: "db"`)
+	if s, _ := getSecret(env, ns, "upstream"); string(s.Data["password"]) != "old" {
+		t.Fatal("adopted though the annotation names another class")
+	}
+	annotate("db")
 	waitSecret(t, env, ns, "upstream", func(s *corev1.Secret) string {
 		if string(s.Data["password"]) != "pw" || s.Annotations[AnnotationSyncedFrom] != "db" {
 			return "not adopted"
+		}
+		if _, ok := s.Annotations[AnnotationAdopt]; ok {
+			return "adopt annotation kept"
 		}
 		return ""
 	})

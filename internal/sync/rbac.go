@@ -3,18 +3,23 @@ package sync
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ssinjector/ssi/internal/spc"
 )
 
-// Installation defaults of the webhook Deployment the controller runs in.
+// Installation defaults of the controller's own Deployment (the chart's
+// ssi-sync, in the namespace manifests/ install into).
 const (
 	DefaultNamespace      = "secrets-store-injector"
-	DefaultServiceAccount = "ssi-webhook"
+	DefaultServiceAccount = "ssi-sync"
 	// LeaderElectionID is the Lease the replicas compete for.
 	LeaderElectionID = "ssi-sync"
 	// MaxTokenSeconds is the longest token lifetime the admission policy
@@ -24,8 +29,20 @@ const (
 
 // RBACOptions name the installation the access objects are for.
 type RBACOptions struct {
+	// Namespace is the controller's own (its Deployment's, the release's).
 	Namespace      string
 	ServiceAccount string
+	// AllowProtectedNamespaces lists namespaces among Namespace and
+	// kube-system that the operator lets the controller write Secrets and
+	// mint tokens in; the others of the two are refused by the policy.
+	AllowProtectedNamespaces []string
+	// APIServerAudiences are the API server's own audiences, which a token
+	// bound to no pod must not name; nil means KubernetesAudiences. The
+	// API server fills an empty audience list with its own before
+	// admission, so the policy knows them only from this list: add the
+	// cluster's service-account issuer when it is not among the defaults
+	// (GKE's, for one).
+	APIServerAudiences []string
 }
 
 func (o RBACOptions) withDefaults() RBACOptions {
@@ -35,7 +52,33 @@ func (o RBACOptions) withDefaults() RBACOptions {
 	if o.ServiceAccount == "" {
 		o.ServiceAccount = DefaultServiceAccount
 	}
+	if o.APIServerAudiences == nil {
+		o.APIServerAudiences = KubernetesAudiences
+	}
 	return o
+}
+
+// ProtectedNamespaces are the namespaces the controller never syncs in:
+// its own and kube-system, less those the operator allows. Sorted.
+func ProtectedNamespaces(own string, allow []string) []string {
+	var out []string
+	for _, ns := range []string{own, "kube-system"} {
+		if ns != "" && !slices.Contains(allow, ns) && !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// celList renders strings as a CEL list literal of single-quoted strings
+// (the values are Kubernetes names and Secret types: no quotes inside).
+func celList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = "'" + s + "'"
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // Username is the controller's user name as the API server sees it.
@@ -55,10 +98,16 @@ func (o RBACOptions) Username() string {
 //     namespace: the Lease of leader election (create; get and update of
 //     that one Lease only).
 //   - ValidatingAdmissionPolicy and binding ssi-sync-guard, for requests of
-//     the controller's user only, expressing what RBAC cannot: Secrets it
-//     creates or updates carry secrets-store.csi.k8s.io/managed=true and
-//     the synced-from annotation, Secrets it updates or deletes were
-//     labelled managed before, and tokens it requests live at most an hour.
+//     the controller's user only, expressing what RBAC cannot: nothing in
+//     the protected namespaces (ProtectedNamespaces); Secrets it creates or
+//     updates are of a type of spc.SyncableSecretTypes and carry
+//     secrets-store.csi.k8s.io/managed=true and the synced-from annotation,
+//     Secrets it updates or deletes were labelled managed before, tokens it
+//     requests live at most an hour, and a token bound to no pod names an
+//     audience that is not the API server's (KubernetesAudiences).
+//   - ValidatingAdmissionPolicy and binding ssi-sync-podless-guard: a token
+//     bound to no pod only for a service account whose allow-sync
+//     annotation names classes.
 //
 // What neither can express (RBAC has no per-label or per-relation rules)
 // is documented in docs/sync.md: reading is cluster-wide, and a token may
@@ -102,6 +151,7 @@ func RBAC(o RBACOptions) []client.Object {
 		Subjects:   subject,
 	}
 	fail := admissionregistrationv1.Fail
+	protected := ProtectedNamespaces(o.Namespace, o.AllowProtectedNamespaces)
 	managed := fmt.Sprintf("'%s'", LabelManaged)
 	syncedFrom := fmt.Sprintf("'%s'", AnnotationSyncedFrom)
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
@@ -125,7 +175,17 @@ func RBAC(o RBACOptions) []client.Object {
 				Name:       "sync-controller",
 				Expression: fmt.Sprintf("request.userInfo.username == '%s'", o.Username()),
 			}},
-			Validations: []admissionregistrationv1.Validation{
+			Validations: append(protectedRule(protected), []admissionregistrationv1.Validation{
+				{
+					Expression: fmt.Sprintf("request.resource.resource != 'secrets' || request.operation == 'DELETE' || "+
+						"!has(object.type) || object.type in %s", celList(spc.SyncableSecretTypes)),
+					Message: fmt.Sprintf("the sync controller writes only Secrets of the types %s (never service-account or bootstrap tokens)", strings.Join(spc.SyncableSecretTypes, ", ")),
+				},
+				{
+					Expression: "request.resource.resource != 'serviceaccounts' || " + podBound + " || " +
+						fmt.Sprintf("(size(object.spec.?audiences.orValue([])) > 0 && !object.spec.?audiences.orValue([]).exists(a, a in %s))", celList(o.APIServerAudiences)),
+					Message: "the sync controller requests a token bound to no pod only for an explicit audience that is not the API server's",
+				},
 				{
 					Expression: fmt.Sprintf("request.resource.resource != 'secrets' || request.operation == 'DELETE' || "+
 						"(has(object.metadata.labels) && %[1]s in object.metadata.labels && object.metadata.labels[%[1]s] == 'true' && "+
@@ -141,7 +201,7 @@ func RBAC(o RBACOptions) []client.Object {
 					Expression: fmt.Sprintf("request.resource.resource != 'serviceaccounts' || (has(object.spec.expirationSeconds) && object.spec.expirationSeconds <= %d)", MaxTokenSeconds),
 					Message:    fmt.Sprintf("the sync controller requests only tokens that expire within %d seconds", MaxTokenSeconds),
 				},
-			},
+			}...),
 		},
 	}
 	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
@@ -152,7 +212,68 @@ func RBAC(o RBACOptions) []client.Object {
 			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
 		},
 	}
-	return []client.Object{clusterRole, clusterBinding, role, roleBinding, policy, binding}
+	// Pod-less tokens only for a service account that consents. The
+	// policy cannot read the requested service account by name; it is
+	// given every service account of the request's namespace as params
+	// (paramRef without namespace: the request's), and for each the
+	// expression holds unless it is the requested one without consent
+	// (the results are ANDed). Which classes the consent names is checked
+	// by the controller: the policy does not see the class.
+	allowSync := fmt.Sprintf("'%s'", AnnotationAllowSync)
+	deny := admissionregistrationv1.DenyAction
+	podless := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ssi-sync-podless-guard", Labels: rbacLabels()},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: &fail,
+			ParamKind:     &admissionregistrationv1.ParamKind{APIVersion: "v1", Kind: "ServiceAccount"},
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{
+					{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"serviceaccounts/token"}},
+					}},
+				},
+			},
+			MatchConditions: []admissionregistrationv1.MatchCondition{{
+				Name:       "sync-controller",
+				Expression: fmt.Sprintf("request.userInfo.username == '%s'", o.Username()),
+			}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: fmt.Sprintf(podBound+" || params.metadata.name != request.name || "+
+					"(has(params.metadata.annotations) && %[1]s in params.metadata.annotations && "+
+					"params.metadata.annotations[%[1]s].trim() != '%[2]s' && params.metadata.annotations[%[1]s].split(',').exists(c, c.trim() != ''))", allowSync, legacyAllowSync),
+				Message: fmt.Sprintf("the sync controller requests a token bound to no pod only for a service account whose %s annotation names classes", AnnotationAllowSync),
+			}},
+		},
+	}
+	podlessBinding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicyBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ssi-sync-podless-guard", Labels: rbacLabels()},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        "ssi-sync-podless-guard",
+			ParamRef:          &admissionregistrationv1.ParamRef{Selector: &metav1.LabelSelector{}, ParameterNotFoundAction: &deny},
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+		},
+	}
+	return []client.Object{clusterRole, clusterBinding, role, roleBinding, policy, binding, podless, podlessBinding}
+}
+
+// podBound holds for a TokenRequest bound to a pod. The API server hands
+// admission a null boundObjectRef for an unbound request, which has()
+// reports as present: optional field selection reads it without error.
+const podBound = "object.spec.?boundObjectRef.?kind.orValue('') == 'Pod'"
+
+// protectedRule refuses every request in the protected namespaces (none
+// when the operator allows both).
+func protectedRule(protected []string) []admissionregistrationv1.Validation {
+	if len(protected) == 0 {
+		return nil
+	}
+	return []admissionregistrationv1.Validation{{
+		Expression: fmt.Sprintf("!(request.namespace in %s)", celList(protected)),
+		Message:    fmt.Sprintf("the sync controller writes no Secrets and mints no tokens in the protected namespaces %s", strings.Join(protected, ", ")),
+	}}
 }
 
 func rbacLabels() map[string]string {

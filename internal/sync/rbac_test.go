@@ -86,6 +86,8 @@ func TestRBACAsInstalled(t *testing.T) {
 	ns := namespace(t, env, "rbac")
 	serviceAccount(t, env, ns, "app", nil)
 	serviceAccount(t, env, ns, "other", nil)
+	serviceAccount(t, env, ns, "robot", map[string]string{AnnotationAllowSync: "db"})
+	serviceAccount(t, env, ns, "legacy", map[string]string{AnnotationAllowSync: "true"})
 	create(t, env, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "foreign"}, Data: map[string][]byte{"k": []byte("v")}})
 
 	// Wait until the admission policy is in force.
@@ -140,8 +142,8 @@ func TestRBACAsInstalled(t *testing.T) {
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
 			Labels: map[string]string{LabelManaged: "true"}, Annotations: map[string]string{AnnotationSyncedFrom: "db"}}}
 	}
-	token := func(sa string, secs int64, pod *corev1.Pod) error {
-		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs}}
+	token := func(sa string, secs int64, pod *corev1.Pod, audiences ...string) error {
+		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs, Audiences: audiences}}
 		if pod != nil {
 			tr.Spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}
 		}
@@ -152,8 +154,8 @@ func TestRBACAsInstalled(t *testing.T) {
 		"list pods":             func() error { return asClient.List(ctx, &corev1.PodList{}) },
 		"list classes":          func() error { return asClient.List(ctx, &ssiv1.SecretProviderClassList{}) },
 		"list service accounts": func() error { return asClient.List(ctx, &corev1.ServiceAccountList{}) },
-		"token bound to a pod of its service account": func() error { return token("app", 600, target) },
-		"pod-less token of at most an hour":           func() error { return token("app", MaxTokenSeconds, nil) },
+		"token bound to a pod of its service account":                     func() error { return token("app", 600, target) },
+		"pod-less token of at most an hour, consented, explicit audience": func() error { return token("robot", MaxTokenSeconds, nil, "vault") },
 		"create, update, delete a managed Secret": func() error {
 			s := managed("allowed")
 			if err := asClient.Create(ctx, s); err != nil {
@@ -227,7 +229,7 @@ func TestRBACAsInstalled(t *testing.T) {
 		"bind itself a cluster role": {func() error {
 			return asClient.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "evil"},
 				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
-				Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "ssi-webhook", Namespace: own}}})
+				Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: DefaultServiceAccount, Namespace: own}}})
 		}, "forbidden"},
 		"create an unlabelled Secret": {func() error {
 			return asClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unlabelled"}})
@@ -244,7 +246,34 @@ func TestRBACAsInstalled(t *testing.T) {
 		"delete a foreign Secret": {func() error {
 			return asClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "foreign"}})
 		}, "the sync controller changes and deletes only Secrets labelled secrets-store.csi.k8s.io/managed=true"},
-		"token living longer than an hour": {func() error { return token("app", 2*MaxTokenSeconds, nil) },
+		// The API server fills an empty audience list with its own
+		// (here the test server's issuer, which the default list does not
+		// name): the policy refuses the audiences it is told; the
+		// controller itself never asks without an audience.
+		"pod-less token for the API server's audience": {func() error { return token("robot", 600, nil, "https://kubernetes.default.svc.cluster.local") },
+			"only for an explicit audience that is not the API server's"},
+		"pod-less token without consent": {func() error { return token("app", 600, nil, "vault") },
+			"only for a service account whose secrets-store-injector.io/allow-sync annotation names classes"},
+		"pod-less token with the consent of earlier versions": {func() error { return token("legacy", 600, nil, "vault") },
+			"only for a service account whose secrets-store-injector.io/allow-sync annotation names classes"},
+		"a service-account-token Secret": {func() error {
+			s := managed("legacy-token")
+			s.Type = corev1.SecretTypeServiceAccountToken
+			s.Annotations[corev1.ServiceAccountNameKey] = "app"
+			return asClient.Create(ctx, s)
+		}, "the sync controller writes only Secrets of the types"},
+		"a Secret in kube-system": {func() error {
+			s := managed("sys")
+			s.Namespace = "kube-system"
+			return asClient.Create(ctx, s)
+		}, "in the protected namespaces kube-system, secrets-store-injector"},
+		"a token in its own namespace": {func() error {
+			secs := int64(600)
+			_, err := as.CoreV1().ServiceAccounts(own).CreateToken(ctx, DefaultServiceAccount,
+				&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs, Audiences: []string{"vault"}}}, metav1.CreateOptions{})
+			return err
+		}, "in the protected namespaces"},
+		"token living longer than an hour": {func() error { return token("robot", 2*MaxTokenSeconds, nil, "vault") },
 			"the sync controller requests only tokens that expire within 3600 seconds"},
 		"token bound to a pod of another service account": {func() error { return token("other", 600, target) },
 			"cannot bind token for serviceaccount \"other\" to pod running with different serviceaccount name"},

@@ -25,6 +25,11 @@ const (
 	// a Secret was written for; it marks the Secrets this controller
 	// created, the only ones it deletes.
 	AnnotationSyncedFrom = Prefix + "synced-from"
+	// AnnotationAdopt on an existing Secret labelled managed (written by
+	// the upstream driver, say) names the one SecretProviderClass of its
+	// namespace that may adopt it. Without it such a Secret is left alone:
+	// the managed label alone is anyone's to set.
+	AnnotationAdopt = Prefix + "adopt"
 )
 
 // Keys of a kubernetes.io/tls Secret.
@@ -104,6 +109,11 @@ func parseSecretObject(i int, o *ssiv1.SecretObject) (secretSpec, []string) {
 	}
 	if s.typ == "" {
 		fail("type is empty; set it, for example to Opaque or kubernetes.io/tls")
+	} else if err := spc.CheckSecretType(string(s.typ)); err != nil {
+		// Kubernetes fills a service-account-token or bootstrap token
+		// Secret with credentials of its own; the controller never
+		// writes one.
+		fail("%v", err)
 	}
 	if len(o.Data) == 0 {
 		fail("data is empty; list at least one objectName and key")
@@ -151,8 +161,10 @@ func parseSecretObject(i int, o *ssiv1.SecretObject) (secretSpec, []string) {
 	if el := apivalidation.ValidateAnnotations(o.Annotations, field.NewPath("annotations")); len(el) > 0 {
 		fail("%s", el.ToAggregate().Error())
 	}
-	if _, ok := o.Annotations[AnnotationSyncedFrom]; ok {
-		fail("annotations: %s is set by the sync controller and cannot be declared", AnnotationSyncedFrom)
+	for _, a := range []string{AnnotationSyncedFrom, AnnotationAdopt} {
+		if _, ok := o.Annotations[a]; ok {
+			fail("annotations: %s is set by the sync controller and cannot be declared", a)
+		}
 	}
 	s.labels = copyMap(o.Labels)
 	s.annotations = copyMap(o.Annotations)

@@ -12,9 +12,16 @@
 // re-fetches every rotation interval and writes only on change, and deletes
 // the Secrets it created once no consumer remains.
 //
-// The controller runs in the webhook's manager and only on the elected
-// leader; its informers (pods, reduced to what it reads, and the Secrets
-// labelled secrets-store.csi.k8s.io/managed=true) start only there.
+// The controller runs as a process of its own (`ssi-webhook sync`, Run),
+// under a service account of its own, so that the admission webhook holds
+// no Secret or token rights; it syncs only on the elected leader, and its
+// informers (pods, reduced to what it reads, and the Secrets labelled
+// secrets-store.csi.k8s.io/managed=true) start only there. What it writes
+// is narrowed by rules checked twice, in code and by the admission
+// policies of RBAC: only the Secret types of spc.SyncableSecretTypes,
+// never in protected namespaces, pod-less tokens only with a consent that
+// names the class and never for the API server's audience, and (when the
+// operator sets AllowedBackendHosts) only backend hosts on that list.
 package sync
 
 import (
@@ -22,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -46,6 +54,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
@@ -56,10 +65,50 @@ const (
 	// service account (same namespace) to sync the class with when no pod
 	// consumes it.
 	AnnotationSyncServiceAccount = Prefix + "sync-service-account"
-	// AnnotationAllowSync on that service account must be "true": the
-	// account's owner agrees that classes may be synced with it.
+	// AnnotationAllowSync on that service account lists, comma-separated,
+	// the classes of its namespace that may be synced pod-less with it:
+	// the account's owner agrees, class by class. The value "true" of
+	// earlier versions names no class and consents to nothing.
 	AnnotationAllowSync = Prefix + "allow-sync"
 )
+
+// legacyAllowSync is the value of AnnotationAllowSync that once consented
+// to every class of the namespace.
+const legacyAllowSync = "true"
+
+// AllowSyncClasses parses the value of AnnotationAllowSync: the class
+// names it lists, trimmed, without empty entries. legacy reports the old
+// value "true", which lists no class.
+func AllowSyncClasses(value string) (classes []string, legacy bool) {
+	if strings.TrimSpace(value) == legacyAllowSync {
+		return nil, true
+	}
+	for _, c := range strings.Split(value, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			classes = append(classes, c)
+		}
+	}
+	return classes, false
+}
+
+// AllowsSyncOf reports whether a service account's annotations consent to
+// pod-less sync of the class; why says, for an event, what is missing and
+// how to consent.
+func AllowsSyncOf(annotations map[string]string, class string) (bool, string) {
+	v, ok := annotations[AnnotationAllowSync]
+	if !ok {
+		return false, fmt.Sprintf("it is not annotated %s: %q", AnnotationAllowSync, class)
+	}
+	classes, legacy := AllowSyncClasses(v)
+	if legacy {
+		return false, fmt.Sprintf("its annotation %s: \"true\" names no class (it no longer consents to every class of the namespace); list the classes it may be synced for, e.g. %s: %q",
+			AnnotationAllowSync, AnnotationAllowSync, class)
+	}
+	if slices.Contains(classes, class) {
+		return true, ""
+	}
+	return false, fmt.Sprintf("its annotation %s does not name the class (it names %q); add %q to the list", AnnotationAllowSync, strings.Join(classes, ","), class)
+}
 
 // ControllerName names the controller (logs, events, metrics).
 const ControllerName = "secret-sync"
@@ -103,10 +152,26 @@ type Options struct {
 	// WarningRepeat is how long an identical Warning on a class is not
 	// recorded again; zero means 10 minutes.
 	WarningRepeat time.Duration
+	// AllowedBackendHosts limits the backend addresses a class may name
+	// (--allowed-backend-hosts); nil allows every host. A class naming
+	// another gets a BackendNotAllowed event and is not fetched.
+	AllowedBackendHosts *provider.BackendHosts
+	// ProtectedNamespaces are namespaces whose classes are never synced
+	// (the release namespace and kube-system unless the operator allows
+	// them); their classes get a NamespaceNotAllowed event. The admission
+	// policy (RBACOptions.ProtectedNamespaces) refuses the same.
+	ProtectedNamespaces []string
+	// APIServerAudiences are the API server's own audiences, for which no
+	// pod-less token is minted (besides the default audience); nil means
+	// KubernetesAudiences.
+	APIServerAudiences []string
 	// Metrics; nil means DefaultMetrics.
 	Metrics *Metrics
 	// Logger; zero means the manager's logger.
 	Logger logr.Logger
+	// Sizes caps each object and each class's objects together (what a
+	// synced Secret may hold); the zero value means the defaults.
+	Sizes limits.Sizes
 }
 
 func (o *Options) defaults(mgr manager.Manager) {
@@ -150,8 +215,8 @@ const (
 )
 
 // Setup adds the controller to mgr. SecretProviderClasses and service
-// account metadata are read through the manager's cache (shared with the
-// webhook); pods and managed Secrets through a cache of the controller's
+// account metadata are read through the manager's cache; pods and managed
+// Secrets through a cache of the controller's
 // own that runs only while this replica leads. The manager must have
 // leader election enabled when more than one replica runs.
 func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
@@ -298,9 +363,14 @@ func podChanged() predicate.TypedPredicate[*corev1.Pod] {
 	}
 }
 
-// secretRequests enqueues the class a managed Secret was synced from.
+// secretRequests enqueues the class a managed Secret was synced from, or,
+// for a Secret not synced yet, the class its adopt annotation names (so
+// that annotating it adopts it at once).
 func secretRequests(_ context.Context, s *corev1.Secret) []reconcile.Request {
 	n := s.Annotations[AnnotationSyncedFrom]
+	if n == "" {
+		n = strings.TrimSpace(s.Annotations[AnnotationAdopt])
+	}
 	if n == "" {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	gosync "sync"
 	"time"
 
@@ -138,4 +139,63 @@ func (c *tokenCache) prune() {
 			delete(c.sources, k)
 		}
 	}
+}
+
+// KubernetesAudiences are the default API server audiences a pod-less
+// token is never minted for, besides identity.DefaultAudience: the
+// service-account issuers of kubeadm and kind clusters (an API server's
+// --api-audiences falls back to its issuer). Clusters with another issuer
+// add theirs (Options.APIServerAudiences, RBACOptions.APIServerAudiences). A token of the API server's own
+// audience, bound to no pod, is a credential for the Kubernetes API for as
+// long as it lives; a backend that receives one (any vaultAddress the
+// class names) could act as the service account.
+var KubernetesAudiences = []string{
+	"https://kubernetes.default.svc",
+	"https://kubernetes.default.svc.cluster.local",
+	"kubernetes.default.svc",
+	"kubernetes.default.svc.cluster.local",
+}
+
+// ErrAPIServerAudience is the refusal to mint a pod-less token for the API
+// server's audience.
+var ErrAPIServerAudience = errors.New("pod-less sync never mints a token for the API server's own audience")
+
+// podlessTokens is the token source of pod-less sync: tokens not bound to
+// a pod, and never for the API server's audience, so the class must name
+// an explicit audience (the Vault class's audience parameter, the cloud
+// audiences of workload identity).
+type podlessTokens struct {
+	inner          identity.TokenSource
+	class          string
+	serviceAccount string
+	// apiAudiences are the API server's audiences; nil means
+	// KubernetesAudiences.
+	apiAudiences []string
+}
+
+// Token implements identity.TokenSource.
+func (p podlessTokens) Token(ctx context.Context, audience string) (string, error) {
+	if IsAPIServerAudience(audience, p.apiAudiences) {
+		return "", fmt.Errorf("%w: %w: SecretProviderClass %s is synced pod-less as service account %q and asks for audience %q; set an explicit audience in the class (for Vault the audience parameter, matching the Vault role's audience)",
+			errToken, ErrAPIServerAudience, p.class, p.serviceAccount, audienceName(audience))
+	}
+	return p.inner.Token(ctx, audience)
+}
+
+// IsAPIServerAudience reports whether audience is the API server's own:
+// the default audience or one of apiAudiences (nil: KubernetesAudiences).
+func IsAPIServerAudience(audience string, apiAudiences []string) bool {
+	a := strings.TrimSpace(audience)
+	if a == identity.DefaultAudience {
+		return true
+	}
+	if apiAudiences == nil {
+		apiAudiences = KubernetesAudiences
+	}
+	for _, k := range apiAudiences {
+		if strings.EqualFold(a, k) {
+			return true
+		}
+	}
+	return false
 }

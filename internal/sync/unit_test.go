@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -10,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -138,12 +140,40 @@ func TestParseSecretObjects(t *testing.T) {
 				`secretObjects[0] (Secret "s"): annotations: secrets-store-injector.io/synced-from is set by the sync controller and cannot be declared`,
 			},
 		},
-		"any type string is accepted, as upstream": {
+		// Kubernetes fills these two types with credentials of its own
+		// (a non-expiring service-account token, a bootstrap token).
+		"token types and custom types are refused": {
 			doc: `
-- secretName: s
+- secretName: legacy-token
+  type: kubernetes.io/service-account-token
+  annotations: {kubernetes.io/service-account.name: default}
+  data: [{objectName: a, key: k}]
+- secretName: bootstrap-token-abcdef
+  type: bootstrap.kubernetes.io/token
+  data: [{objectName: a, key: token-id}]
+- secretName: custom
   type: example.com/custom
+  data: [{objectName: a, key: k}]
+- secretName: adopted
+  type: Opaque
+  annotations: {"secrets-store-injector.io/adopt": other}
   data: [{objectName: a, key: k}]`,
-			names: []string{"s"},
+			problems: []string{
+				`secretObjects[0] (Secret "legacy-token"): type "kubernetes.io/service-account-token" is not a type the sync controller writes (allowed: Opaque, kubernetes.io/basic-auth, kubernetes.io/dockercfg, kubernetes.io/dockerconfigjson, kubernetes.io/ssh-auth, kubernetes.io/tls)`,
+				`secretObjects[1] (Secret "bootstrap-token-abcdef"): type "bootstrap.kubernetes.io/token" is not a type the sync controller writes (allowed: Opaque, kubernetes.io/basic-auth, kubernetes.io/dockercfg, kubernetes.io/dockerconfigjson, kubernetes.io/ssh-auth, kubernetes.io/tls)`,
+				`secretObjects[2] (Secret "custom"): type "example.com/custom" is not a type the sync controller writes (allowed: Opaque, kubernetes.io/basic-auth, kubernetes.io/dockercfg, kubernetes.io/dockerconfigjson, kubernetes.io/ssh-auth, kubernetes.io/tls)`,
+				`secretObjects[3] (Secret "adopted"): annotations: secrets-store-injector.io/adopt is set by the sync controller and cannot be declared`,
+			},
+		},
+		"every allowed type": {
+			doc: `
+- {secretName: a, type: Opaque, data: [{objectName: a, key: k}]}
+- {secretName: b, type: kubernetes.io/basic-auth, data: [{objectName: a, key: username}]}
+- {secretName: c, type: kubernetes.io/dockercfg, data: [{objectName: a, key: .dockercfg}]}
+- {secretName: d, type: kubernetes.io/dockerconfigjson, data: [{objectName: a, key: .dockerconfigjson}]}
+- {secretName: e, type: kubernetes.io/ssh-auth, data: [{objectName: a, key: ssh-privatekey}]}
+- {secretName: f, type: kubernetes.io/tls, data: [{objectName: a, key: tls.crt}, {objectName: a, key: tls.key}]}`,
+			names: []string{"a", "b", "c", "d", "e", "f"},
 		},
 	}
 	for name, tc := range cases {
@@ -540,5 +570,96 @@ func TestPodChangedIgnoresHeartbeats(t *testing.T) {
 	otherSA.Spec.ServiceAccountName = "other"
 	if !update(pod("web"), otherSA) {
 		t.Error("a changed service account did not enqueue")
+	}
+}
+
+// The consent of a service account names the classes it covers; the
+// value "true" of earlier versions covers none.
+func TestAllowsSyncOf(t *testing.T) {
+	cases := map[string]struct {
+		annotations map[string]string
+		ok          bool
+		why         string
+	}{
+		"not annotated": {nil, false, `it is not annotated secrets-store-injector.io/allow-sync: "db"`},
+		"legacy true": {map[string]string{AnnotationAllowSync: " true "}, false,
+			`its annotation secrets-store-injector.io/allow-sync: "true" names no class (it no longer consents to every class of the namespace); list the classes it may be synced for, e.g. secrets-store-injector.io/allow-sync: "db"`},
+		"names the class":       {map[string]string{AnnotationAllowSync: "cache, db"}, true, ""},
+		"names only the class":  {map[string]string{AnnotationAllowSync: "db"}, true, ""},
+		"names other classes":   {map[string]string{AnnotationAllowSync: "cache,,web"}, false, `its annotation secrets-store-injector.io/allow-sync does not name the class (it names "cache,web"); add "db" to the list`},
+		"empty":                 {map[string]string{AnnotationAllowSync: ""}, false, `its annotation secrets-store-injector.io/allow-sync does not name the class (it names ""); add "db" to the list`},
+		"prefix is not a match": {map[string]string{AnnotationAllowSync: "db2,d"}, false, `its annotation secrets-store-injector.io/allow-sync does not name the class (it names "db2,d"); add "db" to the list`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ok, why := AllowsSyncOf(tc.annotations, "db")
+			if ok != tc.ok || why != tc.why {
+				t.Errorf("AllowsSyncOf = %v, %q; want %v, %q", ok, why, tc.ok, tc.why)
+			}
+		})
+	}
+}
+
+type recordingTokens struct{ audiences []string }
+
+func (r *recordingTokens) Token(_ context.Context, audience string) (string, error) {
+	r.audiences = append(r.audiences, audience)
+	return "token-for-" + audience, nil
+}
+
+// A pod-less token is never minted for the API server's own audience.
+func TestPodlessTokensRefuseTheAPIServerAudience(t *testing.T) {
+	cases := map[string]bool{ // audience -> minted
+		"":                               false,
+		"https://kubernetes.default.svc": false,
+		"HTTPS://kubernetes.default.svc.cluster.local": false,
+		"kubernetes.default.svc":                       false,
+		"vault":                                        true,
+		"sts.amazonaws.com":                            true,
+		"https://issuer.example/gke":                   false, // an operator-listed audience
+	}
+	for aud, minted := range cases {
+		t.Run(aud, func(t *testing.T) {
+			inner := &recordingTokens{}
+			p := podlessTokens{inner: inner, class: "ns/db", serviceAccount: "robot"}
+			if aud == "https://issuer.example/gke" {
+				p.apiAudiences = []string{"https://issuer.example/gke"}
+			}
+			tok, err := p.Token(context.Background(), aud)
+			if minted {
+				if err != nil || tok != "token-for-"+aud || len(inner.audiences) != 1 {
+					t.Errorf("Token = %q, %v (minted %q); want a token", tok, err, inner.audiences)
+				}
+				return
+			}
+			if !errors.Is(err, ErrAPIServerAudience) || !errors.Is(err, errToken) || len(inner.audiences) != 0 {
+				t.Fatalf("Token = %q, %v (minted %q); want ErrAPIServerAudience and nothing minted", tok, err, inner.audiences)
+			}
+			for _, want := range []string{"ns/db", `"robot"`, "set an explicit audience"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestProtectedNamespaces(t *testing.T) {
+	cases := map[string]struct {
+		own   string
+		allow []string
+		want  []string
+	}{
+		"default":                  {"platform", nil, []string{"kube-system", "platform"}},
+		"kube-system allowed":      {"platform", []string{"kube-system"}, []string{"platform"}},
+		"both allowed":             {"platform", []string{"platform", "kube-system"}, nil},
+		"installed in kube-system": {"kube-system", nil, []string{"kube-system"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := ProtectedNamespaces(tc.own, tc.allow); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ProtectedNamespaces = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

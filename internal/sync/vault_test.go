@@ -133,7 +133,7 @@ func TestVaultPodlessMalformedAndDenied(t *testing.T) {
 	create(t, env, c)
 	waitEvent(t, env, ns, c.Name, ReasonSyncServiceAccount, "is not annotated secrets-store-injector.io/allow-sync")
 	assertNoSecret(t, env, ns, "database-credentials", time.Second)
-	allowSync(t, env, ns, "robot", "true")
+	allowSync(t, env, ns, "robot", c.Name)
 	s := waitSecret(t, env, ns, "database-credentials", nil)
 	if string(s.Data["credentials"]) != "pw-1" || ownerKinds(s) != "SecretProviderClass/vault-secrets-with-sync" {
 		t.Errorf("pod-less Secret: owners %s", ownerKinds(s))

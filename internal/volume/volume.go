@@ -12,6 +12,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -25,6 +26,9 @@ type Volume struct {
 	// Permission is the mode of files whose object sets none; zero means
 	// atomicdir.DefaultMode.
 	Permission fs.FileMode
+	// Sizes caps each object and the whole volume; the zero value means
+	// the defaults (limits.DefaultObjectBytes, limits.DefaultVolumeBytes).
+	Sizes limits.Sizes
 
 	mu      sync.Mutex
 	objects []provider.Object
@@ -50,7 +54,7 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 	if perm == 0 {
 		perm = atomicdir.DefaultMode
 	}
-	merged, files, err := provider.FetchMerged(ctx, p, provider.Request{Class: v.Class, Identity: id, Permission: perm}, prev)
+	merged, files, err := provider.FetchMerged(ctx, p, provider.Request{Class: v.Class, Identity: id, Permission: perm, Sizes: v.Sizes}, prev)
 	if err != nil {
 		return Result{}, err
 	}

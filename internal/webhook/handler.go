@@ -176,14 +176,21 @@ func (i *Injector) rewrite(ctx context.Context, ns string, pod *corev1.Pod) (*in
 		return &inject.Result{Skipped: skip, Warnings: w}, nil
 	}
 	classes, sa := inject.References(tmpl)
+	if err := inject.CheckReferences(classes); err != nil {
+		return nil, err
+	}
 	for _, name := range classes {
 		c, err := i.Lookup.Class(ctx, ns, name)
 		if err != nil {
 			return nil, fmt.Errorf("read SecretProviderClass %s/%s: %w", ns, name, err)
 		}
-		if c != nil {
-			in.Classes[name] = c
+		if c == nil {
+			// Rewrite denies the pod at this class, the first missing
+			// one in its order; reading the others (each miss is a
+			// read from the API server) would only cost.
+			break
 		}
+		in.Classes[name] = c
 	}
 	if in.ServiceAccount, err = i.Lookup.ServiceAccount(ctx, ns, sa); err != nil {
 		return nil, fmt.Errorf("read ServiceAccount %s/%s: %w", ns, sa, err)

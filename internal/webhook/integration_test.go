@@ -287,9 +287,12 @@ func TestIntegration(t *testing.T) {
 		if err := c.Create(ctx, pod); err != nil {
 			t.Fatalf("injected restricted pod refused: %v", err)
 		}
-		agent, _ := agentOf(t, pod)
+		agent, acfg := agentOf(t, pod)
 		if *agent.SecurityContext.RunAsUser != 1000 || pod.Spec.ShareProcessNamespace == nil || !*pod.Spec.ShareProcessNamespace {
 			t.Errorf("reload-signal: agent user %d, shareProcessNamespace %v", *agent.SecurityContext.RunAsUser, pod.Spec.ShareProcessNamespace)
+		}
+		if got := strings.Join(acfg.ReloadContainers, ","); acfg.ReloadSignal != "SIGHUP" || got != "app" {
+			t.Errorf("stored agent configuration: reloadSignal %q, reloadContainers %q; want SIGHUP for app", acfg.ReloadSignal, got)
 		}
 	})
 

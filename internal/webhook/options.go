@@ -41,6 +41,11 @@ type Options struct {
 	// CertWatchInterval is how often the certificate files are re-read
 	// besides file-change events.
 	CertWatchInterval time.Duration
+	// ClientCAFile, when set, makes the webhook port require a client
+	// certificate signed by one of the PEM certificates in this file (the
+	// API server's, configured through its admission kubeconfig); the
+	// file is re-read every CertWatchInterval. Empty serves any client.
+	ClientCAFile string
 	// EnableHTTP2 serves HTTP/2; off by default (HTTP/2 rapid-reset
 	// class of attacks), the API server talks HTTP/1.1 just as well.
 	EnableHTTP2 bool
@@ -104,6 +109,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.CertName, "cert-name", o.CertName, "serving certificate file in --cert-dir")
 	fs.StringVar(&o.KeyName, "key-name", o.KeyName, "serving key file in --cert-dir")
 	fs.DurationVar(&o.CertWatchInterval, "cert-watch-interval", o.CertWatchInterval, "how often the certificate is re-read besides file events")
+	fs.StringVar(&o.ClientCAFile, "client-ca", o.ClientCAFile, "PEM CA bundle: require client certificates signed by it on the webhook port (the API server's admission kubeconfig presents one); re-read every --cert-watch-interval; empty serves any client")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "serve HTTP/2 as well as HTTP/1.1")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus /metrics endpoint (0 disables)")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "address of /healthz and /readyz")

@@ -103,6 +103,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("serving certificate in %s: %w", opts.CertDir, err)
 	}
 	certs = certs.WithWatchInterval(opts.CertWatchInterval)
+	var clientCAs *ClientCA
+	if opts.ClientCAFile != "" {
+		if clientCAs, err = NewClientCA(opts.ClientCAFile, opts.CertWatchInterval, log.WithName("client-ca")); err != nil {
+			return nil, err
+		}
+	}
 	tlsOpts := []func(*tls.Config){func(c *tls.Config) {
 		c.GetCertificate = certs.GetCertificate
 		c.MinVersion = tls.VersionTLS12
@@ -110,6 +116,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			c.NextProtos = []string{"http/1.1"}
 		}
 	}}
+	if clientCAs != nil {
+		tlsOpts = append(tlsOpts, clientCAs.Configure)
+	}
 
 	sch := scheme.New()
 	mo := manager.Options{
@@ -118,7 +127,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.HealthAddr,
 		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: opts.Host, Port: opts.Port, TLSOpts: tlsOpts}),
-		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache:                  cache.Options{DefaultTransform: scheme.TrimForCache},
 	}
 	if opts.ManagerOptions != nil {
 		opts.ManagerOptions(&mo)
@@ -129,6 +138,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if err := mgr.Add(certs); err != nil {
 		return nil, err
+	}
+	if clientCAs != nil {
+		if err := mgr.Add(clientCAs); err != nil {
+			return nil, err
+		}
 	}
 	for _, obj := range watchedObjects() {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {

@@ -416,7 +416,9 @@ func (d *demo) startWebhook(ctx context.Context, env *testenv.Env, repo string) 
 		"--health-probe-bind-address": health,
 		"--failure-policy":            "Fail",
 		"--rotation-interval":         d.opts.RotationInterval.String(),
-		"--log-format":                "text",
+		// The demo rotates faster than a cluster may by default (10s).
+		"--min-rotation-interval": d.opts.RotationInterval.String(),
+		"--log-format":            "text",
 	})
 	d.infof("ssi-webhook %s", strings.Join(args, " "))
 

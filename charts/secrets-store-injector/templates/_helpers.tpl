@@ -117,3 +117,11 @@ true
 {{- fail (printf "secrets-store-injector needs Kubernetes 1.30 or later (matchConditions, admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy); this cluster is %s" $v.Version) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+A byte count value (maxObjectBytes, maxVolumeBytes) as a flag value: a quantity string as given
+(1Mi), a number as an integer (YAML numbers arrive as floats).
+*/}}
+{{- define "ssi.bytes" -}}
+{{- if kindIs "string" . }}{{ . }}{{ else }}{{ int64 . }}{{ end }}
+{{- end }}

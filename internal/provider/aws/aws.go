@@ -22,6 +22,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -48,7 +49,10 @@ const (
 // Options tune a Provider. The zero value is production behaviour.
 type Options struct {
 	// HTTPClient sends every AWS request (Secrets Manager, SSM, STS, the
-	// Pod Identity agent). Nil means the SDK's default client.
+	// Pod Identity agent). Nil means the SDK's default client. Either way
+	// response bodies are limited to MaxResponseBytes (by an SDK
+	// middleware, so that the SDK's own client, which AWS_CA_BUNDLE
+	// needs, stays).
 	HTTPClient *http.Client
 	// MaxAttempts bounds SDK attempts per call, retries included; zero
 	// means the SDK default (3).
@@ -78,6 +82,9 @@ type Options struct {
 	// Identity is refused instead of being served with them, as upstream
 	// refuses a service account without a role.
 	OutsidePod bool
+	// MaxResponseBytes caps every response body (Secrets Manager, SSM,
+	// STS, the Pod Identity agent); 0 means limits.Sizes{}.ResponseBytes().
+	MaxResponseBytes int64
 }
 
 // Provider fetches Secrets Manager secrets and SSM parameters. It is safe
@@ -116,6 +123,9 @@ func New(opts Options) *Provider {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = limits.Sizes{}.ResponseBytes()
 	}
 	return &Provider{
 		opts:     opts,

@@ -8,6 +8,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 )
 
@@ -56,8 +57,13 @@ var errDecode = errors.New("the response could not be decoded")
 // newCallError classifies an SDK error and wraps it with what was called.
 func newCallError(region, what string, err error) *callError {
 	reason, fatal := classify(err)
+	var tl *limits.TooLargeError
 	var de *smithy.DeserializationError
-	if errors.As(err, &de) {
+	switch {
+	case errors.As(err, &tl):
+		// The size cap: what and the limit, no content.
+		reason, fatal, err = provider.ReasonInvalidContent, true, tl
+	case errors.As(err, &de):
 		err = errDecode
 	}
 	return &callError{region: region, reason: reason, fatal: fatal, err: fmt.Errorf("%s: %w", what, err)}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/provider/providertest"
+	"github.com/ssinjector/ssi/internal/testenv"
 )
 
 // fakeAWS is an in-process Secrets Manager + SSM Parameter Store + STS that
@@ -612,15 +613,26 @@ type fakePodIdentityAgent struct {
 }
 
 // newFakePodIdentityAgent listens on network ("tcp4" or "tcp6") loopback.
+// Without IPv6 loopback a tcp6 agent fails the test under CI and skips it
+// elsewhere (testenv.RequireCapability).
 func newFakePodIdentityAgent(t testing.TB, network string, f *fakeAWS, check func(context.Context, string) error) *fakePodIdentityAgent {
+	t.Helper()
 	a := &fakePodIdentityAgent{check: check, aws: f}
-	addr := "127.0.0.1:0"
-	if network == "tcp6" {
-		addr = "[::1]:0"
-	}
-	l, err := net.Listen(network, addr)
-	if err != nil {
-		t.Skipf("cannot listen on %s loopback: %v", network, err)
+	var l net.Listener
+	var err error
+	switch network {
+	case "tcp4":
+		if l, err = net.Listen(network, "127.0.0.1:0"); err != nil {
+			t.Fatalf("listen on IPv4 loopback: %v", err)
+		}
+	case "tcp6":
+		l, err = net.Listen(network, "[::1]:0")
+		if err != nil {
+			err = fmt.Errorf("listen on [::1]: %w (enable IPv6 on lo: sysctl -w net.ipv6.conf.lo.disable_ipv6=0; in Docker: --sysctl net.ipv6.conf.lo.disable_ipv6=0)", err)
+		}
+		testenv.RequireCapability(t, "IPv6 loopback", err)
+	default:
+		t.Fatalf("network %q: want tcp4 or tcp6", network)
 	}
 	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
 	a.srv.Listener = l

@@ -13,13 +13,17 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 )
 
@@ -196,16 +200,35 @@ func (p *Provider) loadConfig(ctx context.Context, region string, creds aws.Cred
 			})
 		}),
 	}
+	opts = append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{limitBodies(p.opts.MaxResponseBytes)}))
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
 	if p.opts.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(p.opts.HTTPClient))
+		opts = append(opts, config.WithHTTPClient(provider.SameHostClient(p.opts.HTTPClient)))
 	}
 	if creds != nil {
 		opts = append(opts, config.WithCredentialsProvider(creds))
 	}
-	return config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.HTTPClient = sameHostSDKClient(cfg.HTTPClient)
+	return cfg, nil
+}
+
+// sameHostSDKClient replaces the SDK's default client, which follows 307
+// and 308 redirects to any host, with one on the same transport (with
+// AWS_CA_BUNDLE applied) that follows redirects only to the same host.
+func sameHostSDKClient(c aws.HTTPClient) aws.HTTPClient {
+	switch bc := c.(type) {
+	case nil:
+		return provider.SameHostClient(&http.Client{Transport: awshttp.NewBuildableClient().GetTransport()})
+	case *awshttp.BuildableClient:
+		return provider.SameHostClient(&http.Client{Transport: bc.GetTransport(), Timeout: bc.GetTimeout()})
+	}
+	return c
 }
 
 // defaultRegion is the region of the environment (AWS_REGION, the shared
@@ -308,11 +331,35 @@ func (c *podIdentityCreds) Retrieve(ctx context.Context) (aws.Credentials, error
 }
 
 func (p *Provider) podIdentityClient() *http.Client {
-	c := &http.Client{Timeout: p.opts.PodIdentityTimeout}
+	c := &http.Client{Timeout: p.opts.PodIdentityTimeout, CheckRedirect: provider.CheckRedirect}
 	if p.opts.HTTPClient != nil {
 		c.Transport = p.opts.HTTPClient.Transport
 	}
-	return c
+	return limits.Client(c, p.opts.MaxResponseBytes)
+}
+
+// limitBodies is an SDK middleware, innermost in the deserialize step so
+// that it sees the raw response before any deserializer reads it: it limits
+// the body to max bytes, so that a huge answer fails with
+// limits.ErrTooLarge instead of being buffered.
+func limitBodies(max int64) func(*middleware.Stack) error {
+	return func(s *middleware.Stack) error {
+		return s.Deserialize.Add(middleware.DeserializeMiddlewareFunc("ssiLimitResponseBody", func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleDeserialize(ctx, in)
+			resp, ok := out.RawResponse.(*smithyhttp.Response)
+			if !ok || resp == nil || resp.Body == nil {
+				return out, md, err
+			}
+			what := "the response of " + middleware.GetOperationName(ctx)
+			if resp.ContentLength > max {
+				_ = resp.Body.Close()
+				resp.Body = http.NoBody
+				return out, md, &limits.TooLargeError{What: what, Limit: max, Size: resp.ContentLength}
+			}
+			resp.Body = limits.Body(resp.Body, max, what)
+			return out, md, err
+		}), middleware.After)
+	}
 }
 
 // podIdentityEndpoints returns the agent endpoints to try in order:

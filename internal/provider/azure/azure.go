@@ -16,21 +16,25 @@ package azure
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -44,6 +48,21 @@ type Options struct {
 	// Getenv reads EnvAuthorityHost and EnvKeyVaultEndpoint; nil means
 	// os.Getenv.
 	Getenv func(string) string
+	// OutsidePod is set where the fetching process is not the pod (the
+	// node shim, the sync controller): a VM managed identity there is the
+	// node's or the sync controller's own, so useVMManagedIdentity
+	// classes are refused unless AllowProcessIdentity is set.
+	OutsidePod bool
+	// AllowProcessIdentity, with OutsidePod, lets useVMManagedIdentity
+	// classes fetch with this process's managed identity for any tenant:
+	// the operator's decision (builtin.Shared).
+	AllowProcessIdentity bool
+	// Files reads cloudEnvFileName: only a regular file, size-limited, and
+	// in shared processes only under the operator's directory.
+	Files limits.Files
+	// MaxResponseBytes caps every response body of Microsoft Entra and Key
+	// Vault; 0 means limits.Sizes{}.ResponseBytes().
+	MaxResponseBytes int64
 }
 
 // Provider fetches Key Vault objects. It keeps SDK clients between fetches
@@ -54,7 +73,53 @@ type Provider struct {
 }
 
 // New returns the provider.
-func New(opts Options) *Provider { return &Provider{opts: opts} }
+func New(opts Options) *Provider {
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = limits.Sizes{}.ResponseBytes()
+	}
+	opts.ClientOptions.Transport = limitedTransporter{base: sameHostTransport(opts.ClientOptions.Transport), max: opts.MaxResponseBytes}
+	return &Provider{opts: opts}
+}
+
+// limitedTransporter limits every response body of the SDK's requests, so
+// that a huge answer fails with limits.ErrTooLarge instead of being
+// buffered whole.
+type limitedTransporter struct {
+	base policy.Transporter
+	max  int64
+}
+
+var defaultHTTPClient = &http.Client{Transport: http.DefaultTransport}
+
+func (t limitedTransporter) Do(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = defaultHTTPClient
+	}
+	resp, err := base.Do(req)
+	if err != nil || resp == nil {
+		return resp, err
+	}
+	// The error comes from the body, never from Do, which the SDK's retry
+	// policy would retry as a transport failure.
+	resp.Body = limits.Body(resp.Body, t.max, "the response of "+req.Method+" "+req.URL.Host)
+	return resp, nil
+}
+
+// sameHostTransport makes the SDK's HTTP client follow redirects only to
+// the same host (provider.CheckRedirect); the SDK's default client
+// follows them anywhere. A test's *http.Client keeps its transport.
+func sameHostTransport(t policy.Transporter) policy.Transporter {
+	switch c := t.(type) {
+	case nil:
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		return provider.SameHostClient(&http.Client{Transport: tr})
+	case *http.Client:
+		return provider.SameHostClient(c)
+	}
+	return t
+}
 
 // Name implements provider.Provider.
 func (p *Provider) Name() string { return spc.ProviderAzure }

@@ -2,11 +2,12 @@ package azure
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -54,18 +55,20 @@ type stackEnvironment struct {
 }
 
 // resolveCloud returns the endpoints for the class: its cloud, the
-// environment file for AzureStackCloud, and the overrides from the
-// environment.
-func resolveCloud(az *spc.Azure, getenv func(string) string) (cloudEndpoints, error) {
+// environment file for AzureStackCloud (read through files), and the
+// overrides from the environment.
+func resolveCloud(az *spc.Azure, getenv func(string) string, files limits.Files) (cloudEndpoints, error) {
 	var ce cloudEndpoints
 	if az.Cloud == spc.AzureStackCloud {
-		b, err := os.ReadFile(az.CloudEnvFileName)
+		b, err := files.ReadFile("cloudEnvFileName", az.CloudEnvFileName)
 		if err != nil {
-			return ce, fmt.Errorf("read cloudEnvFileName %s: %w", az.CloudEnvFileName, err)
+			return ce, err
 		}
 		var env stackEnvironment
 		if err := json.Unmarshal(b, &env); err != nil {
-			return ce, fmt.Errorf("cloudEnvFileName %s is not an Azure environment JSON document: %w", az.CloudEnvFileName, err)
+			// The decoder's message quotes the offending byte: describe
+			// the defect without the file's content.
+			return ce, fmt.Errorf("cloudEnvFileName %s is not an Azure environment JSON document (%s)", az.CloudEnvFileName, jsonDefect(err))
 		}
 		if env.ActiveDirectoryEndpoint == "" || env.KeyVaultDNSSuffix == "" {
 			return ce, fmt.Errorf("cloudEnvFileName %s must set activeDirectoryEndpoint and keyVaultDNSSuffix", az.CloudEnvFileName)
@@ -86,9 +89,27 @@ func resolveCloud(az *spc.Azure, getenv func(string) string) (cloudEndpoints, er
 	}
 	u, err := url.Parse(ce.authorityHost)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
+		if az.Cloud == spc.AzureStackCloud && getenv(EnvAuthorityHost) == "" {
+			// From the file: its content is not quoted.
+			return ce, fmt.Errorf("activeDirectoryEndpoint of cloudEnvFileName %s is not an https URL", az.CloudEnvFileName)
+		}
 		return ce, fmt.Errorf("authority host %q is not an https URL", ce.authorityHost)
 	}
 	return ce, nil
+}
+
+// jsonDefect describes a JSON decoding error by its position or field,
+// never by the bytes found.
+func jsonDefect(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q is not a %s", te.Field, te.Type)
+	}
+	return "invalid JSON"
 }
 
 // vaultURL is the Key Vault to read, and whether the Key Vault challenge's

@@ -59,7 +59,7 @@ type clientCache struct {
 // creating them on first use.
 func (p *Provider) clientsFor(req provider.Request) (*vaultClients, error) {
 	az := req.Class.Azure
-	ce, err := resolveCloud(az, p.getenv)
+	ce, err := resolveCloud(az, p.getenv, p.opts.Files)
 	if err != nil {
 		return nil, p.classError(req, provider.ReasonInvalidConfig, err)
 	}
@@ -67,7 +67,7 @@ func (p *Provider) clientsFor(req provider.Request) (*vaultClients, error) {
 	if err != nil {
 		return nil, p.classError(req, provider.ReasonInvalidConfig, err)
 	}
-	mode, clientID, err := identityMode(req)
+	mode, clientID, err := identityMode(req, p.opts.OutsidePod && !p.opts.AllowProcessIdentity)
 	if err != nil {
 		return nil, p.classError(req, provider.ReasonInvalidConfig, err)
 	}
@@ -117,15 +117,22 @@ const (
 	modeManagedIdentity  = "vm-managed-identity"
 )
 
+// errManagedIdentityOutsidePod refuses useVMManagedIdentity in a shared
+// process whose operator has not allowed lending its identity.
+var errManagedIdentityOutsidePod = errors.New(`parameters.useVMManagedIdentity: the managed identity here is this process's own (the node's, or the sync controller's), which a process serving every namespace lends to no class unless the operator allows it (flag --allow-process-identity, Helm value allowProcessIdentity); use Microsoft Entra Workload ID instead: set parameters.clientID or annotate the service account with azure.workload.identity/client-id`)
+
 // identityMode picks how to authenticate, or explains why the class asks
-// for a mode that cannot work.
-func identityMode(req provider.Request) (mode, clientID string, err error) {
+// for a mode that cannot work; noProcessIdentity refuses the process's own
+// managed identity.
+func identityMode(req provider.Request, noProcessIdentity bool) (mode, clientID string, err error) {
 	az := req.Class.Azure
 	switch {
 	case az.UsePodIdentity:
 		return "", "", errors.New(`parameters.usePodIdentity: aad-pod-identity is retired and not supported; use Microsoft Entra Workload ID: remove usePodIdentity and set parameters.clientID, or annotate the service account with azure.workload.identity/client-id`)
 	case az.UseAzureTokenProxy:
 		return "", "", errors.New(`parameters.useAzureTokenProxy: AKS identity binding is not supported; use Microsoft Entra Workload ID: remove useAzureTokenProxy and set parameters.clientID, or annotate the service account with azure.workload.identity/client-id`)
+	case az.UseVMManagedIdentity && noProcessIdentity:
+		return "", "", errManagedIdentityOutsidePod
 	case az.UseVMManagedIdentity:
 		return modeManagedIdentity, az.UserAssignedIdentityID, nil
 	}

@@ -531,7 +531,7 @@ func TestErrors(t *testing.T) {
 		"usePodIdentity":                   {map[string]string{"usePodIdentity": "true", "objects": objectsParam("objectName: ok\nobjectType: secret")}, nil, "", provider.ReasonInvalidConfig, "aad-pod-identity is retired and not supported; use Microsoft Entra Workload ID"},
 		"useAzureTokenProxy":               {map[string]string{"useAzureTokenProxy": "true", "clientID": testClientID, "objects": objectsParam("objectName: ok\nobjectType: secret")}, nil, "", provider.ReasonInvalidConfig, "identity binding is not supported"},
 		"no client ID":                     {map[string]string{"objects": objectsParam("objectName: ok\nobjectType: secret")}, nil, "", provider.ReasonInvalidConfig, "azure.workload.identity/client-id"},
-		"missing environment file":         {map[string]string{"clientID": testClientID, "cloudName": "AzureStackCloud", "cloudEnvFileName": "/nonexistent/env.json", "objects": objectsParam("objectName: ok\nobjectType: secret")}, nil, "", provider.ReasonInvalidConfig, "read cloudEnvFileName /nonexistent/env.json"},
+		"missing environment file":         {map[string]string{"clientID": testClientID, "cloudName": "AzureStackCloud", "cloudEnvFileName": "/nonexistent/env.json", "objects": objectsParam("objectName: ok\nobjectType: secret")}, nil, "", provider.ReasonInvalidConfig, "parameters.cloudEnvFileName: open /nonexistent/env.json"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

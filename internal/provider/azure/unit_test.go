@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -165,7 +166,7 @@ func TestResolveCloud(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			az := &spc.Azure{KeyvaultName: "kv", Cloud: tc.cloud, CloudEnvFileName: tc.file}
 			getenv := func(k string) string { return tc.env[k] }
-			ce, err := resolveCloud(az, getenv)
+			ce, err := resolveCloud(az, getenv, limits.Files{})
 			var vault string
 			var verify bool
 			if err == nil {
@@ -184,26 +185,75 @@ func TestResolveCloud(t *testing.T) {
 	}
 }
 
+// TestResolveCloudFiles: cloudEnvFileName is read under the rules of
+// limits.Files, and no error quotes the file.
+func TestResolveCloudFiles(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "env.json")
+	_ = os.WriteFile(good, []byte(`{"activeDirectoryEndpoint":"https://login.stack.test","keyVaultDNSSuffix":"vault.stack.test"}`), 0o600)
+	const marker = "hMARKER-c0ffee"
+	leak := filepath.Join(dir, "leak.json")
+	_ = os.WriteFile(leak, []byte(marker+`{"a":1}`), 0o600)
+	typed := filepath.Join(dir, "typed.json")
+	_ = os.WriteFile(typed, []byte(`{"activeDirectoryEndpoint":["`+marker+`"]}`), 0o600)
+	cases := map[string]struct {
+		files limits.Files
+		file  string
+		err   string
+	}{
+		"in pod, any regular file":    {limits.Files{}, good, ""},
+		"in pod, a device":            {limits.Files{}, "/dev/zero", "is not a regular file"},
+		"shared without a directory":  {limits.Files{Shared: true}, good, "--class-files-dir, which is not set"},
+		"shared inside":               {limits.Files{Shared: true, Dir: dir}, good, ""},
+		"shared outside":              {limits.Files{Shared: true, Dir: dir}, "/etc/hostname", "is not inside the class files directory"},
+		"shared device":               {limits.Files{Shared: true, Dir: "/dev"}, "/dev/zero", "is not a regular file"},
+		"too large":                   {limits.Files{MaxBytes: 16}, good, "more than the limit of 16 bytes"},
+		"syntax error quotes nothing": {limits.Files{}, leak, "invalid JSON at byte 1"},
+		"type error quotes nothing":   {limits.Files{}, typed, `field "activeDirectoryEndpoint" is not a string`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			az := &spc.Azure{KeyvaultName: "kv", Cloud: spc.AzureStackCloud, CloudEnvFileName: tc.file}
+			_, err := resolveCloud(az, func(string) string { return "" }, tc.files)
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err %v, want %q", err, tc.err)
+			}
+			if strings.Contains(err.Error(), "MARKER") || strings.Contains(err.Error(), "'h'") {
+				t.Fatalf("the error quotes the file's content: %v", err)
+			}
+		})
+	}
+}
+
 func TestIdentityMode(t *testing.T) {
 	cases := map[string]struct {
 		az       spc.Azure
 		cloud    identity.Cloud
+		noLend   bool // a shared process whose operator did not allow its identity
 		mode, id string
 		err      string
 	}{
-		"class client ID":      {spc.Azure{ClientID: "a"}, identity.Cloud{AzureClientID: "b"}, modeWorkloadIdentity, "a", ""},
-		"annotation client ID": {spc.Azure{}, identity.Cloud{AzureClientID: "b"}, modeWorkloadIdentity, "b", ""},
-		"VM identity":          {spc.Azure{UseVMManagedIdentity: true, UserAssignedIdentityID: "u"}, identity.Cloud{}, modeManagedIdentity, "u", ""},
-		"system VM identity":   {spc.Azure{UseVMManagedIdentity: true}, identity.Cloud{}, modeManagedIdentity, "", ""},
-		"pod identity":         {spc.Azure{UsePodIdentity: true}, identity.Cloud{}, "", "", "aad-pod-identity is retired"},
-		"token proxy":          {spc.Azure{UseAzureTokenProxy: true}, identity.Cloud{}, "", "", "identity binding is not supported"},
-		"nothing":              {spc.Azure{}, identity.Cloud{}, "", "", "no workload identity client ID"},
+		"class client ID":             {spc.Azure{ClientID: "a"}, identity.Cloud{AzureClientID: "b"}, false, modeWorkloadIdentity, "a", ""},
+		"annotation client ID":        {spc.Azure{}, identity.Cloud{AzureClientID: "b"}, false, modeWorkloadIdentity, "b", ""},
+		"VM identity":                 {spc.Azure{UseVMManagedIdentity: true, UserAssignedIdentityID: "u"}, identity.Cloud{}, false, modeManagedIdentity, "u", ""},
+		"system VM identity":          {spc.Azure{UseVMManagedIdentity: true}, identity.Cloud{}, false, modeManagedIdentity, "", ""},
+		"VM identity, shared process": {spc.Azure{UseVMManagedIdentity: true, UserAssignedIdentityID: "u"}, identity.Cloud{}, true, "", "", "lends to no class unless the operator allows it"},
+		"workload identity, shared":   {spc.Azure{ClientID: "a"}, identity.Cloud{}, true, modeWorkloadIdentity, "a", ""},
+		"pod identity":                {spc.Azure{UsePodIdentity: true}, identity.Cloud{}, false, "", "", "aad-pod-identity is retired"},
+		"token proxy":                 {spc.Azure{UseAzureTokenProxy: true}, identity.Cloud{}, false, "", "", "identity binding is not supported"},
+		"nothing":                     {spc.Azure{}, identity.Cloud{}, false, "", "", "no workload identity client ID"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			az := tc.az
 			req := provider.Request{Class: &spc.Class{Azure: &az}, Identity: identity.Identity{Cloud: tc.cloud}}
-			mode, id, err := identityMode(req)
+			mode, id, err := identityMode(req, tc.noLend)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)

@@ -31,7 +31,11 @@ const (
 )
 
 // errPodADCOutsidePod refuses to lend the node's credentials to a pod.
-var errPodADCOutsidePod = errors.New("auth: pod-adc needs the pod's workload identity provider here (this process's application default credentials are the node's, not the pod's): annotate the pod's service account for workload identity federation, or set auth: provider-adc to use the node's identity deliberately")
+var errPodADCOutsidePod = errors.New("auth: pod-adc needs the pod's workload identity provider here (this process's application default credentials are the node's, not the pod's): annotate the pod's service account for workload identity federation, or set auth: provider-adc to use the node's identity deliberately (which the operator must allow)")
+
+// errProviderADCOutsidePod refuses "auth: provider-adc" in a shared
+// process whose operator has not allowed lending its identity.
+var errProviderADCOutsidePod = errors.New("auth: provider-adc fetches with this process's own identity (the node's, or the sync controller's), which a process serving every namespace lends to no class unless the operator allows it (flag --allow-process-identity, Helm value allowProcessIdentity); use auth: pod-adc with workload identity federation instead")
 
 // authError is a failure to obtain a Google access token.
 type authError struct {
@@ -102,6 +106,9 @@ func (t *podTokens) SubjectToken(ctx context.Context, _ *externalaccount.Request
 func (p *Provider) credentialsFor(ctx context.Context, g *spc.GCP, cloud identity.Cloud, tokens *podTokens) (*auth.Credentials, string, error) {
 	hc := p.httpClient()
 	if g.Auth == spc.GCPAuthProviderADC {
+		if p.opts.OutsidePod && !p.opts.AllowProcessIdentity {
+			return nil, "", errProviderADCOutsidePod
+		}
 		c, err := credentials.DetectDefault(&credentials.DetectOptions{Scopes: []string{cloudPlatformScope}, Client: hc, Logger: sdkLogger})
 		if err != nil {
 			return nil, "", &authError{"find application default credentials of this process (auth: provider-adc)", err}

@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -74,24 +75,38 @@ type Options struct {
 	// server, and a dialer).
 	GRPCDialOptions []grpc.DialOption
 	// HTTPClient sends the token requests (STS, IAM Credentials, metadata
-	// server); nil means http.DefaultClient.
+	// server); nil means http.DefaultClient's settings. Either way New
+	// limits its response bodies to MaxResponseBytes.
 	HTTPClient *http.Client
 	// Getenv reads the endpoint variables; nil means os.Getenv.
 	Getenv func(string) string
 	// OutsidePod is set where the fetching process is not the pod (the
 	// node shim): its application default credentials are the node's, not
 	// the pod's, so "auth: pod-adc" then requires workload identity
-	// federation and never falls back to the process's ADC.
+	// federation and never falls back to the process's ADC, and "auth:
+	// provider-adc" is refused unless AllowProcessIdentity is set.
 	OutsidePod bool
+	// AllowProcessIdentity, with OutsidePod, lets "auth: provider-adc"
+	// classes fetch with this process's application default credentials
+	// (the node's or the sync controller's) for any tenant: the
+	// operator's decision (builtin.Shared).
+	AllowProcessIdentity bool
 	// DisableRetries turns off the client library's retries of
 	// UNAVAILABLE and RESOURCE_EXHAUSTED, so tests see first answers.
 	DisableRetries bool
+	// MaxResponseBytes caps every Secret Manager message received (gRPC
+	// MaxCallRecvMsgSize) and every token response body; 0 means
+	// limits.Sizes{}.ResponseBytes().
+	MaxResponseBytes int64
 }
 
 // Provider fetches Secret Manager secret versions. It keeps credentials and
 // connections between fetches and is safe for concurrent use.
 type Provider struct {
 	opts Options
+	// hc is opts.HTTPClient (or a default client) with the same-host
+	// redirect policy.
+	hc *http.Client
 
 	mu     sync.Mutex
 	idents map[string]*podIdentity
@@ -127,7 +142,13 @@ const maxCached = 64
 
 // New returns the provider.
 func New(opts Options) *Provider {
-	return &Provider{opts: opts, idents: map[string]*podIdentity{}, noMetadata: map[string]bool{}}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = limits.Sizes{}.ResponseBytes()
+	}
+	opts.HTTPClient = limits.Client(opts.HTTPClient, opts.MaxResponseBytes)
+	// First, so that a test's own call options still apply after it.
+	opts.GRPCDialOptions = append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(int(opts.MaxResponseBytes)))}, opts.GRPCDialOptions...)
+	return &Provider{opts: opts, hc: provider.SameHostClient(opts.HTTPClient), idents: map[string]*podIdentity{}, noMetadata: map[string]bool{}}
 }
 
 // Name implements provider.Provider.
@@ -151,12 +172,9 @@ func (p *Provider) getenv(k string) string {
 	return os.Getenv(k)
 }
 
-func (p *Provider) httpClient() *http.Client {
-	if p.opts.HTTPClient != nil {
-		return p.opts.HTTPClient
-	}
-	return http.DefaultClient
-}
+// httpClient is the client of the token requests, following redirects
+// only to the same host (provider.CheckRedirect).
+func (p *Provider) httpClient() *http.Client { return p.hc }
 
 func (p *Provider) endpoint(env, def string) string {
 	if v := p.getenv(env); v != "" {
@@ -311,7 +329,7 @@ func (p *Provider) identity(ctx context.Context, req provider.Request) (*podIden
 		creds, mode, err := p.credentialsFor(ctx, g, cl, tokens)
 		if err != nil {
 			reason := provider.ReasonUnauthenticated
-			if errors.Is(err, errPodADCOutsidePod) {
+			if errors.Is(err, errPodADCOutsidePod) || errors.Is(err, errProviderADCOutsidePod) {
 				reason = provider.ReasonInvalidConfig
 			}
 			return nil, p.classError(req, reason, err)

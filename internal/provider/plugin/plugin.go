@@ -450,6 +450,11 @@ func reasonOf(err error) provider.Reason {
 	case codes.Unauthenticated:
 		return provider.ReasonUnauthenticated
 	case codes.ResourceExhausted:
+		if strings.Contains(s.Message(), "larger than max") {
+			// gRPC's own refusal of a response over MaxRecvMsgSize, not
+			// the plugin throttling.
+			return provider.ReasonInvalidContent
+		}
 		return provider.ReasonThrottled
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
 		return provider.ReasonInvalidConfig

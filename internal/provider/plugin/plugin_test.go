@@ -474,3 +474,31 @@ func TestPluginRestart(t *testing.T) {
 		t.Errorf("restarted plugin saw %d Version and %d Mount calls", len(rec2.versions), len(rec2.mounts))
 	}
 }
+
+// TestResponseOverMaxRecvMsgSize: a plugin answer larger than
+// MaxRecvMsgSize is refused by the client without being held, as
+// InvalidContent (not Throttled: the plugin did not ask to back off), and
+// the error quotes no content.
+func TestResponseOverMaxRecvMsgSize(t *testing.T) {
+	dir := socketDir(t)
+	srv, err := fake.NewMocKCSIProviderServer(filepath.Join(dir, "big.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	c, err := New("big", Options{Dirs: []string{dir}, Timeout: 10 * time.Second, MaxRecvMsgSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	srv.SetObjects(map[string]string{"a": "1"})
+	srv.SetFiles([]*v1alpha1.File{{Path: "a", Contents: []byte(strings.Repeat("P", 100<<10))}})
+	req := provider.Request{Class: class("big", map[string]string{"objects": "x"})}
+	_, err = c.Bind(Mount{VolumeContext: map[string]string{"secretProviderClass": "db", KeyPodNamespace: "team-a", KeyPodName: "web-0"}, TargetPath: "/t"}).Fetch(context.Background(), req)
+	if provider.ReasonOf(err) != provider.ReasonInvalidContent || !strings.Contains(err.Error(), "larger than max") || strings.Contains(err.Error(), "PPPP") {
+		t.Fatalf("err %v, want InvalidContent over the 64 KiB limit", err)
+	}
+}

@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/providertest"
 )
@@ -224,14 +226,21 @@ func TestTLS(t *testing.T) {
 		params map[string]string
 		env    map[string]string
 		want   []string // error substrings; empty means success
+		files  limits.Files
+		config []string // InvalidConfig error substrings
 	}{
 		"CA file, server name, client certificate": {params: merge(client, with("vaultCACertPath", filepath.Join(dir, "ca.pem"), "vaultTLSServerName", "vault.test"))},
-		"CA directory":                          {params: merge(client, with("vaultCADirectory", caDir, "vaultTLSServerName", "vault.test"))},
-		"skip verify":                           {params: merge(client, with("vaultSkipTLSVerify", "true"))},
-		"CA from VAULT_CACERT, name from class": {params: merge(client, with("vaultTLSServerName", "vault.test")), env: with("VAULT_CACERT", filepath.Join(dir, "ca.pem"))},
-		"unknown authority":                     {params: merge(client, with("vaultTLSServerName", "vault.test")), want: []string{"certificate signed by unknown authority"}},
-		"wrong server name":                     {params: merge(client, with("vaultCACertPath", filepath.Join(dir, "ca.pem"))), want: []string{"127.0.0.1"}},
-		"no client certificate":                 {params: with("vaultCACertPath", filepath.Join(dir, "ca.pem"), "vaultTLSServerName", "vault.test"), want: []string{"certificate"}},
+		"CA directory":                                  {params: merge(client, with("vaultCADirectory", caDir, "vaultTLSServerName", "vault.test"))},
+		"skip verify":                                   {params: merge(client, with("vaultSkipTLSVerify", "true"))},
+		"CA from VAULT_CACERT, name from class":         {params: merge(client, with("vaultTLSServerName", "vault.test")), env: with("VAULT_CACERT", filepath.Join(dir, "ca.pem"))},
+		"unknown authority":                             {params: merge(client, with("vaultTLSServerName", "vault.test")), want: []string{"certificate signed by unknown authority"}},
+		"wrong server name":                             {params: merge(client, with("vaultCACertPath", filepath.Join(dir, "ca.pem"))), want: []string{"127.0.0.1"}},
+		"no client certificate":                         {params: with("vaultCACertPath", filepath.Join(dir, "ca.pem"), "vaultTLSServerName", "vault.test"), want: []string{"certificate"}},
+		"shared, files under the class files directory": {params: merge(client, with("vaultCADirectory", caDir, "vaultTLSServerName", "vault.test")), files: limits.Files{Shared: true, Dir: dir}},
+		"shared, no class files directory":              {params: merge(client, with("vaultCACertPath", filepath.Join(dir, "ca.pem"), "vaultTLSServerName", "vault.test")), files: limits.Files{Shared: true}, config: []string{"parameters.vaultCACertPath", "--class-files-dir, which is not set"}},
+		"shared, client key outside":                    {params: merge(client, with("vaultTLSClientKeyPath", "/etc/hostname", "vaultCACertPath", filepath.Join(dir, "ca.pem"))), files: limits.Files{Shared: true, Dir: dir}, config: []string{"parameters.vaultTLSClientKeyPath", "is not inside the class files directory"}},
+		"CA file is a device":                           {params: merge(client, with("vaultCACertPath", "/dev/zero")), config: []string{"parameters.vaultCACertPath", "is not a regular file"}},
+		"CA file holds no certificate":                  {params: merge(client, with("vaultCACertPath", filepath.Join(dir, "client-key.pem"))), config: []string{"holds no PEM certificate"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			unitEnv(t)
@@ -246,9 +255,23 @@ func TestTLS(t *testing.T) {
 				return s
 			})
 			fv.reply("GET", "/v1/secret/data/app", 200, bodyKV2)
-			p, logs := unitProvider(t, Options{}, contentSecrets...)
+			p, logs := unitProvider(t, Options{Files: tc.files}, contentSecrets...)
 			c := unitClass(t, fv.srv.URL, merge(tc.params, with("objects", "- {objectName: out, secretPath: secret/data/app, secretKey: password}")))
 			objs, err := unitFetch(t, p, logs, unitRequest(c, nil))
+			if len(tc.config) > 0 {
+				if provider.ReasonOf(err) != provider.ReasonInvalidConfig {
+					t.Fatalf("err %v, want InvalidConfig", err)
+				}
+				for _, w := range tc.config {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("err %v, want %q", err, w)
+					}
+				}
+				if strings.Contains(err.Error(), "PRIVATE KEY") {
+					t.Errorf("the error quotes a file: %v", err)
+				}
+				return
+			}
 			if len(tc.want) > 0 {
 				providerError(t, err, c.Key(), "out", provider.ReasonUnavailable, tc.want...)
 				return
@@ -260,5 +283,20 @@ func TestTLS(t *testing.T) {
 				t.Error("wrong content over TLS")
 			}
 		})
+	}
+}
+
+// TestResponseLimit: a response body over MaxResponseBytes fails the object
+// with InvalidContent naming the limit, after reading no more than it.
+func TestResponseLimit(t *testing.T) {
+	unitEnv(t)
+	fv := newFakeVault(t)
+	huge := strings.Repeat("Z", 1<<20)
+	fv.reply("GET", "/v1/secret/data/app", 200, `{"request_id":"r","data":{"data":{"password":"`+huge+`"}}}`)
+	p, logs := unitProvider(t, Options{MaxResponseBytes: 64 << 10}, contentSecrets...)
+	c := unitClass(t, fv.srv.URL, map[string]string{"objects": "- {objectName: out, secretPath: secret/data/app, secretKey: password}"})
+	_, err := unitFetch(t, p, logs, unitRequest(c, nil))
+	if provider.ReasonOf(err) != provider.ReasonInvalidContent || !strings.Contains(err.Error(), "larger than the limit of 65536 bytes") || strings.Contains(err.Error(), "ZZZ") {
+		t.Fatalf("err %v, want InvalidContent naming the 65536-byte limit", err)
 	}
 }

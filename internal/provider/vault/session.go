@@ -2,6 +2,8 @@ package vault
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -150,7 +153,7 @@ func (p *Provider) session(req provider.Request) (*session, error) {
 	}
 	s := p.sessions[key]
 	if s == nil {
-		client, conns, err := newClient(v)
+		client, conns, err := p.newClient(v)
 		if err != nil {
 			return nil, err
 		}
@@ -203,9 +206,17 @@ func (p *Provider) goBackground(f func()) bool {
 // VAULT_ADDR; TLS from the environment (VAULT_CACERT, VAULT_CAPATH,
 // VAULT_CLIENT_CERT, VAULT_CLIENT_KEY, VAULT_TLS_SERVER_NAME,
 // VAULT_SKIP_VERIFY) overlaid with whatever TLS fields the class sets;
-// namespace from the class, else VAULT_NAMESPACE. Files are read here, in
-// the process that fetches. VAULT_TOKEN is never picked up implicitly.
-func newClient(v *spc.Vault) (*vaultapi.Client, *http.Client, error) {
+// namespace from the class, else VAULT_NAMESPACE. VAULT_TOKEN is never
+// picked up implicitly. The files the class names are read here, in the
+// process that fetches, through p.files (regular files only, size-limited,
+// and in shared processes only under the operator's directory); the
+// environment's are the operator's and read by the Vault client. Every
+// response body is limited to p.maxResponse bytes. Redirects are followed
+// only to the same host (provider.CheckRedirect), whatever
+// VAULT_DISABLE_REDIRECTS says. The *http.Client returned is the one the
+// Vault client sends through, so a dropped session can close its idle
+// connections.
+func (p *Provider) newClient(v *spc.Vault) (*vaultapi.Client, *http.Client, error) {
 	cfg := vaultapi.DefaultConfig()
 	if cfg.Error != nil {
 		return nil, nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("read the VAULT_* client settings of the environment: %w", cfg.Error))
@@ -213,20 +224,22 @@ func newClient(v *spc.Vault) (*vaultapi.Client, *http.Client, error) {
 	if v.Address != "" {
 		cfg.Address = v.Address
 	}
+	tr, ok := cfg.HttpClient.Transport.(*http.Transport)
+	if !ok {
+		return nil, nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("the Vault client's transport is a %T", cfg.HttpClient.Transport))
+	}
 	if v.CACertPath != "" || v.CADirectory != "" || v.TLSServerName != "" || v.TLSClientCertPath != "" || v.TLSClientKeyPath != "" || v.SkipTLSVerify {
-		insecure, _ := strconv.ParseBool(os.Getenv(vaultapi.EnvVaultSkipVerify))
-		tc := vaultapi.TLSConfig{
-			CACert:        pick(v.CACertPath, os.Getenv(vaultapi.EnvVaultCACert)),
-			CAPath:        pick(v.CADirectory, os.Getenv(vaultapi.EnvVaultCAPath)),
-			ClientCert:    pick(v.TLSClientCertPath, os.Getenv(vaultapi.EnvVaultClientCert)),
-			ClientKey:     pick(v.TLSClientKeyPath, os.Getenv(vaultapi.EnvVaultClientKey)),
-			TLSServerName: pick(v.TLSServerName, os.Getenv(vaultapi.EnvVaultTLSServerName)),
-			Insecure:      v.SkipTLSVerify || insecure,
-		}
-		if err := cfg.ConfigureTLS(&tc); err != nil {
+		tc, err := p.classTLS(v, tr.TLSClientConfig)
+		if err != nil {
 			return nil, nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("configure TLS for Vault at %s: %w", cfg.Address, err))
 		}
+		tr.TLSClientConfig = tc
 	}
+	// The api client's own redirect handling follows one redirect to any
+	// host, with the token header; net/http follows only same-host ones.
+	cfg.DisableRedirects = true
+	cfg.HttpClient.CheckRedirect = provider.CheckRedirect
+	cfg.HttpClient.Transport = limits.Transport(tr, p.maxResponse)
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
 		return nil, nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("create the Vault client for %s: %w", cfg.Address, err))
@@ -237,6 +250,69 @@ func newClient(v *spc.Vault) (*vaultapi.Client, *http.Client, error) {
 	}
 	// The client keeps cfg and sends through cfg.HttpClient.
 	return c, cfg.HttpClient, nil
+}
+
+// classTLS overlays the class's TLS parameters on base (the environment's
+// configuration). A CA file wins over a CA directory, as in the Vault
+// client. Errors name the parameter and path, never the files' content.
+func (p *Provider) classTLS(v *spc.Vault, base *tls.Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if base != nil {
+		tc = base.Clone()
+	}
+	switch {
+	case v.CACertPath != "":
+		b, err := p.files.ReadFile("vaultCACertPath", v.CACertPath)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("parameters.vaultCACertPath %q holds no PEM certificate", v.CACertPath)
+		}
+		tc.RootCAs = pool
+	case v.CADirectory != "":
+		files, err := p.files.ReadDir("vaultCADirectory", v.CADirectory)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		n := 0
+		for _, b := range files {
+			if pool.AppendCertsFromPEM(b) {
+				n++
+			}
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("parameters.vaultCADirectory %q holds no PEM certificate", v.CADirectory)
+		}
+		tc.RootCAs = pool
+	}
+	if v.TLSClientCertPath != "" {
+		certPEM, err := p.files.ReadFile("vaultTLSClientCertPath", v.TLSClientCertPath)
+		if err != nil {
+			return nil, err
+		}
+		keyPEM, err := p.files.ReadFile("vaultTLSClientKeyPath", v.TLSClientKeyPath)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			// The crypto errors describe the defect, not the bytes, but
+			// the message stays fixed so no key material can leak.
+			return nil, fmt.Errorf("parameters.vaultTLSClientCertPath %q and vaultTLSClientKeyPath %q are not a PEM certificate and its private key", v.TLSClientCertPath, v.TLSClientKeyPath)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+		tc.GetClientCertificate = nil
+	}
+	if v.TLSServerName != "" {
+		tc.ServerName = v.TLSServerName
+	}
+	if v.SkipTLSVerify {
+		tc.InsecureSkipVerify = true
+	}
+	return tc, nil
 }
 
 func pick(a, b string) string {
@@ -403,6 +479,9 @@ func (s *session) read(ctx context.Context, o *spc.VaultObject) (*vaultapi.Secre
 		}
 		sec, perr := vaultapi.ParseSecret(resp.Body)
 		closeBody(resp)
+		if errors.Is(perr, limits.ErrTooLarge) {
+			return nil, 0, provider.WithReason(provider.ReasonInvalidContent, fmt.Errorf("%s: %w", op, perr))
+		}
 		if perr != nil {
 			return nil, 0, provider.WithReason(provider.ReasonInvalidContent, fmt.Errorf("%s: the answer is not Vault JSON", op))
 		}

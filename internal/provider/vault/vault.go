@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -52,6 +53,14 @@ type Options struct {
 	// serve many pods (the node shim). Zero keeps them for the process's
 	// life, as the in-pod agent wants.
 	IdleTimeout time.Duration
+	// Files reads the files the class's TLS parameters name
+	// (vaultCACertPath, vaultCADirectory, vaultTLSClientCertPath and
+	// KeyPath): only regular files, size-limited, and in shared processes
+	// only under the operator's directory.
+	Files limits.Files
+	// MaxResponseBytes caps every response body read from Vault; 0 means
+	// limits.Sizes{}.ResponseBytes().
+	MaxResponseBytes int64
 }
 
 // Provider is the Vault provider. It is safe for concurrent use and must be
@@ -61,6 +70,8 @@ type Provider struct {
 	key         []byte
 	envToken    bool
 	idleTimeout time.Duration
+	files       limits.Files
+	maxResponse int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -92,12 +103,18 @@ func New(opts Options) *Provider {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	maxResponse := opts.MaxResponseBytes
+	if maxResponse <= 0 {
+		maxResponse = limits.Sizes{}.ResponseBytes()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Provider{
 		log:         log.With("provider", Name),
 		key:         key,
 		envToken:    opts.EnvToken,
 		idleTimeout: opts.IdleTimeout,
+		files:       opts.Files,
+		maxResponse: maxResponse,
 		ctx:         ctx,
 		cancel:      cancel,
 		sessions:    map[sessionKey]*session{},
