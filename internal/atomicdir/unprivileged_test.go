@@ -81,7 +81,7 @@ func writeUnprivileged(t *testing.T, dir string, files []File) (Result, error) {
 	if err := copyExecutable(self, bin); err != nil {
 		t.Fatal(err)
 	}
-	defer os.Remove(bin)
+	defer func() { _ = os.Remove(bin) }()
 	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func copyExecutable(src, dst string) error {
 	if err != nil {
 		return fmt.Errorf("copy the test binary: %w", err)
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }()
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755) //nolint:gosec // a test directory
 	if err != nil {
 		return fmt.Errorf("copy the test binary: %w", err)

@@ -23,7 +23,7 @@ func TestClassCacheTrims(t *testing.T) {
 	}
 	obj := &ssiv1.SecretProviderClass{ObjectMeta: metav1.ObjectMeta{
 		Name: "c", Namespace: "tenant",
-		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", FieldsV1: &metav1.FieldsV1{Raw: big}}},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", FieldsV1: metav1.NewFieldsV1(string(big))}},
 		Annotations:   map[string]string{scheme.LastAppliedAnnotation: string(big)},
 	}, Spec: ssiv1.SecretProviderClassSpec{Provider: "vault", Parameters: map[string]string{"roleName": "r"}}}
 	out, err := opts.DefaultTransform(obj)

@@ -162,7 +162,7 @@ func (o Options) complete() (Options, error) {
 		}
 	}
 	var err error
-	if o.Limits.Sizes, err = o.Limits.Sizes.Complete(); err != nil {
+	if o.Limits.Sizes, err = o.Limits.Complete(); err != nil {
 		return o, err
 	}
 	if o.Version == "" {

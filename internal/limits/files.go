@@ -135,7 +135,8 @@ func openBeneath(dir, rel string, flags int) (int, error) {
 		return -1, err
 	}
 	defer func() { _ = unix.Close(dfd) }()
-	fd, err := unix.Openat2(dfd, rel, &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS})
+	// flags are O_* constants, never negative.
+	fd, err := unix.Openat2(dfd, rel, &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}) //nolint:gosec // G115: see above
 	if !errors.Is(err, unix.ENOSYS) {
 		return fd, err
 	}

@@ -493,7 +493,7 @@ func (r *Reconciler) candidates(ctx context.Context, class *spc.Class, consumers
 		}
 		cloud := identity.CloudFor(class, annotations, gcpProvider)
 		b, _ := json.Marshal(cloud)
-		var tokens identity.TokenSource = r.tokens.source(class.Namespace, c.serviceAccount, podName, podUID)
+		tokens := r.tokens.source(class.Namespace, c.serviceAccount, podName, podUID)
 		if c.pod == nil {
 			tokens = podlessTokens{inner: tokens, class: class.Key(), serviceAccount: c.serviceAccount, apiAudiences: r.opts.APIServerAudiences}
 		}

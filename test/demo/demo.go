@@ -516,6 +516,10 @@ func (d *demo) startAgent(ctx context.Context, env *testenv.Env, pod *corev1.Pod
 				val = pod.Spec.ServiceAccountName
 			case "spec.nodeName":
 				val = "localhost" // the pod is not scheduled here
+			case "status.podIP":
+				// The agent's health port binds the pod IP; here the
+				// "pod" is this machine's loopback.
+				val = "127.0.0.1"
 			default:
 				return nil, nil, fmt.Errorf("agent env %s: fieldRef %s not known to the demo", e.Name, e.ValueFrom.FieldRef.FieldPath)
 			}

@@ -70,7 +70,7 @@ func TestClientsRefuseCrossHostRedirects(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, err := client(t).Do(req)
+			resp, err := client(t).Do(req) //nolint:bodyclose // closed below when the redirect was (wrongly) followed
 			if err == nil {
 				_ = resp.Body.Close()
 				t.Fatalf("a redirect to another host was followed (status %d)", resp.StatusCode)

@@ -35,6 +35,7 @@ func TestLimitedTransporter(t *testing.T) {
 			resp, err := p.opts.ClientOptions.Transport.Do(req)
 			if err == nil {
 				_, err = io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
 			}
 			if tc.err != errors.Is(err, limits.ErrTooLarge) || (err != nil && strings.Contains(err.Error(), "KKKK")) {
 				t.Fatalf("err %v, want too large: %v", err, tc.err)

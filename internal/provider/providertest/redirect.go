@@ -34,7 +34,8 @@ func NewRedirector(t testing.TB) *Redirector {
 	}))
 	t.Cleanup(other.Close)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		http.Redirect(w, req, other.URL+req.URL.RequestURI(), http.StatusTemporaryRedirect)
+		// The open redirect is the point: it is the attack under test.
+		http.Redirect(w, req, other.URL+req.URL.RequestURI(), http.StatusTemporaryRedirect) //nolint:gosec // G710: see above
 	}))
 	t.Cleanup(srv.Close)
 	r.URL, r.OtherURL = srv.URL, other.URL

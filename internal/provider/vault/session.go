@@ -315,13 +315,6 @@ func (p *Provider) classTLS(v *spc.Vault, base *tls.Config) (*tls.Config, error)
 	return tc, nil
 }
 
-func pick(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // current returns the session's token, logging in when there is none or
 // it is about to expire.
 func (s *session) current(ctx context.Context) (*token, error) {
