@@ -128,9 +128,7 @@ func write(dir string, files []File, now func() time.Time) (Result, error) {
 	if err := ValidatePayload(files); err != nil {
 		return Result{}, err
 	}
-	// dir is the volume root the operator or the webhook configured;
-	// the payload's names were validated above.
-	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // G703: see above
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Result{}, fmt.Errorf("create %s: %w", dir, err)
 	}
 	payload := make(map[string]File, len(files))
@@ -171,9 +169,8 @@ func write(dir string, files []File, now func() time.Time) (Result, error) {
 	// fsGroup (kubelet makes that root setgid and of the fsGroup), so that
 	// the files created in it get the fsGroup too and a group-readable
 	// mode such as 0440 lets the pod's other users read them.
-	// tsDir was just created by os.MkdirTemp inside dir.
-	if err := os.Chmod(tsDir, dirMode(tsDir)); err != nil { //nolint:gosec // G703: see above
-		_ = os.RemoveAll(tsDir) //nolint:gosec // G703: see above
+	if err := os.Chmod(tsDir, dirMode(tsDir)); err != nil {
+		_ = os.RemoveAll(tsDir)
 		return Result{}, fmt.Errorf("chmod %s: %w", tsDir, err)
 	}
 	if err := writeSet(tsDir, payload); err != nil {
