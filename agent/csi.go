@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ssinjector/ssi/internal/csi"
+	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
 )
 
@@ -38,6 +39,7 @@ func csiOptions(args []string) (csi.Options, builtin.Shared, error) {
 		providerVolume string
 		additional     string
 		pluginRoutes   string
+		backendHosts   []string
 		jsonLogs       bool
 		verbosity      int
 	)
@@ -60,9 +62,11 @@ func csiOptions(args []string) (csi.Options, builtin.Shared, error) {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8095", `address of /metrics, /healthz and /readyz ("" disables)`)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration, then $KUBECONFIG)")
 	shared.AddFlags(fs)
+	provider.AddBackendHostsFlag(fs, &backendHosts)
 	fs.BoolVar(&jsonLogs, "log-format-json", false, "log in JSON")
 	fs.IntVar(&verbosity, "v", 0, "log verbosity; 4 or more logs every CSI call")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return o, shared, err
 	}
 	if fs.NArg() > 0 {
@@ -70,6 +74,9 @@ func csiOptions(args []string) (csi.Options, builtin.Shared, error) {
 	}
 	o.ProviderDirs = append(splitList(additional), splitList(providerVolume)...)
 	o.PluginProviders = splitList(pluginRoutes)
+	if o.AllowedBackendHosts, err = provider.ParseBackendHosts(backendHosts); err != nil {
+		return o, shared, fmt.Errorf("--%s: %w", provider.FlagAllowedBackendHosts, err)
+	}
 	level := slog.LevelInfo
 	if verbosity >= 4 {
 		level = slog.LevelDebug

@@ -2,6 +2,7 @@ package main
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +101,45 @@ func TestCSIAllowProcessIdentity(t *testing.T) {
 			}
 			if shared.AllowProcessIdentity != tc.want {
 				t.Errorf("AllowProcessIdentity = %v, want %v", shared.AllowProcessIdentity, tc.want)
+			}
+		})
+	}
+}
+
+// TestCSIAllowedBackendHosts: `ssi-agent csi --allowed-backend-hosts`
+// parses into the list the shim checks classes against, with the syntax
+// and errors of the sync controller's flag (provider.AddBackendHostsFlag).
+func TestCSIAllowedBackendHosts(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args    []string
+		want    string // BackendHosts.String(); "" is no limit
+		allowed string // a host the list allows
+		wantErr string
+	}{
+		"no limit by default": {args: []string{"--nodeid", "n"}, allowed: "attacker.example.net"},
+		"the chart's form":    {args: []string{"--nodeid", "n", "--allowed-backend-hosts=*.vault.example.com,10.20.0.0/16"}, want: "*.vault.example.com,10.20.0.0/16", allowed: "a.vault.example.com"},
+		"repeated":            {args: []string{"--nodeid", "n", "--allowed-backend-hosts", "vault.corp", "--allowed-backend-hosts", "fd00::7"}, want: "vault.corp,fd00::7", allowed: "fd00::7"},
+		"bad entry":           {args: []string{"--nodeid", "n", "--allowed-backend-hosts", "vault.corp,10.0.0.0/40"}, wantErr: `allowed backend host "10.0.0.0/40": not a CIDR prefix`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o, _, err := csiOptions(tc.args)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := o.AllowedBackendHosts.String(); got != tc.want {
+				t.Errorf("allowed backend hosts %q, want %q", got, tc.want)
+			}
+			if !o.AllowedBackendHosts.Allows(tc.allowed) {
+				t.Errorf("list %q refuses %s", tc.want, tc.allowed)
+			}
+			if tc.want != "" && o.AllowedBackendHosts.Allows("attacker.example.net") {
+				t.Errorf("list %q allows attacker.example.net", tc.want)
 			}
 		})
 	}

@@ -35,11 +35,7 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.RotationInterval, "rotation-poll-interval", o.RotationInterval, "time between fetches of a synced class (rotationPollInterval)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one replica to sync (Lease "+ssisync.LeaderElectionID+" in --namespace)")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the controller's own namespace: its Lease, and protected unless allowed (default: $POD_NAMESPACE)")
-	fs.Func("allowed-backend-hosts", "comma-separated host names (with * wildcards), IP addresses and CIDR prefixes that a class's backend address (vaultAddress) may name (repeatable; default: no limit)", func(s string) error {
-		o.AllowedBackendHosts = append(o.AllowedBackendHosts, strings.Split(s, ",")...)
-		_, err := provider.ParseBackendHosts(o.AllowedBackendHosts)
-		return err
-	})
+	provider.AddBackendHostsFlag(fs, &o.AllowedBackendHosts)
 	fs.Func("allow-protected-namespace", "let the controller sync in --namespace or kube-system, which it otherwise refuses (repeatable)", func(s string) error {
 		o.AllowProtectedNamespaces = append(o.AllowProtectedNamespaces, strings.TrimSpace(s))
 		return nil

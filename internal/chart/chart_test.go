@@ -94,6 +94,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		"bad namespace exclusion":   {[]string{"injection.excludeNamespaces[0]=Not_A_Namespace"}, "excludeNamespaces", ""},
 		"bad issuer kind":           {[]string{"webhook.tls.certManager.issuerRef.kind=Vault", "webhook.tls.certManager.issuerRef.name=x"}, "kind", ""},
 		"metrics address":           {[]string{"linux.metricsAddr=8095"}, "metricsAddr", ""},
+		"shim backend host a URL":   {[]string{"linux.allowedBackendHosts[0]=https://vault.example.com"}, "allowedBackendHosts", ""},
 		"log verbosity not integer": {[]string{"logVerbosity=high"}, "logVerbosity", ""},
 	}
 	for name, tc := range tests {
@@ -673,12 +674,14 @@ func TestNodeShim(t *testing.T) {
 		republish, inSecr bool
 		audiences         []string
 		caps              []string // size caps and class files arguments
+		hosts             string   // the --allowed-backend-hosts argument; "" for none
 	}{
 		"defaults": {Options{}, "/var/lib/kubelet", true, false,
 			[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""},
-			[]string{"--max-object-bytes=1Mi", "--max-volume-bytes=4Mi"}},
+			[]string{"--max-object-bytes=1Mi", "--max-volume-bytes=4Mi"}, ""},
 		"non-default": {nonDefault, "/var/data/kubelet", false, true, []string{"vault", "my-project.svc.id.goog"},
-			[]string{"--max-object-bytes=2Mi", "--max-volume-bytes=8388608", "--class-files-dir=/etc/ssi/class-files"}},
+			[]string{"--max-object-bytes=2Mi", "--max-volume-bytes=8388608", "--class-files-dir=/etc/ssi/class-files"},
+			"--allowed-backend-hosts=vault.example.com,10.30.0.0/16"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -714,6 +717,15 @@ func TestNodeShim(t *testing.T) {
 				if !contains(c.Args, want) {
 					t.Errorf("shim args lack %s: %v", want, c.Args)
 				}
+			}
+			var hosts []string
+			for _, a := range c.Args {
+				if strings.HasPrefix(a, "--allowed-backend-hosts") {
+					hosts = append(hosts, a)
+				}
+			}
+			if want := []string{tc.hosts}; (tc.hosts == "" && len(hosts) != 0) || (tc.hosts != "" && !reflect.DeepEqual(hosts, want)) {
+				t.Errorf("shim backend hosts arguments %q, want %q", hosts, tc.hosts)
 			}
 			if dir := "/etc/ssi/class-files"; contains(tc.caps, "--class-files-dir="+dir) {
 				found := false

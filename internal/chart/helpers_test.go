@@ -107,6 +107,7 @@ linux:
   providersDir: /run/providers
   additionalProvidersDirs: [/etc/kubernetes/secrets-store-csi-providers, /opt/providers]
   metricsAddr: ":9095"
+  allowedBackendHosts: [vault.example.com, 10.30.0.0/16]
   priorityClassName: system-node-critical
 serviceMonitor:
   enabled: true

@@ -97,6 +97,13 @@ type Options struct {
 	// class files, which agent/csi.go hands to the built-in providers. The
 	// zero value means the default caps and no class files.
 	Limits limits.Config
+	// AllowedBackendHosts limits the backend addresses a class may name
+	// (--allowed-backend-hosts, Helm linux.allowedBackendHosts): a class
+	// whose vaultAddress names another host is refused before any fetch,
+	// so neither the pod's tokens nor the shim's requests reach it. Nil
+	// allows every host. Classes served through a provider plugin are the
+	// plugin's to check: the plugin, not the shim, contacts their backend.
+	AllowedBackendHosts *provider.BackendHosts
 	// ServiceAccountAnnotations lets the shim read the pod's service
 	// account for cloud identity annotations (IRSA role, GCP service
 	// account, Azure client id); needs get on serviceaccounts.

@@ -30,7 +30,8 @@ func (e *classError) Error() string { return e.err.Error() }
 func (e *classError) Unwrap() error { return e.err }
 
 // getClass reads the class named by the volume from the pod's namespace,
-// and only from there, then parses it.
+// and only from there, parses it and checks the backend address it names
+// against the operator's list, before anything is fetched for it.
 func (d *Driver) getClass(ctx context.Context, pr *publishRequest) (*spc.Class, error) {
 	key := client.ObjectKey{Namespace: pr.pod.Namespace, Name: pr.className}
 	obj := &ssiv1.SecretProviderClass{}
@@ -50,6 +51,10 @@ func (d *Driver) getClass(ctx context.Context, pr *publishRequest) (*spc.Class, 
 	c, err := d.parseClass(obj)
 	if err != nil {
 		return nil, &classError{ReasonClassInvalid, codes.FailedPrecondition, err}
+	}
+	if err := d.opts.AllowedBackendHosts.CheckClass(c); err != nil {
+		return nil, &classError{ReasonBackendNotAllowed, codes.FailedPrecondition,
+			fmt.Errorf("%w; the node shim's list is the Helm value linux.allowedBackendHosts", err)}
 	}
 	return c, nil
 }

@@ -44,6 +44,7 @@ const (
 const (
 	ReasonClassNotFound     = "SecretProviderClassNotFound"
 	ReasonClassInvalid      = "InvalidSecretProviderClass"
+	ReasonBackendNotAllowed = "BackendNotAllowed" // the sync controller's reason for the same refusal
 	ReasonMountFailed       = "FailedToMountSecrets"
 	ReasonRotationFailed    = "SecretRotationFailed"
 	ReasonRotationComplete  = "SecretRotationComplete"

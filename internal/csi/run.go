@@ -123,7 +123,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	go func() { errc <- d.Serve(ctx) }()
 	log.Info("node CSI shim started", "driver", opts.DriverName, "node", opts.NodeID, "endpoint", opts.Endpoint,
-		"rotation", opts.EnableRotation, "rotationPollInterval", opts.RotationPollInterval, "providers", builtInNames(opts))
+		"rotation", opts.EnableRotation, "rotationPollInterval", opts.RotationPollInterval, "providers", builtInNames(opts),
+		"allowedBackendHosts", opts.AllowedBackendHosts.String())
 	err = <-errc
 	cancel()
 	return err

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"flag"
 	"fmt"
 	"net"
 	"net/netip"
@@ -30,6 +31,26 @@ type BackendHosts struct {
 	entries []string
 	globs   []string
 	nets    []netip.Prefix
+}
+
+// FlagAllowedBackendHosts is the flag every shared process (`ssi-webhook
+// sync`, `ssi-agent csi`) reads its BackendHosts from.
+const FlagAllowedBackendHosts = "allowed-backend-hosts"
+
+// AddBackendHostsFlag registers --allowed-backend-hosts on fs, the same
+// name, syntax and help in every binary: each use appends its
+// comma-separated entries to *entries, and an entry ParseBackendHosts
+// refuses fails the flag, naming the entry. The caller parses *entries
+// with ParseBackendHosts once the flags are parsed.
+func AddBackendHostsFlag(fs *flag.FlagSet, entries *[]string) {
+	fs.Func(FlagAllowedBackendHosts, "comma-separated host names (with * wildcards), IP addresses and CIDR prefixes that a class's backend address (vaultAddress) may name (repeatable; default: no limit)", func(s string) error {
+		add := strings.Split(s, ",")
+		if _, err := ParseBackendHosts(add); err != nil {
+			return err
+		}
+		*entries = append(*entries, add...)
+		return nil
+	})
 }
 
 // ParseBackendHosts parses the entries of --allowed-backend-hosts; no

@@ -2,6 +2,9 @@ package provider
 
 import (
 	"errors"
+	"flag"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -85,5 +88,51 @@ func TestBackendHostsCheckClass(t *testing.T) {
 	}
 	if err := b.CheckClass(&spc.Class{Namespace: "ns", Name: "a", Provider: "aws", AWS: &spc.AWS{}}); err != nil {
 		t.Errorf("aws class: %v (cloud endpoints are not limited)", err)
+	}
+}
+
+// TestAddBackendHostsFlag: the flag both shared processes register
+// appends the entries of every use and refuses a bad entry by name, at
+// the flag.
+func TestAddBackendHostsFlag(t *testing.T) {
+	tests := map[string]struct {
+		args    []string
+		want    []string
+		wantErr string
+	}{
+		"unset":      {want: nil},
+		"one list":   {args: []string{"--allowed-backend-hosts", "vault.corp,10.0.0.0/8"}, want: []string{"vault.corp", "10.0.0.0/8"}},
+		"repeated":   {args: []string{"--allowed-backend-hosts=vault.corp", "--allowed-backend-hosts=*.vault.corp, fd00::7"}, want: []string{"vault.corp", "*.vault.corp", " fd00::7"}},
+		"bad prefix": {args: []string{"--allowed-backend-hosts", "vault.corp,10.0.0.0/40"}, wantErr: `invalid value "vault.corp,10.0.0.0/40" for flag -allowed-backend-hosts: allowed backend host "10.0.0.0/40": not a CIDR prefix`},
+		"a URL":      {args: []string{"--allowed-backend-hosts", "https://vault.corp"}, wantErr: `allowed backend host "https://vault.corp"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			var entries []string
+			AddBackendHostsFlag(fs, &entries)
+			err := fs.Parse(tc.args)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(entries, tc.want) {
+				t.Errorf("entries %q, want %q", entries, tc.want)
+			}
+			if _, err := ParseBackendHosts(entries); err != nil {
+				t.Errorf("the flag accepted entries ParseBackendHosts refuses: %v", err)
+			}
+		})
+	}
+	f := flag.NewFlagSet("x", flag.ContinueOnError)
+	AddBackendHostsFlag(f, new([]string))
+	if fl := f.Lookup(FlagAllowedBackendHosts); fl == nil || !strings.Contains(fl.Usage, "vaultAddress") {
+		t.Errorf("flag %q not registered with its help", FlagAllowedBackendHosts)
 	}
 }
