@@ -37,11 +37,11 @@ func TestFSGroupModes(t *testing.T) {
 	_ = unstructured.SetNestedField(spc.Object, `- objectName: "db-password"
   secretPath: "secret/data/myapp/database"
   secretKey: "password"
-  filePermission: "0440"
+  filePermission: 0440
 - objectName: "api-token"
   secretPath: "secret/data/myapp/api"
   secretKey: "token"
-  filePermission: "0400"
+  filePermission: 0400
 `, "spec", "parameters", "objects")
 	if err := applyObjects(ctx, []*unstructured.Unstructured{spc}); err != nil {
 		t.Fatal(err)
