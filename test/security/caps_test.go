@@ -43,6 +43,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/limits"
+	"github.com/ssinjector/ssi/internal/logcheck"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
@@ -497,7 +498,9 @@ func TestCapsSyncProvidersUnderAttack(t *testing.T) {
 	planted, fifo := capsPlant(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCapsSyncProvidersUnderAttack$", "-test.v")
 	cmd.Env = append(os.Environ(), "CAPS_SYNC_CHILD=1", "CAPS_VAULT="+fv.srv.URL, "CAPS_PLANTED="+planted, "CAPS_FIFO="+fifo)
-	var out strings.Builder
+	// The child's output is written by exec's copying goroutine while
+	// this one polls it: a Recorder is safe for that.
+	var out logcheck.Recorder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -508,33 +511,25 @@ func TestCapsSyncProvidersUnderAttack(t *testing.T) {
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	deadline := time.After(3 * time.Minute)
-	for !strings.Contains(capsSafe(&out), "CAPS-CHILD-DONE") {
+	for !strings.Contains(out.Text(), "CAPS-CHILD-DONE") {
 		select {
 		case err := <-waited:
 			watch.done(t, "sync controller providers")
-			t.Fatalf("the child ended early: %v\n%s", err, capsSafe(&out))
+			t.Fatalf("the child ended early: %v\n%s", err, out.Text())
 		case <-deadline:
-			t.Fatalf("the child did not finish:\n%s", capsSafe(&out))
+			t.Fatalf("the child did not finish:\n%s", out.Text())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	watch.done(t, "sync controller providers (child of the test)")
 	_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
 	<-waited //nolint:errcheck // the child was just killed; its exit status says nothing
-	if !strings.Contains(capsSafe(&out), "CAPS-CHILD-OK") {
-		t.Fatalf("the child's checks failed:\n%s", capsSafe(&out))
+	if !strings.Contains(out.Text(), "CAPS-CHILD-OK") {
+		t.Fatalf("the child's checks failed:\n%s", out.Text())
 	}
 	if sent := fv.huge.Load(); sent >= capsHugeBytes {
 		t.Errorf("the providers read the whole %d-byte answer", sent)
 	}
-}
-
-var capsOutMu sync.Mutex
-
-func capsSafe(b *strings.Builder) string {
-	capsOutMu.Lock()
-	defer capsOutMu.Unlock()
-	return b.String()
 }
 
 // capsSyncChild runs in the child: every attack class through the sync
