@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,22 +58,7 @@ func startBenchShim(b *testing.B, env *testenv.Env, root, providerDir string) (i
 	}
 	sock := filepath.Join(root, "plugins", DriverName, "csi.sock")
 	cmd := exec.Command(bin, "--endpoint", "unix://"+sock, "--kubelet-root-dir", root, "--kubeconfig", kcPath, "--provider-dir", providerDir)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	b.Cleanup(func() {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			<-done
-		}
-	})
+	pid := testenv.StartChild(b, "benchshim", cmd).Pid()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {

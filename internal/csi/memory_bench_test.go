@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -221,32 +220,7 @@ func startShimBinary(b *testing.B, env *testenv.Env, bin, root, metricsAddr stri
 		"--plugins-registry-dir", "-", "--kubeconfig", kcPath, "--metrics-addr", metricsAddr,
 		"--provider-volume", filepath.Join(root, "providers"), "--additional-provider-volume-paths", "")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	logPath := filepath.Join(b.TempDir(), "shim.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	b.Cleanup(func() {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			<-done
-		}
-		_ = logFile.Close()
-		if b.Failed() {
-			data, _ := os.ReadFile(logPath)
-			b.Logf("shim log:\n%s", data)
-		}
-	})
+	pid := testenv.StartChild(b, "ssi-agent csi", cmd).Pid()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {

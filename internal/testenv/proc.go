@@ -7,9 +7,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,4 +127,27 @@ func Background(t testing.TB, name string, grace time.Duration, cancel context.C
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// StartChild starts cmd as a child of the test (own process group, killed
+// if the test binary dies) with its output in a log file under t's
+// temporary directory, and stops it when the test ends: SIGTERM, then
+// SIGKILL after 15 s. A failed test logs the tail of the child's log. The
+// benchmarks that measure a shipped binary as its own process use it.
+func StartChild(t testing.TB, name string, cmd *exec.Cmd) *child.Process {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), strings.ReplaceAll(name, " ", "-")+".log")
+	p, err := startProc(name, logPath, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("%s log (tail):\n%s", name, child.LogTail(logPath, 16<<10))
+		}
+	})
+	return p
 }

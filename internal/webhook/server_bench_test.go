@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,32 +76,7 @@ func BenchmarkAdmissionServer(b *testing.B) {
 		"--health-probe-bind-address", health, "--metrics-bind-address", "0", "--namespace", "ssi-system",
 		"--agent-image", "ssi-agent:bench")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "KUBECONFIG=" + kcPath}
-	logPath := filepath.Join(dir, "webhook.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	b.Cleanup(func() {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			<-done
-		}
-		_ = logFile.Close()
-		if b.Failed() {
-			data, _ := os.ReadFile(logPath)
-			b.Logf("webhook log:\n%s", data)
-		}
-	})
+	pid := testenv.StartChild(b, "ssi-webhook serve", cmd).Pid()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + health + "/readyz") //nolint:noctx // loopback readiness poll
