@@ -154,6 +154,16 @@ func RBAC(o RBACOptions) []client.Object {
 	protected := ProtectedNamespaces(o.Namespace, o.AllowProtectedNamespaces)
 	managed := fmt.Sprintf("'%s'", LabelManaged)
 	syncedFrom := fmt.Sprintf("'%s'", AnnotationSyncedFrom)
+	// Both policies match the controller's requests for tokens, and only
+	// the controller's.
+	tokenRule := admissionregistrationv1.NamedRuleWithOperations{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"serviceaccounts/token"}},
+	}}
+	byController := []admissionregistrationv1.MatchCondition{{
+		Name:       "sync-controller",
+		Expression: fmt.Sprintf("request.userInfo.username == '%s'", o.Username()),
+	}}
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: "ssi-sync-guard", Labels: rbacLabels()},
@@ -165,16 +175,10 @@ func RBAC(o RBACOptions) []client.Object {
 						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete},
 						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
 					}},
-					{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"serviceaccounts/token"}},
-					}},
+					tokenRule,
 				},
 			},
-			MatchConditions: []admissionregistrationv1.MatchCondition{{
-				Name:       "sync-controller",
-				Expression: fmt.Sprintf("request.userInfo.username == '%s'", o.Username()),
-			}},
+			MatchConditions: byController,
 			Validations: append(protectedRule(protected), []admissionregistrationv1.Validation{
 				{
 					Expression: fmt.Sprintf("request.resource.resource != 'secrets' || request.operation == 'DELETE' || "+
@@ -229,16 +233,10 @@ func RBAC(o RBACOptions) []client.Object {
 			ParamKind:     &admissionregistrationv1.ParamKind{APIVersion: "v1", Kind: "ServiceAccount"},
 			MatchConstraints: &admissionregistrationv1.MatchResources{
 				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{
-					{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"serviceaccounts/token"}},
-					}},
+					tokenRule,
 				},
 			},
-			MatchConditions: []admissionregistrationv1.MatchCondition{{
-				Name:       "sync-controller",
-				Expression: fmt.Sprintf("request.userInfo.username == '%s'", o.Username()),
-			}},
+			MatchConditions: byController,
 			Validations: []admissionregistrationv1.Validation{{
 				Expression: fmt.Sprintf(podBound+" || params.metadata.name != request.name || "+
 					"(has(params.metadata.annotations) && %[1]s in params.metadata.annotations && "+
