@@ -44,6 +44,17 @@ func benchContent(i, size int) []byte {
 func startBenchShim(b *testing.B, env *testenv.Env, root, providerDir string) (int, csi.NodeClient) {
 	b.Helper()
 	bin := testenv.GoBuild(b, filepath.Join(b.TempDir(), "benchshim"), "internal/csi/testdata/benchshim")
+	kcPath := benchKubeconfig(b, env, root)
+	sock := filepath.Join(root, "plugins", DriverName, "csi.sock")
+	cmd := exec.Command(bin, "--endpoint", "unix://"+sock, "--kubelet-root-dir", root, "--kubeconfig", kcPath, "--provider-dir", providerDir)
+	pid := testenv.StartChild(b, "benchshim", cmd).Pid()
+	return pid, waitShim(b, "benchshim", sock, 30*time.Second)
+}
+
+// benchKubeconfig writes a kubeconfig of a system:masters user of env's
+// API server under root, for a shim binary the benchmark starts.
+func benchKubeconfig(b *testing.B, env *testenv.Env, root string) string {
+	b.Helper()
 	user, err := env.Env.ControlPlane.AddUser(envtest.User{Name: "bench-shim", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -56,16 +67,20 @@ func startBenchShim(b *testing.B, env *testenv.Env, root, providerDir string) (i
 	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	sock := filepath.Join(root, "plugins", DriverName, "csi.sock")
-	cmd := exec.Command(bin, "--endpoint", "unix://"+sock, "--kubelet-root-dir", root, "--kubeconfig", kcPath, "--provider-dir", providerDir)
-	pid := testenv.StartChild(b, "benchshim", cmd).Pid()
-	deadline := time.Now().Add(30 * time.Second)
+	return kcPath
+}
+
+// waitShim waits until the shim started as name creates sock and answers
+// Probe ready, at most timeout, and returns its node client.
+func waitShim(b *testing.B, name, sock string, timeout time.Duration) csi.NodeClient {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		if _, err := os.Stat(sock); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			b.Fatal("benchshim did not create its socket")
+			b.Fatalf("%s did not create its socket %s", name, sock)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -77,11 +92,11 @@ func startBenchShim(b *testing.B, env *testenv.Env, root, providerDir string) (i
 			break
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("benchshim not ready: %v", err)
+			b.Fatalf("%s is not ready: %v", name, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return pid, csi.NewNodeClient(conn)
+	return csi.NewNodeClient(conn)
 }
 
 // procStatusKiB reads a "VmRSS"-style field of /proc/<pid>/status.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/testenv"
@@ -203,47 +202,14 @@ func builtInProviders(b *testing.B, bin string) string {
 // ready. It is stopped by pid when the benchmark ends.
 func startShimBinary(b *testing.B, env *testenv.Env, bin, root, metricsAddr string) (int, csi.NodeClient) {
 	b.Helper()
-	user, err := env.Env.ControlPlane.AddUser(envtest.User{Name: "bench-shim", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		b.Fatal(err)
-	}
-	kcPath := filepath.Join(root, "kubeconfig")
-	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
-		b.Fatal(err)
-	}
+	kcPath := benchKubeconfig(b, env, root)
 	sock := filepath.Join(root, "plugins", DriverName, "csi.sock")
 	cmd := exec.Command(bin, "csi", "--endpoint", "unix://"+sock, "--nodeid", "bench-node", "--kubelet-root-dir", root,
 		"--plugins-registry-dir", "-", "--kubeconfig", kcPath, "--metrics-addr", metricsAddr,
 		"--provider-volume", filepath.Join(root, "providers"), "--additional-provider-volume-paths", "")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	pid := testenv.StartChild(b, "ssi-agent csi", cmd).Pid()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("the shim did not create its socket")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	conn := dial(b, sock)
-	ident := csi.NewIdentityClient(conn)
-	for {
-		p, err := ident.Probe(context.Background(), &csi.ProbeRequest{})
-		if err == nil && p.GetReady().GetValue() {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the shim is not ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return pid, csi.NewNodeClient(conn)
+	return pid, waitShim(b, "the shim", sock, 60*time.Second)
 }
 
 // scrape returns the unlabelled samples of a Prometheus text exposition.
