@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ssinjector/ssi/internal/mountinfo"
 )
 
 // Process is a container's main process in the pod's shared PID namespace.
@@ -122,15 +124,15 @@ func (s ProcScanner) MainProcesses() ([]Process, error) {
 // containerOf returns the container name in the root of the termination
 // message mount of a mountinfo listing, "" when there is none or the
 // listing names two containers.
-func containerOf(mountinfo []byte, podUID string) string {
+func containerOf(table []byte, podUID string) string {
 	found := ""
-	for _, line := range strings.Split(string(mountinfo), "\n") {
+	for _, line := range strings.Split(string(table), "\n") {
 		// ID parentID major:minor root mountPoint ...
 		f := strings.Fields(line)
 		if len(f) < 5 {
 			continue
 		}
-		p := strings.Split(unescapeMountinfo(f[3]), "/")
+		p := strings.Split(mountinfo.Unescape(f[3]), "/")
 		n := len(p)
 		if n < 5 || p[n-5] != "pods" || p[n-3] != "containers" || p[n-4] == "" || p[n-2] == "" || p[n-1] == "" {
 			continue
@@ -146,26 +148,6 @@ func containerOf(mountinfo []byte, podUID string) string {
 		}
 	}
 	return found
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space, \011,
-// \012, \134) the kernel writes in mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Signal implements Processes.
