@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // vaultServer is a real Vault with Kubernetes auth against a real

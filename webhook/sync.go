@@ -13,7 +13,7 @@ import (
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
-	ssisync "github.com/ssinjector/ssi/internal/sync"
+	"github.com/ssinjector/ssi/internal/secretsync"
 	"github.com/ssinjector/ssi/internal/webhook"
 )
 
@@ -22,10 +22,10 @@ import (
 // account), so that the admission server holds no Secret or token rights.
 func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	defaults := webhook.DefaultOptions()
-	o := ssisync.RunOptions{
+	o := secretsync.RunOptions{
 		Namespace:        defaults.Namespace,
 		LeaderElect:      true,
-		RotationInterval: ssisync.DefaultRotationInterval,
+		RotationInterval: secretsync.DefaultRotationInterval,
 		MetricsAddr:      defaults.MetricsAddr,
 		HealthAddr:       defaults.HealthAddr,
 	}
@@ -33,14 +33,14 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ssi-webhook sync", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.DurationVar(&o.RotationInterval, "rotation-poll-interval", o.RotationInterval, "time between fetches of a synced class (rotationPollInterval)")
-	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one replica to sync (Lease "+ssisync.LeaderElectionID+" in --namespace)")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one replica to sync (Lease "+secretsync.LeaderElectionID+" in --namespace)")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the controller's own namespace: its Lease, and protected unless allowed (default: $POD_NAMESPACE)")
 	provider.AddBackendHostsFlag(fs, &o.AllowedBackendHosts)
 	fs.Func("allow-protected-namespace", "let the controller sync in --namespace or kube-system, which it otherwise refuses (repeatable)", func(s string) error {
 		o.AllowProtectedNamespaces = append(o.AllowProtectedNamespaces, strings.TrimSpace(s))
 		return nil
 	})
-	fs.Func("api-server-audiences", "comma-separated audiences of the API server (its service-account issuer), for which no pod-less token is minted besides the default audience (default "+strings.Join(ssisync.KubernetesAudiences, ",")+")", func(s string) error {
+	fs.Func("api-server-audiences", "comma-separated audiences of the API server (its service-account issuer), for which no pod-less token is minted besides the default audience (default "+strings.Join(secretsync.KubernetesAudiences, ",")+")", func(s string) error {
 		for _, a := range strings.Split(s, ",") {
 			if a = strings.TrimSpace(a); a != "" {
 				o.APIServerAudiences = append(o.APIServerAudiences, a)
@@ -73,7 +73,7 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		// One process fetches for the pods of every namespace.
 		return builtin.New(log, builtin.OutsidePod, idle, pf.limits, pf.shared)
 	}
-	return ssisync.Run(ctx, o)
+	return secretsync.Run(ctx, o)
 }
 
 // providerFlags configure the sync controller's providers, which fetch for

@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
-	ssisync "github.com/ssinjector/ssi/internal/sync"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/secretsync"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 func TestSyncFlags(t *testing.T) {
@@ -117,7 +117,7 @@ spec:
 			ServiceAccountName: "app",
 			Containers:         []corev1.Container{{Name: "app", Image: "app", VolumeMounts: []corev1.VolumeMount{{Name: "s", MountPath: "/mnt/s", ReadOnly: true}}}},
 			Volumes: []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
-				Driver: ssisync.CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{ssisync.ClassAttribute: "db"}}}}},
+				Driver: secretsync.CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{secretsync.ClassAttribute: "db"}}}}},
 		},
 	}
 	if err := env.Client.Create(ctx, pod); err != nil {
@@ -144,7 +144,7 @@ spec:
 	v.PutKV2(t, "secret", "db", map[string]any{"password": "pw-2"})
 	waitFor("Secret rotated to pw-2", func() bool { s := secret(); return s != nil && string(s.Data["password"]) == "pw-2" })
 	lease := &coordinationv1.Lease{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "ssi-system", Name: ssisync.LeaderElectionID}, lease); err != nil {
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "ssi-system", Name: secretsync.LeaderElectionID}, lease); err != nil {
 		t.Errorf("Lease: %v", err)
 	}
 	if err := env.Client.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {

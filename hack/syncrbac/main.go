@@ -1,5 +1,5 @@
 // Command syncrbac writes the sync controller's access objects
-// (internal/sync.RBAC) as YAML; `make manifests` runs it into
+// (internal/secretsync.RBAC) as YAML; `make manifests` runs it into
 // manifests/sync/rbac.yaml.
 package main
 
@@ -9,20 +9,20 @@ import (
 	"os"
 	"path/filepath"
 
-	ssisync "github.com/ssinjector/ssi/internal/sync"
+	"github.com/ssinjector/ssi/internal/secretsync"
 )
 
 func main() {
-	var o ssisync.RBACOptions
+	var o secretsync.RBACOptions
 	out := flag.String("out", "manifests/sync/rbac.yaml", "file to write")
-	flag.StringVar(&o.Namespace, "namespace", ssisync.DefaultNamespace, "namespace of the webhook Deployment")
-	flag.StringVar(&o.ServiceAccount, "service-account", ssisync.DefaultServiceAccount, "service account of the webhook Deployment")
-	flag.Func("api-server-audience", "an audience of the API server, which no pod-less token may name (repeatable; default: internal/sync.KubernetesAudiences)", func(s string) error {
+	flag.StringVar(&o.Namespace, "namespace", secretsync.DefaultNamespace, "namespace of the webhook Deployment")
+	flag.StringVar(&o.ServiceAccount, "service-account", secretsync.DefaultServiceAccount, "service account of the webhook Deployment")
+	flag.Func("api-server-audience", "an audience of the API server, which no pod-less token may name (repeatable; default: internal/secretsync.KubernetesAudiences)", func(s string) error {
 		o.APIServerAudiences = append(o.APIServerAudiences, s)
 		return nil
 	})
 	flag.Parse()
-	b, err := ssisync.RBACYAML(o)
+	b, err := secretsync.RBACYAML(o)
 	if err == nil {
 		err = os.MkdirAll(filepath.Dir(*out), 0o755)
 	}

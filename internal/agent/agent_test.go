@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
-	"github.com/ssinjector/ssi/internal/logcheck"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/testing/logcheck"
 )
 
 func TestSidecarFetchReadyRotateStop(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 	"github.com/ssinjector/ssi/internal/inject"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // benchObjects is how many secrets both agents keep in files.

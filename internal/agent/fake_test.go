@@ -27,8 +27,8 @@ import (
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
-	"github.com/ssinjector/ssi/internal/logcheck"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/testing/logcheck"
 )
 
 // suiteLogs captures every log line, error and termination message the

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/provider"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // seedVaultClass is the seed guide's Vault SecretProviderClass.

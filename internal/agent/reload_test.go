@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 func TestParseStat(t *testing.T) {

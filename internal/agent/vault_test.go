@@ -15,7 +15,7 @@ import (
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/vault"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // vaultFixture is a real kube-apiserver and a real Vault whose Kubernetes

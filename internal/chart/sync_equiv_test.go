@@ -7,11 +7,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	ssisync "github.com/ssinjector/ssi/internal/sync"
+	"github.com/ssinjector/ssi/internal/secretsync"
 )
 
 // TestSyncAccessMatchesCode compares the chart's sync controller access
-// (RBAC and admission policy) with internal/sync.RBAC, which the sync
+// (RBAC and admission policy) with internal/secretsync.RBAC, which the sync
 // controller's own tests run under.
 func TestSyncAccessMatchesCode(t *testing.T) {
 	r := runner(t)
@@ -28,14 +28,14 @@ func TestSyncAccessMatchesCode(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			objs := render(t, r, Options{Namespace: ns, Set: tc.set})
-			compareSyncAccess(t, objs, ssisync.RBACOptions{Namespace: ns, ServiceAccount: "ssi-sync", AllowProtectedNamespaces: tc.allow, APIServerAudiences: tc.auds})
+			compareSyncAccess(t, objs, secretsync.RBACOptions{Namespace: ns, ServiceAccount: "ssi-sync", AllowProtectedNamespaces: tc.allow, APIServerAudiences: tc.auds})
 		})
 	}
 }
 
-func compareSyncAccess(t *testing.T, objs []*unstructured.Unstructured, o ssisync.RBACOptions) {
+func compareSyncAccess(t *testing.T, objs []*unstructured.Unstructured, o secretsync.RBACOptions) {
 	t.Helper()
-	for _, want := range ssisync.RBAC(o) {
+	for _, want := range secretsync.RBAC(o) {
 		kind := want.GetObjectKind().GroupVersionKind().Kind
 		if kind == "" {
 			switch want.(type) {
@@ -75,9 +75,9 @@ func compareSyncAccess(t *testing.T, objs []*unstructured.Unstructured, o ssisyn
 		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
 			got, exp = convert[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, u).Spec, w.Spec
 		default:
-			t.Errorf("internal/sync.RBAC returns a %T the test does not know", want)
+			t.Errorf("internal/secretsync.RBAC returns a %T the test does not know", want)
 			continue
 		}
-		sameAsCode(t, kind+" "+want.GetName()+" differs from internal/sync.RBAC", got, exp)
+		sameAsCode(t, kind+" "+want.GetName()+" differs from internal/secretsync.RBAC", got, exp)
 	}
 }

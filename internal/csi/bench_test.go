@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // Payload of the benchmark: benchFiles files of benchSize bytes, a typical

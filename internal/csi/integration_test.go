@@ -21,7 +21,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // testLogger writes the shim's logs to the test log.

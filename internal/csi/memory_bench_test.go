@@ -17,7 +17,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // Workload of BenchmarkShimMemory: pods with one secrets volume of

@@ -16,7 +16,7 @@ import (
 // join credential. Neither is ever content fetched from a backend, so the
 // sync controller never writes them (and its admission policy refuses
 // them). The list is data shared by the sync controller, its admission
-// policy (internal/sync.RBAC) and the webhook's admission warning.
+// policy (internal/secretsync.RBAC) and the webhook's admission warning.
 var SyncableSecretTypes = []string{
 	"Opaque",
 	"kubernetes.io/basic-auth",

@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/ssinjector/ssi/internal/inject"
-	"github.com/ssinjector/ssi/internal/testenv"
-	"github.com/ssinjector/ssi/internal/testpki"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testpki"
 )
 
 // BenchmarkAdmissionServer measures the shipped webhook alone: ssi-webhook

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ssinjector/ssi/internal/testpki"
+	"github.com/ssinjector/ssi/internal/testing/testpki"
 )
 
 // servingCert writes tls.crt and tls.key for 127.0.0.1, signed by a new

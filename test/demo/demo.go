@@ -32,8 +32,8 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/chart"
-	"github.com/ssinjector/ssi/internal/child"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/child"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // Options of the demo.
@@ -161,7 +161,7 @@ func (d *demo) run(ctx context.Context) error {
 	repo := testenv.RepoRoot()
 
 	// 1. Control plane.
-	t0 := d.stepf("control plane: kube-apiserver and etcd (internal/testenv), with the CRDs of manifests/crds")
+	t0 := d.stepf("control plane: kube-apiserver and etcd (internal/testing/testenv), with the CRDs of manifests/crds")
 	env, err := testenv.StartEnv(testenv.Options{
 		// Run the ServiceAccount admission plugin, as every cluster does.
 		APIServerArgs: map[string]string{"disable-admission-plugins": "DefaultStorageClass"},

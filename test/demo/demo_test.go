@@ -12,8 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/ssinjector/ssi/internal/logcheck"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/logcheck"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // TestDemo runs `make demo` end to end, as CI's proof that it works on a

@@ -1,7 +1,7 @@
 // Command demo is `make demo`: the whole product flow on this machine, on
 // embedded defaults, with progress output.
 //
-// It starts a kube-apiserver and etcd (internal/testenv) with the CRDs and a
+// It starts a kube-apiserver and etcd (internal/testing/testenv) with the CRDs and a
 // Vault dev server, configures Vault as the seed guide does, runs the built
 // ssi-webhook under the RBAC of manifests/secrets-store-injector.yaml behind
 // that file's MutatingWebhookConfiguration, applies the seed guide's Vault

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ssinjector/ssi/internal/child"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/child"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // start runs a child (see package child: own process group, so Ctrl-C

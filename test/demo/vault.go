@@ -14,7 +14,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/ssinjector/ssi/internal/child"
+	"github.com/ssinjector/ssi/internal/testing/child"
 )
 
 // devVault is a Vault dev server (bin/vault, built from the pinned module

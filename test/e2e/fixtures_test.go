@@ -21,7 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/ssinjector/ssi/internal/chart"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 	"github.com/ssinjector/ssi/test/e2e/app/wire"
 	"github.com/ssinjector/ssi/test/e2e/cluster"
 )

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 	"github.com/ssinjector/ssi/test/e2e/cluster"
 	"github.com/ssinjector/ssi/test/e2e/image"
 )

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // instruction is one Dockerfile line (continuations joined).

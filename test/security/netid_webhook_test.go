@@ -25,7 +25,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider/providertest"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 	"github.com/ssinjector/ssi/internal/webhook"
 )
 

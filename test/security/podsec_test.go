@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
-	"github.com/ssinjector/ssi/internal/child"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/child"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // podsecNobody is the user (and group) the agent and the attacking app

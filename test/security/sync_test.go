@@ -4,7 +4,7 @@ package security
 // adopt part of 10), written as a tenant with namespace rights would try
 // them: the tenant creates classes, pods, service accounts and Secrets in
 // its own namespace, and watches what the shared controller does for it.
-// The controller runs as `ssi-webhook sync` runs it (internal/sync.Run),
+// The controller runs as `ssi-webhook sync` runs it (internal/secretsync.Run),
 // under the access of manifests/sync/rbac.yaml, impersonating its service
 // account, against a real kube-apiserver; where the controller's own
 // checks are the first line, the test also tries the request directly as
@@ -46,8 +46,8 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/provider"
-	ssisync "github.com/ssinjector/ssi/internal/sync"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/secretsync"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // syncFake is a Vault stand-in: it asks the identity for a token of the
@@ -112,12 +112,12 @@ func syncStart(t *testing.T) *syncSetup {
 	t.Helper()
 	env := testenv.Start(t, testenv.Options{})
 	ctx := context.Background()
-	for _, ns := range []string{ssisync.DefaultNamespace, "kube-system"} {
+	for _, ns := range []string{secretsync.DefaultNamespace, "kube-system"} {
 		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
 	}
-	env.ServiceAccount(t, ssisync.DefaultNamespace, ssisync.DefaultServiceAccount, nil)
+	env.ServiceAccount(t, secretsync.DefaultNamespace, secretsync.DefaultServiceAccount, nil)
 	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "manifests", "sync", "rbac.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -138,8 +138,8 @@ func syncStart(t *testing.T) *syncSetup {
 	}
 	as := rest.CopyConfig(env.Config)
 	as.Impersonate = rest.ImpersonationConfig{
-		UserName: ssisync.RBACOptions{}.Username(),
-		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ssisync.DefaultNamespace, "system:authenticated"},
+		UserName: secretsync.RBACOptions{}.Username(),
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + secretsync.DefaultNamespace, "system:authenticated"},
 	}
 	cs, err := kubernetes.NewForConfig(as)
 	if err != nil {
@@ -166,15 +166,15 @@ func syncStart(t *testing.T) *syncSetup {
 func (s *syncSetup) run(t *testing.T, allowedHosts ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := ssisync.RunOptions{
-		Namespace: ssisync.DefaultNamespace, RotationInterval: time.Hour, AllowedBackendHosts: allowedHosts,
+	opts := secretsync.RunOptions{
+		Namespace: secretsync.DefaultNamespace, RotationInterval: time.Hour, AllowedBackendHosts: allowedHosts,
 		MetricsAddr: "0", HealthAddr: "0", RESTConfig: s.as,
 		Providers: func(*slog.Logger, time.Duration) provider.Set { return provider.NewSet(s.fake) },
 		Logger:    testr.New(t),
 		// Each test runs a controller of its own in this process.
 		ManagerOptions: func(mo *manager.Options) { mo.Controller = config.Controller{SkipNameValidation: ptr.To(true)} },
 	}
-	testenv.Background(t, "sync controller", 30*time.Second, cancel, func() error { return ssisync.Run(ctx, opts) })
+	testenv.Background(t, "sync controller", 30*time.Second, cancel, func() error { return secretsync.Run(ctx, opts) })
 }
 
 func (s *syncSetup) podlessToken(ns, sa string, audiences []string) error {
@@ -234,7 +234,7 @@ func syncPod(ns, name, sa, class string) *corev1.Pod {
 			ServiceAccountName: sa,
 			Containers:         []corev1.Container{{Name: "app", Image: "app", VolumeMounts: []corev1.VolumeMount{{Name: "s", MountPath: "/mnt/s", ReadOnly: true}}}},
 			Volumes: []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
-				Driver: ssisync.CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{ssisync.ClassAttribute: class}}}}},
+				Driver: secretsync.CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{secretsync.ClassAttribute: class}}}}},
 		},
 	}
 }
@@ -301,16 +301,16 @@ func TestSyncServiceAccountTokenSecretIsRefused(t *testing.T) {
 		_, err := s.env.Clientset.CoreV1().Secrets(ns).Get(context.Background(), "canary", metav1.GetOptions{})
 		return err == nil, fmt.Sprint(err)
 	})
-	s.waitEvent(t, ns, "steal", ssisync.ReasonInvalidSecretObject, `secretObjects[0] (Secret "legacy-token"): type "kubernetes.io/service-account-token" is not a type the sync controller writes`)
-	s.waitEvent(t, ns, "steal", ssisync.ReasonInvalidSecretObject, `secretObjects[1] (Secret "bootstrap-token-abcdef"): type "bootstrap.kubernetes.io/token" is not a type the sync controller writes`)
+	s.waitEvent(t, ns, "steal", secretsync.ReasonInvalidSecretObject, `secretObjects[0] (Secret "legacy-token"): type "kubernetes.io/service-account-token" is not a type the sync controller writes`)
+	s.waitEvent(t, ns, "steal", secretsync.ReasonInvalidSecretObject, `secretObjects[1] (Secret "bootstrap-token-abcdef"): type "bootstrap.kubernetes.io/token" is not a type the sync controller writes`)
 	s.noSecret(t, ns, "legacy-token")
 	s.noSecret(t, ns, "bootstrap-token-abcdef")
 
 	// The policy on its own: the controller's identity cannot create one.
 	for _, typ := range []corev1.SecretType{corev1.SecretTypeServiceAccountToken, corev1.SecretTypeBootstrapToken, "example.com/custom"} {
 		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "direct", Namespace: ns,
-			Labels:      map[string]string{ssisync.LabelManaged: "true"},
-			Annotations: map[string]string{ssisync.AnnotationSyncedFrom: "steal", corev1.ServiceAccountNameKey: "app"}}, Type: typ}
+			Labels:      map[string]string{secretsync.LabelManaged: "true"},
+			Annotations: map[string]string{secretsync.AnnotationSyncedFrom: "steal", corev1.ServiceAccountNameKey: "app"}}, Type: typ}
 		_, err := s.asCS.CoreV1().Secrets(ns).Create(context.Background(), sec, metav1.CreateOptions{})
 		if err == nil || !strings.Contains(err.Error(), "the sync controller writes only Secrets of the types") {
 			t.Errorf("type %s as the controller: %v; want the ssi-sync-guard refusal", typ, err)
@@ -328,8 +328,8 @@ func TestSyncPodlessTokenIsNotHandedOut(t *testing.T) {
 	s.run(t, "127.0.0.1", "*.vault.example.com")
 	ns := s.env.Namespace(t, "tenant", nil)
 	// An old-style consent, given before consent named classes.
-	s.env.ServiceAccount(t, ns, "robot", map[string]string{ssisync.AnnotationAllowSync: "true"})
-	podless := map[string]string{ssisync.AnnotationSyncServiceAccount: "robot"}
+	s.env.ServiceAccount(t, ns, "robot", map[string]string{secretsync.AnnotationAllowSync: "true"})
+	podless := map[string]string{secretsync.AnnotationSyncServiceAccount: "robot"}
 	entry := `
   - secretName: %s
     type: Opaque
@@ -338,7 +338,7 @@ func TestSyncPodlessTokenIsNotHandedOut(t *testing.T) {
 	legacy := syncClass(t, ns, "legacy", "    audience: vault\n    vaultAddress: http://127.0.0.1:8200", fmt.Sprintf(entry, "legacy"))
 	legacy.Annotations = podless
 	s.create(t, legacy)
-	s.waitEvent(t, ns, "legacy", ssisync.ReasonSyncServiceAccount, `its annotation secrets-store-injector.io/allow-sync: "true" names no class`)
+	s.waitEvent(t, ns, "legacy", secretsync.ReasonSyncServiceAccount, `its annotation secrets-store-injector.io/allow-sync: "true" names no class`)
 
 	// Consent for the classes below, which ask for the API server's
 	// audience or name a host of the attacker.
@@ -346,18 +346,18 @@ func TestSyncPodlessTokenIsNotHandedOut(t *testing.T) {
 	if err := s.env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "robot"}, sa); err != nil {
 		t.Fatal(err)
 	}
-	sa.Annotations = map[string]string{ssisync.AnnotationAllowSync: "apiaud,elsewhere"}
+	sa.Annotations = map[string]string{secretsync.AnnotationAllowSync: "apiaud,elsewhere"}
 	if err := s.env.Client.Update(context.Background(), sa); err != nil {
 		t.Fatal(err)
 	}
 	apiAud := syncClass(t, ns, "apiaud", "    vaultAddress: http://127.0.0.1:8200", fmt.Sprintf(entry, "apiaud"))
 	apiAud.Annotations = podless
 	s.create(t, apiAud)
-	s.waitEvent(t, ns, "apiaud", ssisync.ReasonTokenRequestFailed, "pod-less sync never mints a token for the API server's own audience")
+	s.waitEvent(t, ns, "apiaud", secretsync.ReasonTokenRequestFailed, "pod-less sync never mints a token for the API server's own audience")
 	elsewhere := syncClass(t, ns, "elsewhere", "    audience: vault\n    vaultAddress: https://collector.attacker.example", fmt.Sprintf(entry, "elsewhere"))
 	elsewhere.Annotations = podless
 	s.create(t, elsewhere)
-	s.waitEvent(t, ns, "elsewhere", ssisync.ReasonBackendNotAllowed, `parameters.vaultAddress: host "collector.attacker.example" is not among the backend hosts`)
+	s.waitEvent(t, ns, "elsewhere", secretsync.ReasonBackendNotAllowed, `parameters.vaultAddress: host "collector.attacker.example" is not among the backend hosts`)
 	for _, name := range []string{"legacy", "apiaud", "elsewhere"} {
 		s.noSecret(t, ns, name)
 	}
@@ -396,17 +396,17 @@ func TestSyncPodlessTokenIsNotHandedOut(t *testing.T) {
 func TestSyncProtectedNamespaces(t *testing.T) {
 	s := syncStart(t)
 	s.run(t)
-	for _, ns := range []string{"kube-system", ssisync.DefaultNamespace} {
+	for _, ns := range []string{"kube-system", secretsync.DefaultNamespace} {
 		s.env.ServiceAccount(t, ns, "app", nil)
 		s.create(t, syncClass(t, ns, "sys", "    audience: vault", `
   - secretName: sys
     type: Opaque
     data: [{objectName: token, key: value}]`))
 		s.create(t, syncPod(ns, "app-0", "app", "sys"))
-		s.waitEvent(t, ns, "sys", ssisync.ReasonNamespaceNotAllowed, "namespace "+ns+" is protected")
+		s.waitEvent(t, ns, "sys", secretsync.ReasonNamespaceNotAllowed, "namespace "+ns+" is protected")
 		s.noSecret(t, ns, "sys")
 		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "direct", Namespace: ns,
-			Labels: map[string]string{ssisync.LabelManaged: "true"}, Annotations: map[string]string{ssisync.AnnotationSyncedFrom: "sys"}}}
+			Labels: map[string]string{secretsync.LabelManaged: "true"}, Annotations: map[string]string{secretsync.AnnotationSyncedFrom: "sys"}}}
 		if _, err := s.asCS.CoreV1().Secrets(ns).Create(context.Background(), sec, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "in the protected namespaces") {
 			t.Errorf("Secret in %s as the controller: %v; want the protected-namespace refusal", ns, err)
 		}
@@ -424,16 +424,16 @@ func TestSyncManagedSecretIsNotAdoptedWithoutConsent(t *testing.T) {
 	s.run(t)
 	ns := s.env.Namespace(t, "shared", nil)
 	s.env.ServiceAccount(t, ns, "attacker", nil)
-	s.create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payments-db", Labels: map[string]string{ssisync.LabelManaged: "true"}},
+	s.create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payments-db", Labels: map[string]string{secretsync.LabelManaged: "true"}},
 		Data: map[string][]byte{"password": []byte("the-real-one")}})
 	s.create(t, syncClass(t, ns, "takeover", "    audience: vault", `
   - secretName: payments-db
     type: Opaque
     data: [{objectName: token, key: password}]`))
 	s.create(t, syncPod(ns, "attacker-0", "attacker", "takeover"))
-	s.waitEvent(t, ns, "takeover", ssisync.ReasonSecretConflict, `annotate it secrets-store-injector.io/adopt: "takeover" to let this class adopt it`)
+	s.waitEvent(t, ns, "takeover", secretsync.ReasonSecretConflict, `annotate it secrets-store-injector.io/adopt: "takeover" to let this class adopt it`)
 	got, err := s.env.Clientset.CoreV1().Secrets(ns).Get(context.Background(), "payments-db", metav1.GetOptions{})
-	if err != nil || string(got.Data["password"]) != "the-real-one" || got.Annotations[ssisync.AnnotationSyncedFrom] != "" {
+	if err != nil || string(got.Data["password"]) != "the-real-one" || got.Annotations[secretsync.AnnotationSyncedFrom] != "" {
 		t.Errorf("payments-db after the attempt: %v %q %v", err, got.Data["password"], got.Annotations)
 	}
 }

@@ -26,8 +26,8 @@ import (
 	"github.com/ssinjector/ssi/internal/agent"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/identity"
-	"github.com/ssinjector/ssi/internal/logcheck"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/testing/logcheck"
 )
 
 // Options describe one agent run.

@@ -12,11 +12,11 @@ import (
 	"github.com/ssinjector/ssi/internal/agent/agenttest"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/identity"
-	"github.com/ssinjector/ssi/internal/logcheck"
 	"github.com/ssinjector/ssi/internal/provider"
 	awsprov "github.com/ssinjector/ssi/internal/provider/aws"
 	"github.com/ssinjector/ssi/internal/provider/providertest"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/logcheck"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // agentObjects is the class the log-scan agent mounts: a JSON secret

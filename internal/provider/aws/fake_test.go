@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/provider/providertest"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // fakeAWS is an in-process Secrets Manager + SSM Parameter Store + STS that

@@ -22,7 +22,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	awsprov "github.com/ssinjector/ssi/internal/provider/aws"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // motoProxy sits between the provider and moto: it logs every call (the

@@ -14,8 +14,8 @@ import (
 	"github.com/ssinjector/ssi/internal/agent/agenttest"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/identity"
-	"github.com/ssinjector/ssi/internal/logcheck"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/testing/logcheck"
 )
 
 // TestAgentLogScan runs the real agent runtime (agent.Run in sidecar mode,

@@ -30,7 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/ssinjector/ssi/internal/testpki"
+	"github.com/ssinjector/ssi/internal/testing/testpki"
 )
 
 // CA is a throwaway certificate authority for test servers (see testpki).

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 	"github.com/ssinjector/ssi/test/e2e/cluster"
 )
 

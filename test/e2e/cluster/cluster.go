@@ -37,7 +37,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/ssinjector/ssi/internal/child"
+	"github.com/ssinjector/ssi/internal/testing/child"
 	"github.com/ssinjector/ssi/test/e2e/dns"
 	"github.com/ssinjector/ssi/test/e2e/image"
 )

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ssinjector/ssi/internal/testpki"
+	"github.com/ssinjector/ssi/internal/testing/testpki"
 )
 
 // pki is the cluster's certificate authority and the files it issued.

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ssinjector/ssi/internal/child"
+	"github.com/ssinjector/ssi/internal/testing/child"
 )
 
 // procs tracks the processes the harness started (see package child). Each

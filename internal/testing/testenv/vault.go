@@ -17,7 +17,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/ssinjector/ssi/internal/child"
+	"github.com/ssinjector/ssi/internal/testing/child"
 )
 
 // vaultGODEBUG is required by the pinned Vault build: its certificate

@@ -1,4 +1,4 @@
-package sync
+package secretsync
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/spc"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 func secretObjects(t *testing.T, doc string) []*ssiv1.SecretObject {

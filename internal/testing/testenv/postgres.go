@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssinjector/ssi/internal/child"
+	"github.com/ssinjector/ssi/internal/testing/child"
 )
 
 // postgresHint says how to get the server binaries on a fresh machine.

@@ -30,7 +30,7 @@ import (
 // RepoRoot is the root of this repository, found from this file's path.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
 
 // GoBuild compiles the package at pkg (relative to the repository root,

@@ -1,4 +1,4 @@
-package sync
+package secretsync
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
 	awsprov "github.com/ssinjector/ssi/internal/provider/aws"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // stsRecorder sits in front of moto and keeps the web identity tokens of

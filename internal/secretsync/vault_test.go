@@ -1,4 +1,4 @@
-package sync
+package secretsync
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/provider"
 	vaultprov "github.com/ssinjector/ssi/internal/provider/vault"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // vaultSetup starts a real Vault server with Kubernetes auth against the

@@ -1,4 +1,4 @@
-package sync
+package secretsync
 
 import (
 	"os"
@@ -13,7 +13,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // Pods rewritten by the webhook's own rewrite (inject.Rewrite), in each

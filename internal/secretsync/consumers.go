@@ -1,15 +1,22 @@
-package sync
+package secretsync
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/inject"
+	"github.com/ssinjector/ssi/internal/scheme"
 )
 
 // Names shared with the webhook (internal/inject is their source) and the
@@ -202,4 +209,54 @@ func trimTransform(obj any) (any, error) {
 		return TrimPod(pod), nil
 	}
 	return obj, nil
+}
+
+// consumers returns the live pods of the class's namespace that consume
+// it, oldest first, then the pod-less service account if the class names
+// one that allows sync.
+func (r *Reconciler) consumers(ctx context.Context, class *ssiv1.SecretProviderClass) ([]consumer, error) {
+	var pods corev1.PodList
+	if err := r.own.List(ctx, &pods, client.InNamespace(class.Namespace), client.MatchingFields{indexPodClasses: class.Name}); err != nil {
+		return nil, fmt.Errorf("list pods consuming SecretProviderClass %s/%s: %w", class.Namespace, class.Name, err)
+	}
+	var out []consumer
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if Live(p) {
+			out = append(out, consumer{pod: p, serviceAccount: ServiceAccountName(p)})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].pod, out[j].pod
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return a.Name < b.Name
+	})
+	if sa := strings.TrimSpace(class.Annotations[AnnotationSyncServiceAccount]); sa != "" {
+		ok, why, err := r.allowsSync(ctx, class.Namespace, sa, class.Name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, consumer{serviceAccount: sa})
+		} else {
+			r.warn(class, ReasonSyncServiceAccount, "Sync", "annotation %s names service account %q, but %s; the class is synced only while pods consume it",
+				AnnotationSyncServiceAccount, sa, why)
+		}
+	}
+	return out, nil
+}
+
+// allowsSync reports whether a service account exists and its allow-sync
+// annotation names the class; why says what is missing.
+func (r *Reconciler) allowsSync(ctx context.Context, namespace, name, class string) (bool, string, error) {
+	m := scheme.Metadata("ServiceAccount")
+	if err := r.shared.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, m); apierrors.IsNotFound(err) {
+		return false, fmt.Sprintf("it does not exist in namespace %s", namespace), nil
+	} else if err != nil {
+		return false, "", fmt.Errorf("get service account %s/%s: %w", namespace, name, err)
+	}
+	ok, why := AllowsSyncOf(m.Annotations, class)
+	return ok, why, nil
 }

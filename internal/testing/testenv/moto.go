@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssinjector/ssi/internal/child"
+	"github.com/ssinjector/ssi/internal/testing/child"
 )
 
 // MotoServerPath locates moto_server: $MOTO_SERVER, then the pyenv

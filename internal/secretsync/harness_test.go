@@ -1,4 +1,4 @@
-package sync
+package secretsync
 
 import (
 	"context"
@@ -34,7 +34,7 @@ import (
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/scheme"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // One control plane serves every integration test of the package; each

@@ -1,4 +1,4 @@
-package sync
+package secretsync
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // TestObjectSizeCap: an object over Options.Sizes is not synced; the

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssinjector/ssi/internal/child"
+	"github.com/ssinjector/ssi/internal/testing/child"
 )
 
 // startProc starts cmd as a child (own process group, killed if the test

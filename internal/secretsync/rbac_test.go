@@ -1,4 +1,4 @@
-package sync
+package secretsync
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/scheme"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 // installRBAC applies manifests/sync/rbac.yaml as it is in the tree and

@@ -1,4 +1,4 @@
-package sync
+package secretsync
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/provider"
-	"github.com/ssinjector/ssi/internal/testenv"
+	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
 
 const dbCreds = `{"username":"app","password":"s3cr3t-1"}`

@@ -22,7 +22,7 @@
 // never in protected namespaces, pod-less tokens only with a consent that
 // names the class and never for the API server's audience, and (when the
 // operator sets AllowedBackendHosts) only backend hosts on that list.
-package sync
+package secretsync
 
 import (
 	"context"

@@ -1,0 +1,133 @@
+package secretsync
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/spc"
+)
+
+// fetchIfDue fetches the class's objects when a fetch is due and returns
+// the files to sync from (the last fetched when none is due). On failure
+// it reports the cause and returns the delay until the next attempt; nil
+// files and no error mean a failed fetch is waiting for its retry.
+func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv1.SecretProviderClass, parsed *spc.Class, consumers []consumer) (map[string][]byte, time.Duration, error) {
+	now := r.clock.Now()
+	interval := r.opts.RotationInterval
+	cands := r.candidates(ctx, parsed, consumers)
+
+	r.mu.Lock()
+	forced := st.force
+	r.mu.Unlock()
+	specChanged := st.generation != class.Generation || st.provider != parsed.Provider
+	if specChanged {
+		// Versions of another configuration must not make the provider
+		// answer Unchanged for content it would now produce differently.
+		st.objects, st.files, st.failures = nil, nil, 0
+		r.mu.Lock()
+		st.generation, st.provider = class.Generation, parsed.Provider
+		r.mu.Unlock()
+	}
+	idChanged := st.files != nil
+	for _, c := range cands {
+		if c.key == st.identityKey {
+			idChanged = false
+		}
+	}
+	due := st.files == nil || forced || idChanged || !now.Before(st.fetchedAt.Add(interval))
+	if !due {
+		return st.files, r.jitter(st.fetchedAt.Add(interval).Sub(now)), nil
+	}
+	if st.failures > 0 && now.Before(st.nextAttempt) && !forced {
+		return st.files, st.nextAttempt.Sub(now), nil
+	}
+
+	p, err := r.providers.Get(parsed.Provider)
+	if err != nil {
+		r.warn(class, ReasonProviderNotAvailable, "Fetch", "SecretProviderClass %s: provider %q is not available to the sync controller (built in: %s); its Secrets are not synced",
+			parsed.Key(), parsed.Provider, strings.Join(r.providers.Names(), ", "))
+		return nil, 0, err
+	}
+	r.mu.Lock()
+	st.force = false
+	r.mu.Unlock()
+
+	var last error
+	for _, c := range cands {
+		merged, files, err := r.fetch(ctx, p, parsed, c, st)
+		if err != nil {
+			last = err
+			if !retryOtherIdentity(err) {
+				break
+			}
+			continue
+		}
+		st.objects, st.files = merged, fileMap(files)
+		st.fetchedAt, st.identityKey = r.clock.Now(), c.key
+		st.failures, st.nextAttempt = 0, time.Time{}
+		st.fetched = true
+		return st.files, r.jitter(interval), nil
+	}
+
+	// Every candidate failed: report, back off, keep what was synced.
+	st.failures++
+	limit := interval
+	if pendingConsumer(consumers) && limit > maxPendingBackoff {
+		// A pod may be waiting for the Secret to start.
+		limit = maxPendingBackoff
+	}
+	backoff := r.opts.MinBackoff << min(st.failures-1, 16)
+	if backoff > limit || backoff <= 0 {
+		backoff = limit
+	}
+	st.nextAttempt = r.clock.Now().Add(backoff)
+	reason := ReasonFetchFailed
+	metricReason := ReasonFetchFailed + ":" + string(provider.ReasonOf(last))
+	if errors.Is(last, errToken) {
+		reason, metricReason = ReasonTokenRequestFailed, ReasonTokenRequestFailed
+	}
+	r.metrics.Errors.WithLabelValues(metricReason).Inc()
+	r.metrics.Syncs.WithLabelValues(parsed.Provider, ResultError).Inc()
+	r.log.Info("fetch failed", "attempt", st.failures, "retryIn", backoff.String(), "reason", reason)
+	r.warn(class, reason, "Fetch", "%s; retried with backoff; Secrets keep their last synced content", last)
+	return nil, backoff, last
+}
+
+// maxPendingBackoff bounds the retry delay of a failed fetch while a
+// consuming pod is Pending.
+const maxPendingBackoff = 30 * time.Second
+
+func pendingConsumer(consumers []consumer) bool {
+	for _, c := range consumers {
+		if c.pod != nil && (c.pod.Status.Phase == corev1.PodPending || c.pod.Status.Phase == "") {
+			return true
+		}
+	}
+	return false
+}
+
+// fetch fetches and merges the class's objects as candidate c, within the
+// fetch timeout.
+func (r *Reconciler) fetch(ctx context.Context, p provider.Provider, class *spc.Class, c candidate, st *classState) ([]provider.Object, []atomicdir.File, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.FetchTimeout)
+	defer cancel()
+	start := r.clock.Now()
+	defer func() { r.metrics.FetchSeconds.WithLabelValues(class.Provider).Observe(r.clock.Since(start).Seconds()) }()
+	return provider.FetchMerged(ctx, p, provider.Request{Class: class, Identity: c.id, Permission: atomicdir.DefaultMode, Sizes: r.opts.Sizes}, st.objects)
+}
+
+// jitter spreads rotations of many classes: up to a tenth more than d.
+func (r *Reconciler) jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return time.Second
+	}
+	return d + time.Duration(rand.Int64N(int64(d)/10+1)) //nolint:gosec // spreading load needs no unpredictability
+}
