@@ -15,6 +15,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -120,6 +121,16 @@ func (d *Driver) identityOf(ctx context.Context, c *spc.Class, pr *publishReques
 		d.log.Debug("identity", "pod", pod.Namespace+"/"+pod.Name, "class", c.Key(), "warning", w)
 	}
 	return dec
+}
+
+// VolumeIdentity is the cloud identity the shim fetches a volume of class
+// c for pod with, secrets being the request's NodePublishVolume secrets:
+// what identityOf decides during a publish. It exists as a seam for the
+// three-caller agreement test (internal/secretsync), which compares it
+// with the webhook's and the sync controller's decisions; the shim itself
+// does not call it.
+func (d *Driver) VolumeIdentity(ctx context.Context, c *spc.Class, pod identity.Pod, secrets map[string]string) identity.Cloud {
+	return d.identityOf(ctx, c, &publishRequest{pod: pod, mount: plugin.Mount{Secrets: secrets}}).Cloud
 }
 
 // nodePublishSecret reports whether the request carries the keys of a
