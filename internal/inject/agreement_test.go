@@ -59,7 +59,7 @@ func TestAudiencesAgreeWithProviders(t *testing.T) {
 			case class.Azure != nil:
 				want = azure.Audiences(class)
 			case class.GCP != nil:
-				want = gcp.Audiences(class, cfg.Cloud)
+				want = gcp.Audiences(class, cfg.CloudOf(&cfg.Volumes[0]))
 			}
 			sort.Strings(want)
 			if diff := cmp.Diff(want, got); diff != "" {
