@@ -89,6 +89,7 @@ func (d *Driver) loadClass(ctx context.Context, pr *publishRequest) (*spc.Class,
 	return nil, status.Error(ce.code, err.Error())
 }
 
+// metaEntry is the annotations of a service account or pod, as read at.
 type metaEntry struct {
 	annotations map[string]string
 	known       bool
@@ -105,7 +106,7 @@ const saTTL = time.Minute
 // (--gcp-workload-identity-provider).
 func (d *Driver) identityOf(ctx context.Context, c *spc.Class, pr *publishRequest) identity.Decision {
 	pod := pr.pod
-	sa, known := d.annotations(ctx, &corev1.ServiceAccount{}, pod.Namespace, pod.ServiceAccount)
+	sa, known := d.annotations(ctx, &corev1.ServiceAccount{}, pod.Namespace, pod.ServiceAccount, "")
 	src := identity.Sources{
 		ServiceAccount:            pod.ServiceAccount,
 		ServiceAccountKnown:       known,
@@ -114,7 +115,7 @@ func (d *Driver) identityOf(ctx context.Context, c *spc.Class, pr *publishReques
 		Defaults:                  identity.Defaults{GCPWorkloadIdentityProvider: d.opts.GCPWorkloadIdentityProvider},
 	}
 	if c.GCP != nil {
-		src.PodAnnotations, _ = d.annotations(ctx, &corev1.Pod{}, pod.Namespace, pod.Name)
+		src.PodAnnotations, _ = d.annotations(ctx, &corev1.Pod{}, pod.Namespace, pod.Name, pod.UID)
 	}
 	dec := identity.Decide(c, src)
 	for _, w := range dec.Warnings {
@@ -145,9 +146,10 @@ func nodePublishSecret(secrets map[string]string) bool {
 }
 
 // annotations returns the annotations of a service account or pod and
-// whether it could be read, reused for saTTL. Without
+// whether it could be read, reused for saTTL; uid, when set, keys the
+// cache too (a pod recreated under its name is another pod). Without
 // --service-account-annotations nothing is read.
-func (d *Driver) annotations(ctx context.Context, obj client.Object, ns, name string) (map[string]string, bool) {
+func (d *Driver) annotations(ctx context.Context, obj client.Object, ns, name, uid string) (map[string]string, bool) {
 	if !d.opts.ServiceAccountAnnotations || d.deps.APIReader == nil || name == "" {
 		return nil, false
 	}
@@ -155,7 +157,7 @@ func (d *Driver) annotations(ctx context.Context, obj client.Object, ns, name st
 	if _, ok := obj.(*corev1.Pod); ok {
 		kind = "pod"
 	}
-	key := kind + "/" + ns + "/" + name
+	key := kind + "/" + ns + "/" + name + "/" + uid
 	now := d.deps.Now()
 	d.mu.Lock()
 	e, ok := d.sas[key]
@@ -170,6 +172,11 @@ func (d *Driver) annotations(ctx context.Context, obj client.Object, ns, name st
 		d.log.Debug(kind+" not readable", "object", ns+"/"+name, "err", err)
 		known = false
 	}
+	ann := obj.GetAnnotations()
+	if uid != "" && known && string(obj.GetUID()) != uid {
+		// Another object under the name: not the one asked about.
+		ann, known = nil, false
+	}
 	d.mu.Lock()
 	if len(d.sas) >= 1024 {
 		for k, e := range d.sas {
@@ -178,9 +185,9 @@ func (d *Driver) annotations(ctx context.Context, obj client.Object, ns, name st
 			}
 		}
 	}
-	d.sas[key] = metaEntry{annotations: obj.GetAnnotations(), known: known, at: now}
+	d.sas[key] = metaEntry{annotations: ann, known: known, at: now}
 	d.mu.Unlock()
-	return obj.GetAnnotations(), known
+	return ann, known
 }
 
 // NodeLabel labels SecretProviderClassPodStatus objects with the node that

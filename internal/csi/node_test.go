@@ -584,7 +584,7 @@ func TestCloudIdentity(t *testing.T) {
 		identity.SAAnnotationAWSRoleARN: "arn:aws:iam::1:role/web", identity.SAAnnotationGCPServiceAcct: "web@p.iam.gserviceaccount.com",
 		identity.SAAnnotationAzureClientID: "sa-client", "azure.workload.identity/tenant-id": "sa-tenant"}}
 	pod := &corev1.Pod{}
-	pod.Namespace, pod.Name = "team-a", "web-0"
+	pod.Namespace, pod.Name, pod.UID = "team-a", "web-0", "uid-web-0"
 	pod.Annotations = map[string]string{identity.AnnotationGCPWorkloadIdentityProvider: "projects/2/locations/global/workloadIdentityPools/q/providers/j"}
 	azObjects := "array:\n  - |\n    objectName: a\n    objectType: secret\n"
 	aws := func(extra ...string) *ssiv1.SecretProviderClass {
@@ -606,6 +606,7 @@ func TestCloudIdentity(t *testing.T) {
 		read    bool
 		wip     string
 		withPod bool
+		uid     string // of the request; the pod's when empty
 		want    identity.Cloud
 	}{
 		"aws irsa from the service account": {class: aws(), read: true, want: identity.Cloud{AWSRoleARN: "arn:aws:iam::1:role/web"}},
@@ -632,6 +633,10 @@ func TestCloudIdentity(t *testing.T) {
 			class: gcp(), read: true, wip: wip, withPod: true,
 			want: identity.Cloud{GCPServiceAccount: "web@p.iam.gserviceaccount.com", GCPWorkloadIdentityProvider: "//iam.googleapis.com/projects/2/locations/global/workloadIdentityPools/q/providers/j"},
 		},
+		"another pod under the name": {
+			class: gcp(), read: true, wip: wip, withPod: true, uid: "uid-earlier",
+			want: identity.Cloud{GCPServiceAccount: "web@p.iam.gserviceaccount.com", GCPWorkloadIdentityProvider: wip},
+		},
 		"pod not readable": {
 			class: gcp(), read: true, wip: wip,
 			want: identity.Cloud{GCPServiceAccount: "web@p.iam.gserviceaccount.com", GCPWorkloadIdentityProvider: wip},
@@ -651,7 +656,11 @@ func TestCloudIdentity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := h.d.identityOf(context.Background(), c, &publishRequest{pod: identity.Pod{Namespace: "team-a", Name: "web-0", ServiceAccount: "web"}}).Cloud
+			uid := tc.uid
+			if uid == "" {
+				uid = string(pod.UID)
+			}
+			got := h.d.identityOf(context.Background(), c, &publishRequest{pod: identity.Pod{Namespace: "team-a", Name: "web-0", UID: uid, ServiceAccount: "web"}}).Cloud
 			if got != tc.want {
 				t.Errorf("cloud = %+v\nwant %+v", got, tc.want)
 			}
