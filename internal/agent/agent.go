@@ -122,14 +122,15 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.Tokens != nil {
 		tokens = opts.Tokens
 	}
-	id := identity.Identity{Pod: pod, Cloud: cfg.Cloud, Tokens: tokens}
+	// The cloud identity is each volume's own (buildVolumes).
+	id := identity.Identity{Pod: pod, Tokens: tokens}
 
 	set := opts.Providers
 	if set == nil && opts.NewProviders != nil {
 		set = opts.NewProviders(log)
 	}
 	defer closeProviders(log, set)
-	vols, err := buildVolumes(cfg.Volumes, set)
+	vols, err := buildVolumes(cfg, set)
 	if err != nil {
 		return err
 	}
@@ -198,10 +199,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 }
 
-// buildVolumes parses each volume's class snapshot and picks its provider.
-func buildVolumes(cfgVols []agentconfig.Volume, set provider.Set) ([]*vol, error) {
+// buildVolumes parses each volume's class snapshot, picks its provider
+// and its cloud identity.
+func buildVolumes(cfg *agentconfig.Config, set provider.Set) ([]*vol, error) {
 	var out []*vol
-	for _, cv := range cfgVols {
+	for i := range cfg.Volumes {
+		cv := &cfg.Volumes[i]
 		class, err := spc.ParseSpec(cv.Class.Namespace, cv.Class.Name, cv.Class.Provider, cv.Class.Parameters)
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: %w", cv.Name, err)
@@ -214,6 +217,7 @@ func buildVolumes(cfgVols []agentconfig.Volume, set provider.Set) ([]*vol, error
 			name:     cv.Name,
 			provider: p,
 			v:        &volume.Volume{Class: class, Dir: cv.Path, Permission: cv.Permission},
+			cloud:    cfg.CloudOf(cv),
 			wake:     make(chan struct{}, 1),
 		})
 	}

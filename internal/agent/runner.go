@@ -25,6 +25,8 @@ type vol struct {
 	name     string
 	provider provider.Provider
 	v        *volume.Volume
+	// cloud is the volume's identity (agentconfig.Config.CloudOf).
+	cloud identity.Cloud
 	// wake asks the volume's loop to fetch now (provider.Waker).
 	wake chan struct{}
 
@@ -61,7 +63,9 @@ func (r *runner) ready() bool {
 // refresh is one fetch-and-publish of a volume, with its metrics and logs.
 func (r *runner) refresh(ctx context.Context, v *vol, phase string) (volume.Result, error) {
 	start := time.Now()
-	res, err := v.v.Refresh(ctx, v.provider, r.id)
+	id := r.id
+	id.Cloud = v.cloud
+	res, err := v.v.Refresh(ctx, v.provider, id)
 	took := time.Since(start)
 	pname := v.provider.Name()
 	if err != nil && !res.Write.Swapped {

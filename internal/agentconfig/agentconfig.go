@@ -62,7 +62,13 @@ type Config struct {
 	FirstFetchTimeout Duration `json:"firstFetchTimeout,omitempty"`
 	// Tokens are the projected service-account token files by audience.
 	Tokens []Token `json:"tokens,omitempty"`
-	// Cloud holds identity settings derived at admission.
+	// Cloud is the pod-wide cloud identity of the configurations written
+	// before Volume.Cloud existed: each field's first non-empty value
+	// across the volumes (identity.Merge). The agent uses it only for a
+	// volume without Volume.Cloud (CloudOf). The webhook keeps writing it
+	// so that an agent of that earlier version, which reads only this
+	// field, keeps fetching as it did: during an upgrade the webhook may
+	// be newer than the agent image of a running or restarted pod.
 	Cloud identity.Cloud `json:"cloud,omitempty"`
 	// ReloadSignal, e.g. "SIGHUP", is sent to the main processes of the
 	// ReloadContainers after a rotation changed files.
@@ -96,6 +102,12 @@ type Volume struct {
 	// to a provider as the mount request's secrets, e.g. an Azure service
 	// principal's clientid and clientsecret, or GCP's key.json.
 	SecretsDir string `json:"secretsDir,omitempty"`
+	// Cloud is the volume's cloud identity, decided at admission by
+	// identity.Decide (added to v1 compatibly: configurations written
+	// before it have none, and the agent then uses Config.Cloud). A
+	// pointer, so that a decided empty identity ({}) is told apart from
+	// an absent one.
+	Cloud *identity.Cloud `json:"cloud,omitempty"`
 }
 
 // Class is the part of a SecretProviderClass the agent needs.
@@ -200,6 +212,16 @@ func PodFromEnv() identity.Pod {
 		ServiceAccount: os.Getenv(EnvServiceAccount),
 		NodeName:       os.Getenv(EnvNodeName),
 	}
+}
+
+// CloudOf returns the cloud identity the agent fetches volume v with: the
+// volume's own, or for a configuration written before volumes carried one,
+// the pod-wide Config.Cloud, as the agent of that version used it.
+func (c *Config) CloudOf(v *Volume) identity.Cloud {
+	if v.Cloud != nil {
+		return *v.Cloud
+	}
+	return c.Cloud
 }
 
 // TokenSource returns the projected token files as a token source.

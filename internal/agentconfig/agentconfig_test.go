@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssinjector/ssi/internal/identity"
 )
 
 // previousReloadConfig is a configuration exactly as the webhook wrote it
@@ -85,5 +87,55 @@ func TestValidateReloadContainers(t *testing.T) {
 				t.Errorf("Validate = %v, want an error containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// previousTwoVolumeConfig is a configuration exactly as the webhook wrote
+// it before volumes carried their own identity (internal/offline's
+// two-volumes golden file at that time): one pod-wide cloud identity.
+const previousTwoVolumeConfig = `{"apiVersion":"agent.secrets-store-injector.io/v1","mode":"sidecar","volumes":[{"name":"vault-secrets","path":"/var/run/secrets-store-injector/volumes/vault-secrets","class":{"namespace":"production","name":"vault-secrets","provider":"vault","parameters":{"objects":"- objectName: \"db-password\"\n  secretPath: \"secret/data/myapp/database\"\n  secretKey: \"password\"\n- objectName: \"api-token\"\n  secretPath: \"secret/data/myapp/api\"\n  secretKey: \"token\"","roleName":"app-role","vaultAddress":"http://vault.vault.svc:8200"}},"permission":420},{"name":"aws-secrets","path":"/var/run/secrets-store-injector/volumes/aws-secrets","class":{"namespace":"production","name":"aws-secrets","provider":"aws","parameters":{"objects":"- objectName: \"my-app-db-password\"\n  objectType: \"secretsmanager\"\n  objectAlias: \"db-password\"\n- objectName: \"my-app-api-key\"\n  objectType: \"secretsmanager\"\n  objectAlias: \"api-key\"\n","region":"us-west-2"}},"permission":420}],"rotationInterval":"2m0s","firstFetchTimeout":"1m0s","tokens":[{"audience":"","path":"/var/run/secrets-store-injector/tokens/default"},{"audience":"sts.amazonaws.com","path":"/var/run/secrets-store-injector/tokens/sts.amazonaws.com"}],"cloud":{"awsRoleARN":"arn:aws:iam::111122223333:role/app-secrets-reader"},"healthAddr":":9811","logLevel":"info","logFormat":"json"}`
+
+// TestCloudOfPreviousVersion: for a configuration written before
+// Volume.Cloud existed, every volume gets the pod-wide identity, as the
+// agent of that version used it; a volume that carries its own identity
+// gets exactly that, even when it is empty.
+func TestCloudOfPreviousVersion(t *testing.T) {
+	c, err := Decode(previousTwoVolumeConfig)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	pod := identity.Cloud{AWSRoleARN: "arn:aws:iam::111122223333:role/app-secrets-reader"}
+	if len(c.Volumes) != 2 {
+		t.Fatalf("volumes: %d", len(c.Volumes))
+	}
+	for i := range c.Volumes {
+		v := &c.Volumes[i]
+		if v.Cloud != nil {
+			t.Errorf("volume %s: decoded a per-volume identity %+v from a configuration that has none", v.Name, *v.Cloud)
+		}
+		if got := c.CloudOf(v); got != pod {
+			t.Errorf("volume %s: CloudOf = %+v, want the pod-wide %+v", v.Name, got, pod)
+		}
+	}
+
+	// The same configuration as this version writes it.
+	c.Volumes[0].Cloud = &identity.Cloud{}
+	c.Volumes[1].Cloud = &identity.Cloud{AWSRoleARN: "arn:aws:iam::111122223333:role/other"}
+	enc, err := c.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(enc, `"permission":420,"cloud":{}}`) {
+		t.Errorf("an empty per-volume identity is not written as {}: %s", enc)
+	}
+	d, err := Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []identity.Cloud{{}, {AWSRoleARN: "arn:aws:iam::111122223333:role/other"}}
+	for i := range d.Volumes {
+		if got := d.CloudOf(&d.Volumes[i]); got != want[i] {
+			t.Errorf("volume %s: CloudOf = %+v, want its own %+v", d.Volumes[i].Name, got, want[i])
+		}
 	}
 }

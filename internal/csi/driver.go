@@ -104,15 +104,18 @@ type Options struct {
 	// allows every host. Classes served through a provider plugin are the
 	// plugin's to check: the plugin, not the shim, contacts their backend.
 	AllowedBackendHosts *provider.BackendHosts
-	// ServiceAccountAnnotations lets the shim read the pod's service
-	// account for cloud identity annotations (IRSA role, GCP service
-	// account, Azure client id); needs get on serviceaccounts.
+	// ServiceAccountAnnotations lets the shim read what identity.Decide
+	// decides a volume's identity from: the pod's service account's
+	// annotations (IRSA role, GCP service account, Azure client id), and
+	// for GCP classes the pod's gcp-workload-identity-provider
+	// annotation; needs get on serviceaccounts and pods.
 	ServiceAccountAnnotations bool
 	// GCPWorkloadIdentityProvider is the cluster's workload identity
-	// provider (or GKE identity namespace audience), handed to the gcp
-	// provider for every pod: the shim's own credentials are the node's,
-	// so "auth: pod-adc" classes federate the pod's token there. Add the
-	// matching token audience to the CSIDriver's tokenRequests.
+	// provider (or GKE identity namespace audience) for "auth: pod-adc"
+	// classes of pods whose annotation names none: the shim's own
+	// credentials are the node's, so such classes federate the pod's
+	// token there (identity.Defaults). Add the matching token audience to
+	// the CSIDriver's tokenRequests.
 	GCPWorkloadIdentityProvider string
 	// MetricsAddr serves /metrics, /healthz and /readyz; empty disables.
 	MetricsAddr string
@@ -254,7 +257,7 @@ type Driver struct {
 	mu      sync.Mutex
 	vols    map[string]*published
 	plugins map[string]*plugin.Client
-	sas     map[string]saEntry
+	sas     map[string]metaEntry
 }
 
 // NewDriver returns a driver; it is not ready (Probe) until SetReady.
@@ -282,7 +285,7 @@ func NewDriver(opts Options, deps Deps) (*Driver, error) {
 		routed:  map[string]bool{},
 		vols:    map[string]*published{},
 		plugins: map[string]*plugin.Client{},
-		sas:     map[string]saEntry{},
+		sas:     map[string]metaEntry{},
 	}
 	for _, p := range opts.PluginProviders {
 		d.routed[p] = true

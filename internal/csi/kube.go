@@ -15,6 +15,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -88,54 +89,93 @@ func (d *Driver) loadClass(ctx context.Context, pr *publishRequest) (*spc.Class,
 	return nil, status.Error(ce.code, err.Error())
 }
 
-type saEntry struct {
+// metaEntry is the annotations of a service account or pod, as read at.
+type metaEntry struct {
 	annotations map[string]string
+	known       bool
 	at          time.Time
 }
 
-// saTTL is how long service-account annotations are reused.
+// saTTL is how long service-account and pod annotations are reused.
 const saTTL = time.Minute
 
-// cloud derives the cloud identity settings the agent gets from the
-// webhook: service-account annotations, with the class's Azure client and
-// tenant ids taking precedence.
-func (d *Driver) cloud(ctx context.Context, c *spc.Class, pod identity.Pod) identity.Cloud {
-	ann := d.saAnnotations(ctx, pod.Namespace, pod.ServiceAccount)
-	cl := identity.Cloud{
-		AWSRoleARN:                  ann[identity.SAAnnotationAWSRoleARN],
-		GCPServiceAccount:           ann[identity.SAAnnotationGCPServiceAcct],
-		GCPWorkloadIdentityProvider: d.opts.GCPWorkloadIdentityProvider,
-		AzureClientID:               ann[identity.SAAnnotationAzureClientID],
-		AzureTenantID:               ann[identity.SAAnnotationAzureTenantID],
+// identityOf decides the volume's identity with identity.Decide, as the
+// webhook decides it for the agent: from the class, the service account's
+// annotations, the pod's annotations (read for GCP classes only, the one
+// provider a pod annotation concerns) and the shim's defaults
+// (--gcp-workload-identity-provider).
+func (d *Driver) identityOf(ctx context.Context, c *spc.Class, pr *publishRequest) identity.Decision {
+	pod := pr.pod
+	sa, known := d.annotations(ctx, &corev1.ServiceAccount{}, pod.Namespace, pod.ServiceAccount, "")
+	src := identity.Sources{
+		ServiceAccount:            pod.ServiceAccount,
+		ServiceAccountKnown:       known,
+		ServiceAccountAnnotations: sa,
+		NodePublishSecret:         nodePublishSecret(pr.mount.Secrets),
+		Defaults:                  identity.Defaults{GCPWorkloadIdentityProvider: d.opts.GCPWorkloadIdentityProvider},
 	}
-	if c.Azure != nil {
-		if c.Azure.ClientID != "" {
-			cl.AzureClientID = c.Azure.ClientID
-		}
-		if c.Azure.TenantID != "" {
-			cl.AzureTenantID = c.Azure.TenantID
-		}
+	if c.GCP != nil {
+		src.PodAnnotations, _ = d.annotations(ctx, &corev1.Pod{}, pod.Namespace, pod.Name, pod.UID)
 	}
-	return cl
+	dec := identity.Decide(c, src)
+	for _, w := range dec.Warnings {
+		d.log.Debug("identity", "pod", pod.Namespace+"/"+pod.Name, "class", c.Key(), "warning", w)
+	}
+	return dec
 }
 
-func (d *Driver) saAnnotations(ctx context.Context, ns, name string) map[string]string {
-	if !d.opts.ServiceAccountAnnotations || d.deps.APIReader == nil || name == "" {
-		return nil
+// VolumeIdentity is the cloud identity the shim fetches a volume of class
+// c for pod with, secrets being the request's NodePublishVolume secrets:
+// what identityOf decides during a publish. It exists as a seam for the
+// three-caller agreement test (internal/secretsync), which compares it
+// with the webhook's and the sync controller's decisions; the shim itself
+// does not call it.
+func (d *Driver) VolumeIdentity(ctx context.Context, c *spc.Class, pod identity.Pod, secrets map[string]string) identity.Cloud {
+	return d.identityOf(ctx, c, &publishRequest{pod: pod, mount: plugin.Mount{Secrets: secrets}}).Cloud
+}
+
+// nodePublishSecret reports whether the request carries the keys of a
+// nodePublishSecretRef Secret (anything but the service-account tokens).
+func nodePublishSecret(secrets map[string]string) bool {
+	for k := range secrets {
+		if k != AttrTokens {
+			return true
+		}
 	}
-	key := ns + "/" + name
+	return false
+}
+
+// annotations returns the annotations of a service account or pod and
+// whether it could be read, reused for saTTL; uid, when set, keys the
+// cache too (a pod recreated under its name is another pod). Without
+// --service-account-annotations nothing is read.
+func (d *Driver) annotations(ctx context.Context, obj client.Object, ns, name, uid string) (map[string]string, bool) {
+	if !d.opts.ServiceAccountAnnotations || d.deps.APIReader == nil || name == "" {
+		return nil, false
+	}
+	kind := "serviceaccount"
+	if _, ok := obj.(*corev1.Pod); ok {
+		kind = "pod"
+	}
+	key := kind + "/" + ns + "/" + name + "/" + uid
 	now := d.deps.Now()
 	d.mu.Lock()
 	e, ok := d.sas[key]
 	d.mu.Unlock()
 	if ok && now.Sub(e.at) < saTTL {
-		return e.annotations
+		return e.annotations, e.known
 	}
-	sa := &corev1.ServiceAccount{}
-	if err := d.deps.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sa); err != nil {
-		// Without the annotations, providers fall back to what the class
-		// and the tokens carry; not fatal.
-		d.log.Debug("service account not readable", "serviceAccount", key, "err", err)
+	known := true
+	if err := d.deps.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+		// Without the annotations, the identity is decided from the class
+		// and the shim's defaults; not fatal.
+		d.log.Debug(kind+" not readable", "object", ns+"/"+name, "err", err)
+		known = false
+	}
+	ann := obj.GetAnnotations()
+	if uid != "" && known && string(obj.GetUID()) != uid {
+		// Another object under the name: not the one asked about.
+		ann, known = nil, false
 	}
 	d.mu.Lock()
 	if len(d.sas) >= 1024 {
@@ -145,9 +185,9 @@ func (d *Driver) saAnnotations(ctx context.Context, ns, name string) map[string]
 			}
 		}
 	}
-	d.sas[key] = saEntry{annotations: sa.Annotations, at: now}
+	d.sas[key] = metaEntry{annotations: ann, known: known, at: now}
 	d.mu.Unlock()
-	return sa.Annotations
+	return ann, known
 }
 
 // NodeLabel labels SecretProviderClassPodStatus objects with the node that

@@ -13,6 +13,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -578,41 +579,88 @@ func TestIdentityAndCapabilities(t *testing.T) {
 }
 
 func TestCloudIdentity(t *testing.T) {
+	const wip = "projects/1/locations/global/workloadIdentityPools/p/providers/k"
 	sa := &corev1ServiceAccount{ns: "team-a", name: "web", ann: map[string]string{
 		identity.SAAnnotationAWSRoleARN: "arn:aws:iam::1:role/web", identity.SAAnnotationGCPServiceAcct: "web@p.iam.gserviceaccount.com",
-		identity.SAAnnotationAzureClientID: "sa-client", identity.SAAnnotationAzureTenantID: "sa-tenant"}}
+		identity.SAAnnotationAzureClientID: "sa-client", "azure.workload.identity/tenant-id": "sa-tenant"}}
+	pod := &corev1.Pod{}
+	pod.Namespace, pod.Name, pod.UID = "team-a", "web-0", "uid-web-0"
+	pod.Annotations = map[string]string{identity.AnnotationGCPWorkloadIdentityProvider: "projects/2/locations/global/workloadIdentityPools/q/providers/j"}
+	azObjects := "array:\n  - |\n    objectName: a\n    objectType: secret\n"
+	aws := func(extra ...string) *ssiv1.SecretProviderClass {
+		p := map[string]string{"objects": "- objectName: a\n  objectType: secretsmanager\n", "region": "eu-west-1"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			p[extra[i]] = extra[i+1]
+		}
+		return spcObject("team-a", "db", "aws", p)
+	}
+	gcp := func(extra ...string) *ssiv1.SecretProviderClass {
+		p := map[string]string{"secrets": "- resourceName: projects/p/secrets/db/versions/latest\n  path: db\n"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			p[extra[i]] = extra[i+1]
+		}
+		return spcObject("team-a", "db", "gcp", p)
+	}
 	tests := map[string]struct {
-		class *ssiv1.SecretProviderClass
-		read  bool
-		wip   string
-		want  identity.Cloud
+		class   *ssiv1.SecretProviderClass
+		read    bool
+		wip     string
+		withPod bool
+		uid     string // of the request; the pod's when empty
+		want    identity.Cloud
 	}{
-		"from the service account": {
-			class: spcObject("team-a", "db", "test", nil), read: true,
-			want: identity.Cloud{AWSRoleARN: "arn:aws:iam::1:role/web", GCPServiceAccount: "web@p.iam.gserviceaccount.com", AzureClientID: "sa-client", AzureTenantID: "sa-tenant"},
-		},
+		"aws irsa from the service account": {class: aws(), read: true, want: identity.Cloud{AWSRoleARN: "arn:aws:iam::1:role/web"}},
+		"aws pod identity sets no role":     {class: aws("usePodIdentity", "true"), read: true, want: identity.Cloud{}},
 		"azure class ids win": {
-			class: spcObject("team-a", "db", "azure", map[string]string{"keyvaultName": "kv1", "tenantId": "class-tenant", "clientID": "class-client",
-				"objects": "array:\n  - |\n    objectName: a\n    objectType: secret\n"}), read: true,
-			want: identity.Cloud{AWSRoleARN: "arn:aws:iam::1:role/web", GCPServiceAccount: "web@p.iam.gserviceaccount.com", AzureClientID: "class-client", AzureTenantID: "class-tenant"},
+			class: spcObject("team-a", "db", "azure", map[string]string{"keyvaultName": "kv1", "tenantId": "class-tenant", "clientID": "class-client", "objects": azObjects}), read: true,
+			want: identity.Cloud{AzureClientID: "class-client", AzureTenantID: "class-tenant"},
 		},
-		"lookup disabled": {class: spcObject("team-a", "db", "test", nil), read: false, want: identity.Cloud{}},
+		"azure client id from the service account": {
+			class: spcObject("team-a", "db", "azure", map[string]string{"keyvaultName": "kv1", "tenantId": "class-tenant", "objects": azObjects}), read: true,
+			want: identity.Cloud{AzureClientID: "sa-client", AzureTenantID: "class-tenant"},
+		},
+		"not a built-in provider": {class: spcObject("team-a", "db", "test", nil), read: true, want: identity.Cloud{}},
+		"lookup disabled":         {class: aws(), read: false, want: identity.Cloud{}},
 		"cluster workload identity provider": {
-			class: spcObject("team-a", "db", "test", nil), read: false, wip: "projects/1/locations/global/workloadIdentityPools/p/providers/k",
-			want: identity.Cloud{GCPWorkloadIdentityProvider: "projects/1/locations/global/workloadIdentityPools/p/providers/k"},
+			class: gcp(), read: false, wip: wip,
+			want: identity.Cloud{GCPWorkloadIdentityProvider: wip},
+		},
+		"provider-adc takes no workload identity provider": {
+			class: gcp("auth", "provider-adc"), read: true, wip: wip, withPod: true,
+			want: identity.Cloud{GCPServiceAccount: "web@p.iam.gserviceaccount.com"},
+		},
+		"the pod's workload identity provider wins": {
+			class: gcp(), read: true, wip: wip, withPod: true,
+			want: identity.Cloud{GCPServiceAccount: "web@p.iam.gserviceaccount.com", GCPWorkloadIdentityProvider: "//iam.googleapis.com/projects/2/locations/global/workloadIdentityPools/q/providers/j"},
+		},
+		"another pod under the name": {
+			class: gcp(), read: true, wip: wip, withPod: true, uid: "uid-earlier",
+			want: identity.Cloud{GCPServiceAccount: "web@p.iam.gserviceaccount.com", GCPWorkloadIdentityProvider: wip},
+		},
+		"pod not readable": {
+			class: gcp(), read: true, wip: wip,
+			want: identity.Cloud{GCPServiceAccount: "web@p.iam.gserviceaccount.com", GCPWorkloadIdentityProvider: wip},
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
+			objs := []client.Object{sa.object(), tc.class}
+			if tc.withPod {
+				objs = append(objs, pod)
+			}
 			h := newHarness(t, func(o *Options) {
 				o.ServiceAccountAnnotations = tc.read
 				o.GCPWorkloadIdentityProvider = tc.wip
-			}, sa.object(), tc.class)
+			}, objs...)
 			c, err := h.d.parseClass(tc.class)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := h.d.cloud(context.Background(), c, identity.Pod{Namespace: "team-a", ServiceAccount: "web"})
+			uid := tc.uid
+			if uid == "" {
+				uid = string(pod.UID)
+			}
+			got := h.d.identityOf(context.Background(), c, &publishRequest{pod: identity.Pod{Namespace: "team-a", Name: "web-0", UID: uid, ServiceAccount: "web"}}).Cloud
 			if got != tc.want {
 				t.Errorf("cloud = %+v\nwant %+v", got, tc.want)
 			}

@@ -43,7 +43,8 @@ const EventComponent = "secrets-store-injector-csi"
 //
 // RBAC it needs: secretproviderclasses get/list/watch;
 // secretproviderclasspodstatuses get/create/update; events create/patch;
-// serviceaccounts get when Options.ServiceAccountAnnotations is set.
+// serviceaccounts and pods get when Options.ServiceAccountAnnotations is
+// set.
 func Run(ctx context.Context, opts Options) error {
 	opts, err := opts.complete()
 	if err != nil {

@@ -48,17 +48,19 @@ type Pod struct {
 	NodeName       string `json:"nodeName,omitempty"`
 }
 
-// Cloud holds identity settings derived at admission from the pod's service
-// account and the class, so that the agent needs no API access.
+// Cloud holds the cloud identity settings of one volume, as Decide decides
+// them from the class, the service account's and the pod's annotations and
+// the operator's defaults; the webhook writes them into the agent
+// configuration, so that the agent needs no API access.
 type Cloud struct {
 	// AWSRoleARN is the IRSA role (service account annotation
-	// eks.amazonaws.com/role-arn).
+	// eks.amazonaws.com/role-arn); empty with EKS Pod Identity.
 	AWSRoleARN string `json:"awsRoleARN,omitempty"`
 	// AzureClientID is the workload identity client ID (class clientID or
 	// service account annotation azure.workload.identity/client-id).
 	AzureClientID string `json:"azureClientID,omitempty"`
-	// AzureTenantID is the tenant (class tenantId or service account
-	// annotation azure.workload.identity/tenant-id).
+	// AzureTenantID is the tenant: the class's tenantID, which every
+	// Azure class has. The Azure provider reads the same parameter.
 	AzureTenantID string `json:"azureTenantID,omitempty"`
 	// GCPServiceAccount is the Google service account to impersonate
 	// (service account annotation iam.gke.io/gcp-service-account).

@@ -7,7 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ssinjector/ssi/internal/provider/aws"
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider/azure"
 	"github.com/ssinjector/ssi/internal/provider/gcp"
 	"github.com/ssinjector/ssi/internal/spc"
@@ -18,8 +18,8 @@ import (
 // The providers are imported by this test only, so the webhook binary does
 // not carry the cloud SDKs.
 func TestAudiencesAgreeWithProviders(t *testing.T) {
-	sa := &metav1.ObjectMeta{Name: "app", Annotations: map[string]string{SAAnnotationAzureClientID: "c", SAAnnotationGCPServiceAcct: "g@p.iam.gserviceaccount.com"}}
-	wif := map[string]string{AnnotationGCPWorkloadIdentityProvider: "projects/1/locations/global/workloadIdentityPools/p/providers/k"}
+	sa := &metav1.ObjectMeta{Name: "app", Annotations: map[string]string{identity.SAAnnotationAzureClientID: "c", identity.SAAnnotationGCPServiceAcct: "g@p.iam.gserviceaccount.com"}}
+	wif := map[string]string{identity.AnnotationGCPWorkloadIdentityProvider: "projects/1/locations/global/workloadIdentityPools/p/providers/k"}
 	tests := map[string]struct {
 		class string
 		ann   map[string]string
@@ -53,13 +53,13 @@ func TestAudiencesAgreeWithProviders(t *testing.T) {
 			var want []string
 			switch {
 			case class.AWS != nil && class.AWS.UsePodIdentity:
-				want = []string{aws.AudiencePodIdentity}
+				want = []string{identity.AudienceAWSPodIdentity}
 			case class.AWS != nil:
-				want = []string{aws.AudienceIRSA}
+				want = []string{identity.AudienceAWSIRSA}
 			case class.Azure != nil:
 				want = azure.Audiences(class)
 			case class.GCP != nil:
-				want = gcp.Audiences(class, cfg.Cloud)
+				want = gcp.Audiences(class, cfg.CloudOf(&cfg.Volumes[0]))
 			}
 			sort.Strings(want)
 			if diff := cmp.Diff(want, got); diff != "" {

@@ -2,7 +2,6 @@ package inject
 
 import (
 	"fmt"
-	"github.com/ssinjector/ssi/internal/identity"
 	"path"
 	"strconv"
 	"strings"
@@ -10,6 +9,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/ssinjector/ssi/internal/identity"
 )
 
 // Prefix is the prefix of every annotation and label of the product.
@@ -21,21 +22,20 @@ const (
 	// "disabled" keeps the webhook from being called for it at all.
 	LabelInjection = Prefix + "injection"
 
-	AnnotationInject                      = Prefix + "inject"
-	AnnotationStatus                      = Prefix + "status"
-	AnnotationSecretProviderClass         = Prefix + "secret-provider-class"
-	AnnotationMountPath                   = Prefix + "mount-path"
-	AnnotationContainers                  = Prefix + "containers"
-	AnnotationRotationInterval            = Prefix + "rotation-interval"
-	AnnotationMode                        = Prefix + "mode"
-	AnnotationAgentCPURequest             = Prefix + "agent-cpu-request"
-	AnnotationAgentMemoryRequest          = Prefix + "agent-memory-request"
-	AnnotationAgentMemoryLimit            = Prefix + "agent-memory-limit"
-	AnnotationReloadSignal                = Prefix + "reload-signal"
-	AnnotationReloadContainers            = Prefix + "reload-containers"
-	AnnotationAgentRunAsUser              = Prefix + "agent-run-as-user"
-	AnnotationVolumeSizeLimit             = Prefix + "volume-size-limit"
-	AnnotationGCPWorkloadIdentityProvider = Prefix + "gcp-workload-identity-provider"
+	AnnotationInject              = Prefix + "inject"
+	AnnotationStatus              = Prefix + "status"
+	AnnotationSecretProviderClass = Prefix + "secret-provider-class"
+	AnnotationMountPath           = Prefix + "mount-path"
+	AnnotationContainers          = Prefix + "containers"
+	AnnotationRotationInterval    = Prefix + "rotation-interval"
+	AnnotationMode                = Prefix + "mode"
+	AnnotationAgentCPURequest     = Prefix + "agent-cpu-request"
+	AnnotationAgentMemoryRequest  = Prefix + "agent-memory-request"
+	AnnotationAgentMemoryLimit    = Prefix + "agent-memory-limit"
+	AnnotationReloadSignal        = Prefix + "reload-signal"
+	AnnotationReloadContainers    = Prefix + "reload-containers"
+	AnnotationAgentRunAsUser      = Prefix + "agent-run-as-user"
+	AnnotationVolumeSizeLimit     = Prefix + "volume-size-limit"
 )
 
 // Values of the namespace label and of the status annotation.
@@ -45,13 +45,12 @@ const (
 	StatusInjected     = "injected"
 )
 
-// Service account annotations the identity derivation reads (defined with
-// the sync controller's derivation in package identity).
+// The annotations that decide a volume's identity, on the service account
+// and on the pod (identity.AnnotationGCPWorkloadIdentityProvider), are
+// defined in package identity, whose Decide reads them.
+
 const (
-	SAAnnotationAWSRoleARN      = identity.SAAnnotationAWSRoleARN
-	SAAnnotationAzureClientID   = identity.SAAnnotationAzureClientID
-	SAAnnotationAzureTenantID   = identity.SAAnnotationAzureTenantID
-	SAAnnotationGCPServiceAcct  = identity.SAAnnotationGCPServiceAcct
+	// DefaultMountPath is where the shorthand mounts its volume.
 	DefaultMountPath            = "/mnt/secrets-store"
 	minRotationInterval         = time.Second
 	adviseRotationIntervalAbove = 30 * time.Second
@@ -90,7 +89,6 @@ type settings struct {
 	// annotation names them; nil: those that mount a secrets volume.
 	reloadContainers []string
 	runAsUser        *int64
-	gcpWIFProvider   string // full resource name, "//iam.googleapis.com/projects/..."
 	shorthand        *shorthand
 }
 
@@ -201,12 +199,11 @@ func parseSettings(ann map[string]string) (*settings, []string, error) {
 		}
 		s.runAsUser = &uid
 	}
-	if v, ok := ann[AnnotationGCPWorkloadIdentityProvider]; ok {
-		p, err := gcpProvider(v)
-		if err != nil {
-			return nil, nil, annotationError(AnnotationGCPWorkloadIdentityProvider, "%v", err)
+	if v, ok := ann[identity.AnnotationGCPWorkloadIdentityProvider]; ok {
+		// identity.Decide reads it; a pod naming no valid provider is denied.
+		if _, err := identity.ParseGCPWorkloadIdentityProvider(v); err != nil {
+			return nil, nil, annotationError(identity.AnnotationGCPWorkloadIdentityProvider, "%v", err)
 		}
-		s.gcpWIFProvider = p
 	}
 
 	class, hasClass := ann[AnnotationSecretProviderClass]
@@ -269,21 +266,4 @@ func quantity(ann map[string]string, key string) (*resource.Quantity, error) {
 		return nil, annotationError(key, "%q is negative", v)
 	}
 	return &q, nil
-}
-
-// gcpProvider normalises a workload identity federation provider to its
-// full resource name "//iam.googleapis.com/projects/…" (the STS audience).
-func gcpProvider(v string) (string, error) {
-	const host = "//iam.googleapis.com/"
-	name := strings.TrimPrefix(strings.TrimSpace(v), host)
-	parts := strings.Split(name, "/")
-	if len(parts) != 8 || parts[0] != "projects" || parts[2] != "locations" || parts[4] != "workloadIdentityPools" || parts[6] != "providers" {
-		return "", fmt.Errorf("%q is not projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER", v)
-	}
-	for _, p := range parts {
-		if p == "" {
-			return "", fmt.Errorf("%q has an empty segment", v)
-		}
-	}
-	return host + name, nil
 }

@@ -170,6 +170,7 @@ func (p *plan) agentConfig(mode agentconfig.Mode, tokens []agentconfig.Token) ag
 		c.FirstFetchTimeout.Duration = p.cfg.FirstFetchTimeout
 	}
 	for _, v := range p.volumes {
+		cloud := v.cloud
 		av := agentconfig.Volume{
 			Name: v.name,
 			Path: VolumeDir + "/" + v.name,
@@ -180,6 +181,7 @@ func (p *plan) agentConfig(mode agentconfig.Mode, tokens []agentconfig.Token) ag
 				Parameters: v.class.Parameters,
 			},
 			Permission: defaultPermission,
+			Cloud:      &cloud,
 		}
 		if v.nodePublishSecret != "" {
 			av.SecretsDir = SecretsDir + "/" + v.name

@@ -172,7 +172,7 @@ func TestDenials(t *testing.T) {
 		"bad signal":          {withAnn(AnnotationReloadSignal, "SIGKILL"), ReasonInvalidAnnotation, `annotation secrets-store-injector.io/reload-signal: "SIGKILL" is not one of`},
 		"root agent":          {withAnn(AnnotationAgentRunAsUser, "0"), ReasonInvalidAnnotation, `"0" is not a non-zero user ID`},
 		"zero size":           {withAnn(AnnotationVolumeSizeLimit, "0"), ReasonInvalidAnnotation, `volume-size-limit: must be larger than zero`},
-		"bad gcp provider":    {withAnn(AnnotationGCPWorkloadIdentityProvider, "projects/1/pools/x"), ReasonInvalidAnnotation, `gcp-workload-identity-provider: "projects/1/pools/x" is not projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER`},
+		"bad gcp provider":    {withAnn(identity.AnnotationGCPWorkloadIdentityProvider, "projects/1/pools/x"), ReasonInvalidAnnotation, `gcp-workload-identity-provider: "projects/1/pools/x" is not projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER`},
 		"relative mount path": {podWith(map[string]string{AnnotationSecretProviderClass: "vault", AnnotationMountPath: "secrets"}), ReasonInvalidAnnotation, `mount-path: "secrets" is not a clean absolute path`},
 		"bad class name":      {podWith(map[string]string{AnnotationSecretProviderClass: "Not_A_Name"}), ReasonInvalidAnnotation, `"Not_A_Name" is not a SecretProviderClass name`},
 		"unknown container": {podWith(map[string]string{AnnotationSecretProviderClass: "vault", AnnotationContainers: "app,web"}), ReasonInvalidAnnotation,
@@ -244,12 +244,12 @@ func findContainer(cs []corev1.Container, name string) (int, *corev1.Container) 
 // TestIdentity checks audiences and cloud identity per provider setting.
 func TestIdentity(t *testing.T) {
 	sa := &metav1.ObjectMeta{Name: "app", Annotations: map[string]string{
-		SAAnnotationAWSRoleARN:     "arn:aws:iam::1:role/r",
-		SAAnnotationAzureClientID:  "sa-client",
-		SAAnnotationAzureTenantID:  "sa-tenant",
-		SAAnnotationGCPServiceAcct: "gsa@p.iam.gserviceaccount.com",
+		identity.SAAnnotationAWSRoleARN:     "arn:aws:iam::1:role/r",
+		identity.SAAnnotationAzureClientID:  "sa-client",
+		"azure.workload.identity/tenant-id": "sa-tenant",
+		identity.SAAnnotationGCPServiceAcct: "gsa@p.iam.gserviceaccount.com",
 	}}
-	wif := map[string]string{AnnotationGCPWorkloadIdentityProvider: "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k"}
+	wif := map[string]string{identity.AnnotationGCPWorkloadIdentityProvider: "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k"}
 	tests := map[string]struct {
 		classes []string
 		ann     map[string]string
@@ -259,21 +259,21 @@ func TestIdentity(t *testing.T) {
 		cloud   identity.Cloud
 		warn    string
 	}{
-		"aws irsa":                               {classes: []string{"aws"}, sa: sa, auds: []string{AudienceAWSIRSA}, cloud: identity.Cloud{AWSRoleARN: "arn:aws:iam::1:role/r"}},
-		"aws irsa without role":                  {classes: []string{"aws"}, sa: &metav1.ObjectMeta{Name: "app"}, auds: []string{AudienceAWSIRSA}, warn: `service account "app" has no eks.amazonaws.com/role-arn annotation`},
-		"aws pod identity":                       {classes: []string{"aws-pi"}, sa: sa, auds: []string{AudienceAWSPodIdentity}},
-		"azure workload id from service account": {classes: []string{"azure"}, sa: sa, auds: []string{AudienceAzureWorkload}, cloud: identity.Cloud{AzureClientID: "sa-client", AzureTenantID: "t1"}},
-		"azure class client id wins":             {classes: []string{"azure-client"}, sa: sa, auds: []string{AudienceAzureWorkload}, cloud: identity.Cloud{AzureClientID: "class-client", AzureTenantID: "t2"}},
-		"azure without client id":                {classes: []string{"azure"}, auds: []string{AudienceAzureWorkload}, cloud: identity.Cloud{AzureTenantID: "t1"}, warn: "Azure workload identity needs a client ID"},
+		"aws irsa":                               {classes: []string{"aws"}, sa: sa, auds: []string{identity.AudienceAWSIRSA}, cloud: identity.Cloud{AWSRoleARN: "arn:aws:iam::1:role/r"}},
+		"aws irsa without role":                  {classes: []string{"aws"}, sa: &metav1.ObjectMeta{Name: "app"}, auds: []string{identity.AudienceAWSIRSA}, warn: `service account "app" has no eks.amazonaws.com/role-arn annotation`},
+		"aws pod identity":                       {classes: []string{"aws-pi"}, sa: sa, auds: []string{identity.AudienceAWSPodIdentity}},
+		"azure workload id from service account": {classes: []string{"azure"}, sa: sa, auds: []string{identity.AudienceAzureWorkloadIdentity}, cloud: identity.Cloud{AzureClientID: "sa-client", AzureTenantID: "t1"}},
+		"azure class client id wins":             {classes: []string{"azure-client"}, sa: sa, auds: []string{identity.AudienceAzureWorkloadIdentity}, cloud: identity.Cloud{AzureClientID: "class-client", AzureTenantID: "t2"}},
+		"azure without client id":                {classes: []string{"azure"}, auds: []string{identity.AudienceAzureWorkloadIdentity}, cloud: identity.Cloud{AzureTenantID: "t1"}, warn: "Azure workload identity needs a client ID"},
 		"azure vm identity":                      {classes: []string{"azure-vm"}, sa: sa, auds: nil, cloud: identity.Cloud{AzureTenantID: "t1"}, warn: "SecretProviderClass azure-vm: parameters.useVMManagedIdentity fetches with the node's managed identity, not the pod's; the node CSI shim (pods not injected) and the sync controller (secretObjects) refuse this class unless the operator allows it (--allow-process-identity"},
 		"azure token proxy":                      {classes: []string{"azure-proxy"}, sa: sa, auds: nil, cloud: identity.Cloud{AzureTenantID: "t1"}},
 		"azure service principal":                {classes: []string{"azure"}, nps: true, auds: nil, cloud: identity.Cloud{AzureTenantID: "t1"}},
 		"gcp on gke":                             {classes: []string{"gcp"}, sa: sa, auds: nil, cloud: identity.Cloud{GCPServiceAccount: "gsa@p.iam.gserviceaccount.com"}},
-		"gcp federation":                         {classes: []string{"gcp"}, ann: wif, auds: []string{"https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k"}, cloud: identity.Cloud{GCPWorkloadIdentityProvider: wif[AnnotationGCPWorkloadIdentityProvider]}},
+		"gcp federation":                         {classes: []string{"gcp"}, ann: wif, auds: []string{"https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k"}, cloud: identity.Cloud{GCPWorkloadIdentityProvider: wif[identity.AnnotationGCPWorkloadIdentityProvider]}},
 		"gcp provider adc":                       {classes: []string{"gcp-provider"}, ann: wif, auds: nil, warn: "SecretProviderClass gcp-provider: parameters.auth: provider-adc fetches with the application default credentials of the process that fetches (the node's), not the pod's; the node CSI shim (pods not injected) and the sync controller (secretObjects) refuse this class unless the operator allows it (--allow-process-identity"},
 		"vault default audience":                 {classes: []string{"vault"}, auds: []string{""}},
 		"vault class audience":                   {classes: []string{"vault-aud"}, auds: []string{"vault"}},
-		"union over volumes":                     {classes: []string{"vault", "aws", "vault-aud"}, sa: sa, auds: []string{"", AudienceAWSIRSA, "vault"}, cloud: identity.Cloud{AWSRoleARN: "arn:aws:iam::1:role/r"}},
+		"union over volumes":                     {classes: []string{"vault", "aws", "vault-aud"}, sa: sa, auds: []string{"", identity.AudienceAWSIRSA, "vault"}, cloud: identity.Cloud{AWSRoleARN: "arn:aws:iam::1:role/r"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

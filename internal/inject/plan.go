@@ -13,11 +13,7 @@ import (
 	"github.com/ssinjector/ssi/internal/identity"
 )
 
-// Token audiences of the built-in providers.
 const (
-	AudienceAWSIRSA          = identity.AudienceAWSIRSA
-	AudienceAWSPodIdentity   = identity.AudienceAWSPodIdentity
-	AudienceAzureWorkload    = identity.AudienceAzureWorkloadIdentity
 	defaultPermission        = fs.FileMode(0o644)
 	startupProbeGraceSeconds = 30
 )
@@ -55,7 +51,9 @@ type plan struct {
 	insertAt int
 	// audiences are the token audiences, sorted ("" = API server default).
 	audiences []string
-	cloud     identity.Cloud
+	// cloud is the pod-wide identity of agents that read no per-volume
+	// identity (identity.Merge of the volumes').
+	cloud identity.Cloud
 	// maskAPIToken is set unless the pod opts out of the API token.
 	maskAPIToken bool
 }
@@ -124,7 +122,7 @@ func newPlan(cfg *Config, in *Input, s *settings, vols []secretVolume) (*plan, [
 	if spec.HostNetwork {
 		warnings = append(warnings, fmt.Sprintf("the pod uses the host network: the agent's health port %d must be free on the node", p.healthPort))
 	}
-	p.audiences, p.cloud, w = identityFor(vols, s, in)
+	p.audiences, p.cloud, w = identityFor(p.volumes, in)
 	warnings = append(warnings, w...)
 	return p, warnings, nil
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -21,6 +22,8 @@ type secretVolume struct {
 	nodePublishSecret string
 	// shorthand is set for the volume the annotation declares.
 	shorthand *shorthand
+	// cloud is the volume's identity (identity.Decide), set by newPlan.
+	cloud identity.Cloud
 }
 
 // secretVolumes finds the secrets-store volumes of the pod, in volume order

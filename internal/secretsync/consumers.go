@@ -31,9 +31,6 @@ const (
 	AnnotationStatus = inject.AnnotationStatus
 	// StatusInjected is the value of AnnotationStatus on a rewritten pod.
 	StatusInjected = inject.StatusInjected
-	// AnnotationGCPWorkloadIdentityProvider is the pod annotation naming a
-	// GCP workload identity federation provider.
-	AnnotationGCPWorkloadIdentityProvider = inject.AnnotationGCPWorkloadIdentityProvider
 	// Prefix is the prefix of the product's annotations and labels.
 	Prefix = inject.Prefix
 )

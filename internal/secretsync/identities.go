@@ -37,7 +37,8 @@ const maxCandidates = 3
 
 // candidates are the identities a fetch may run as: one per distinct
 // service account among the consumers, the oldest pod of each, at most
-// maxCandidates. Tokens are only ever minted for these service accounts,
+// maxCandidates, each decided by identity.Decide from the class, the
+// service account and that pod. Tokens are only ever minted for these service accounts,
 // bound to these pods.
 func (r *Reconciler) candidates(ctx context.Context, class *spc.Class, consumers []consumer) []candidate {
 	var out []candidate
@@ -47,21 +48,22 @@ func (r *Reconciler) candidates(ctx context.Context, class *spc.Class, consumers
 			continue
 		}
 		seen[c.serviceAccount] = true
-		var annotations map[string]string
+		src := identity.Sources{ServiceAccount: c.serviceAccount}
 		m := scheme.Metadata("ServiceAccount")
 		if err := r.shared.Get(ctx, types.NamespacedName{Namespace: class.Namespace, Name: c.serviceAccount}, m); err == nil {
-			annotations = m.Annotations
+			src.ServiceAccountKnown, src.ServiceAccountAnnotations = true, m.Annotations
 		}
 		pod := identity.Pod{Namespace: class.Namespace, ServiceAccount: c.serviceAccount}
-		gcpProvider := ""
 		var podName string
 		var podUID types.UID
 		if c.pod != nil {
 			pod.Name, pod.UID, pod.NodeName = c.pod.Name, string(c.pod.UID), c.pod.Spec.NodeName
 			podName, podUID = c.pod.Name, c.pod.UID
-			gcpProvider = c.pod.Annotations[AnnotationGCPWorkloadIdentityProvider]
+			src.PodAnnotations = c.pod.Annotations
 		}
-		cloud := identity.CloudFor(class, annotations, gcpProvider)
+		// The same decision as the webhook's for this pod's volume of the
+		// class; the controller has no operator defaults of its own.
+		cloud := identity.Decide(class, src).Cloud
 		b, _ := json.Marshal(cloud)
 		tokens := r.tokens.source(class.Namespace, c.serviceAccount, podName, podUID)
 		if c.pod == nil {

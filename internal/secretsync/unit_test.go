@@ -30,6 +30,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/agentconfig"
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
@@ -410,7 +411,7 @@ func TestPodClassesAndTrim(t *testing.T) {
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", UID: "u", ResourceVersion: "7", CreationTimestamp: now, DeletionTimestamp: &now,
 				OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "rs", UID: "r"}},
-				Annotations:     map[string]string{AnnotationGCPWorkloadIdentityProvider: "projects/1/x"}, Labels: map[string]string{"l": "v"}},
+				Annotations:     map[string]string{identity.AnnotationGCPWorkloadIdentityProvider: "projects/1/x"}, Labels: map[string]string{"l": "v"}},
 			Spec:   corev1.PodSpec{ServiceAccountName: "sa", NodeName: "n", Containers: []corev1.Container{{Name: "app", Image: "i"}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1"},
 		}

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
@@ -63,7 +64,7 @@ func seedLookup(t testing.TB) *staticLookup {
 	l := &staticLookup{
 		labels:   map[string]map[string]string{"production": {inject.LabelInjection: inject.LabelValueEnabled}},
 		classes:  map[string]*ssiv1.SecretProviderClass{},
-		accounts: map[string]*metav1.ObjectMeta{"production/app-service-account": {Name: "app-service-account", Namespace: "production", Annotations: map[string]string{inject.SAAnnotationAWSRoleARN: "arn:aws:iam::1:role/app"}}},
+		accounts: map[string]*metav1.ObjectMeta{"production/app-service-account": {Name: "app-service-account", Namespace: "production", Annotations: map[string]string{identity.SAAnnotationAWSRoleARN: "arn:aws:iam::1:role/app"}}},
 	}
 	for _, f := range []string{"aws", "azure", "gcp", "vault"} {
 		var c ssiv1.SecretProviderClass

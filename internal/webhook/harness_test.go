@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider/providertest"
 	"github.com/ssinjector/ssi/internal/testing/testenv"
@@ -133,9 +134,9 @@ func (h *harness) seedNamespace(t testing.TB, labels map[string]string) string {
 		}
 	}
 	h.env.ServiceAccount(t, ns, "app-service-account", map[string]string{
-		inject.SAAnnotationAWSRoleARN:     "arn:aws:iam::111122223333:role/app",
-		inject.SAAnnotationAzureClientID:  "00000000-1111-2222-3333-444444444444",
-		inject.SAAnnotationGCPServiceAcct: "app@my-project.iam.gserviceaccount.com",
+		identity.SAAnnotationAWSRoleARN:     "arn:aws:iam::111122223333:role/app",
+		identity.SAAnnotationAzureClientID:  "00000000-1111-2222-3333-444444444444",
+		identity.SAAnnotationGCPServiceAcct: "app@my-project.iam.gserviceaccount.com",
 	})
 	// The ServiceAccount admission plugin requires the namespace's default
 	// service account, which a controller-manager would create.

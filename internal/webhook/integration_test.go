@@ -19,6 +19,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/agentconfig"
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
@@ -65,8 +66,8 @@ func TestIntegration(t *testing.T) {
 	ns := h.seedNamespace(t, map[string]string{inject.LabelInjection: inject.LabelValueEnabled})
 
 	audiences := map[string][]string{
-		"aws-secrets":    {inject.AudienceAWSIRSA},
-		"azure-keyvault": {inject.AudienceAzureWorkload},
+		"aws-secrets":    {identity.AudienceAWSIRSA},
+		"azure-keyvault": {identity.AudienceAzureWorkloadIdentity},
 		"gcp-secrets":    nil,
 		"vault-secrets":  {""},
 	}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider/providertest"
 	"github.com/ssinjector/ssi/internal/testing/testenv"
@@ -110,7 +111,7 @@ plugins:
 
 	// The victim's namespace: a class and an annotated service account.
 	victim := env.Namespace(t, "victim", map[string]string{inject.LabelInjection: inject.LabelValueEnabled})
-	env.ServiceAccount(t, victim, "default", map[string]string{inject.SAAnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/victim-prod"})
+	env.ServiceAccount(t, victim, "default", map[string]string{identity.SAAnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/victim-prod"})
 	class := netidClass(victim, "db", "vault", map[string]string{"vaultAddress": "https://vault.victim.internal:8200", "roleName": "victim-prod",
 		"objects": "- objectName: db\n  secretPath: secret/data/victim/db\n"})
 	if err := env.Client.Create(ctx, class); err != nil {

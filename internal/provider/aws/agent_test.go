@@ -61,7 +61,7 @@ func TestAgentLogScan(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", f.URL())
 	reviewer := &providertest.Reviewer{Clientset: env.Clientset}
 	f.assume = func(ctx context.Context, token string) (string, error) {
-		sub, err := reviewer.Review(ctx, token, awsprov.AudienceIRSA)
+		sub, err := reviewer.Review(ctx, token, identity.AudienceAWSIRSA)
 		if err != nil {
 			return "", err
 		}
@@ -82,7 +82,7 @@ func TestAgentLogScan(t *testing.T) {
 	f.putSecret("us-east-1", "prod/db", ptr(dbJSON(user, pass1)), nil)
 	f.putParam("us-east-1", "/app/api-key", "SecureString", key1)
 
-	tok, err := env.Token(ctx, ns, "app", []string{awsprov.AudienceIRSA}, time.Hour, nil)
+	tok, err := env.Token(ctx, ns, "app", []string{identity.AudienceAWSIRSA}, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestAgentLogScan(t *testing.T) {
 
 	pod := identity.Pod{Namespace: ns, Name: "app-0", UID: "uid-1", ServiceAccount: "app"}
 	config := func(dir, objects string, firstTimeout time.Duration) *agentconfig.Config {
-		return agenttest.SidecarConfig(dir, firstTimeout, agentconfig.Token{Audience: awsprov.AudienceIRSA, Path: tokenFile}, identity.Cloud{AWSRoleARN: role}, agentconfig.Class{
+		return agenttest.SidecarConfig(dir, firstTimeout, agentconfig.Token{Audience: identity.AudienceAWSIRSA, Path: tokenFile}, identity.Cloud{AWSRoleARN: role}, agentconfig.Class{
 			Namespace: ns, Name: "app-secrets", Provider: "aws",
 			Parameters: map[string]string{"region": "us-east-1", "objects": objects},
 		})

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
-	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
@@ -29,16 +28,6 @@ import (
 
 // Name is the spec.provider value this provider serves.
 const Name = spc.ProviderAWS
-
-// Token audiences of the two workload identity mechanisms.
-const (
-	// AudienceIRSA is the audience of the token exchanged with STS
-	// AssumeRoleWithWebIdentity.
-	AudienceIRSA = identity.AudienceAWSIRSA
-	// AudiencePodIdentity is the audience of the token sent to the EKS Pod
-	// Identity agent.
-	AudiencePodIdentity = identity.AudienceAWSPodIdentity
-)
 
 // The EKS Pod Identity agent's link-local credential endpoints.
 const (

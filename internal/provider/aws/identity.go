@@ -273,7 +273,7 @@ type webIdentityCreds struct {
 }
 
 func (w *webIdentityCreds) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	tok, err := w.box.token(ctx, AudienceIRSA, envWebIdentityTokenFile)
+	tok, err := w.box.token(ctx, identity.AudienceAWSIRSA, envWebIdentityTokenFile)
 	if err != nil {
 		return aws.Credentials{}, &credentialError{fmt.Errorf("IRSA role %s: %w", w.role, err)}
 	}
@@ -309,7 +309,7 @@ type podIdentityCreds struct {
 }
 
 func (c *podIdentityCreds) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	tok, err := c.box.token(ctx, AudiencePodIdentity, envContainerTokenFile)
+	tok, err := c.box.token(ctx, identity.AudienceAWSPodIdentity, envContainerTokenFile)
 	if err != nil {
 		return aws.Credentials{}, &credentialError{fmt.Errorf("EKS Pod Identity: %w", err)}
 	}

@@ -62,16 +62,16 @@ func TestIRSA(t *testing.T) {
 	var subjects []string
 	f.assume = func(ctx context.Context, token string) (string, error) {
 		tr, err := env.Clientset.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
-			Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{awsprov.AudienceIRSA}},
+			Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{identity.AudienceAWSIRSA}},
 		}, metav1.CreateOptions{})
 		if err != nil {
 			return "", fmt.Errorf("TokenReview: %w", err)
 		}
 		if !tr.Status.Authenticated {
-			return "", fmt.Errorf("not authenticated for audience %s: %s", awsprov.AudienceIRSA, tr.Status.Error)
+			return "", fmt.Errorf("not authenticated for audience %s: %s", identity.AudienceAWSIRSA, tr.Status.Error)
 		}
-		if !slices.Contains(tr.Status.Audiences, awsprov.AudienceIRSA) {
-			return "", fmt.Errorf("token audiences %v lack %s", tr.Status.Audiences, awsprov.AudienceIRSA)
+		if !slices.Contains(tr.Status.Audiences, identity.AudienceAWSIRSA) {
+			return "", fmt.Errorf("token audiences %v lack %s", tr.Status.Audiences, identity.AudienceAWSIRSA)
 		}
 		subjects = append(subjects, tr.Status.User.Username)
 		return tr.Status.User.Username, nil
@@ -97,7 +97,7 @@ func TestIRSA(t *testing.T) {
 
 	t.Run("token of the pod", func(t *testing.T) {
 		fe := &fetcher{t: t, p: awsprov.New(testOptions()), class: class,
-			id: podIdentity(identity.StaticTokens{awsprov.AudienceIRSA: mint(awsprov.AudienceIRSA)})}
+			id: podIdentity(identity.StaticTokens{identity.AudienceAWSIRSA: mint(identity.AudienceAWSIRSA)})}
 		files := fe.mustCycle()
 		wantFile(t, files, "prod_db", "db-password-1", 0o644)
 		wantFile(t, files, "_app_p", "param-1", 0o644)
@@ -124,7 +124,7 @@ func TestIRSA(t *testing.T) {
 
 	t.Run("token file in local mode", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "token")
-		if err := os.WriteFile(file, []byte(mint(awsprov.AudienceIRSA)+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(file, []byte(mint(identity.AudienceAWSIRSA)+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", file)
@@ -137,15 +137,15 @@ func TestIRSA(t *testing.T) {
 		cause  string
 	}{
 		"token for another audience": {
-			tokens: identity.StaticTokens{awsprov.AudienceIRSA: mint("vault")},
+			tokens: identity.StaticTokens{identity.AudienceAWSIRSA: mint("vault")},
 			cause:  "InvalidIdentityToken",
 		},
 		"token of the API server's default audience": {
-			tokens: identity.StaticTokens{awsprov.AudienceIRSA: mint("https://kubernetes.default.svc.cluster.local")},
+			tokens: identity.StaticTokens{identity.AudienceAWSIRSA: mint("https://kubernetes.default.svc.cluster.local")},
 			cause:  "InvalidIdentityToken",
 		},
 		"forged token": {
-			tokens: identity.StaticTokens{awsprov.AudienceIRSA: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"},
+			tokens: identity.StaticTokens{identity.AudienceAWSIRSA: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"},
 			cause:  "InvalidIdentityToken",
 		},
 		"no token": {
@@ -165,7 +165,7 @@ func TestIRSA(t *testing.T) {
 			if !strings.Contains(msg, tc.cause) || !strings.Contains(msg, role) || !strings.Contains(msg, "team-a/db-creds") {
 				t.Errorf("message %q lacks the cause %q, the role or the class", msg, tc.cause)
 			}
-			if tok, _ := tc.tokens.Token(ctx, awsprov.AudienceIRSA); tok != "" && strings.Contains(msg, tok) {
+			if tok, _ := tc.tokens.Token(ctx, identity.AudienceAWSIRSA); tok != "" && strings.Contains(msg, tok) {
 				t.Errorf("message carries the token")
 			}
 		})
@@ -197,7 +197,7 @@ func TestPodIdentity(t *testing.T) {
 		}
 		return nil
 	}
-	tokens := identity.StaticTokens{awsprov.AudiencePodIdentity: podToken}
+	tokens := identity.StaticTokens{identity.AudienceAWSPodIdentity: podToken}
 	cases := map[string]struct {
 		pref     string
 		ipv4Down bool
@@ -218,8 +218,8 @@ func TestPodIdentity(t *testing.T) {
 		"ipv4 only, agent down":   {pref: "ipv4", ipv4Down: true, tokens: tokens, reason: provider.ReasonUnauthenticated, cause: "EKS Pod Identity agent"},
 		"full URI override":       {pref: "ipv4", ipv4Down: true, fullURI: "v6", tokens: tokens, wantV6: true},
 		"token file":              {pref: "ipv4", tokens: identity.StaticTokens{}, tokenFile: podToken, wantV4: true},
-		"wrong token":             {pref: "ipv4", tokens: identity.StaticTokens{awsprov.AudiencePodIdentity: "someone-else"}, reason: provider.ReasonUnauthenticated, cause: "token rejected"},
-		"no token":                {pref: "ipv4", tokens: identity.StaticTokens{awsprov.AudienceIRSA: podToken}, reason: provider.ReasonUnauthenticated, cause: `no service-account token for audience "pods.eks.amazonaws.com"`},
+		"wrong token":             {pref: "ipv4", tokens: identity.StaticTokens{identity.AudienceAWSPodIdentity: "someone-else"}, reason: provider.ReasonUnauthenticated, cause: "token rejected"},
+		"no token":                {pref: "ipv4", tokens: identity.StaticTokens{identity.AudienceAWSIRSA: podToken}, reason: provider.ReasonUnauthenticated, cause: `no service-account token for audience "pods.eks.amazonaws.com"`},
 		"plain http to a remote host": {pref: "auto", fullURI: "http://10.1.2.3/creds", tokens: tokens, reason: provider.ReasonInvalidConfig,
 			cause: "only allowed to a loopback address"},
 	}

@@ -1,0 +1,248 @@
+package identity
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ssinjector/ssi/internal/spc"
+)
+
+// Service account annotations Decide reads; the names are those of the
+// clouds' own workload identity webhooks.
+const (
+	SAAnnotationAWSRoleARN     = "eks.amazonaws.com/role-arn"
+	SAAnnotationAzureClientID  = "azure.workload.identity/client-id"
+	SAAnnotationGCPServiceAcct = "iam.gke.io/gcp-service-account"
+)
+
+// AnnotationGCPWorkloadIdentityProvider is the pod annotation naming a GCP
+// workload identity federation provider (docs/annotations.md). It is the
+// one pod annotation Decide reads; the webhook validates it at admission.
+const AnnotationGCPWorkloadIdentityProvider = "secrets-store-injector.io/gcp-workload-identity-provider"
+
+// Sources are the inputs of Decide besides the volume's class: what is
+// known about the pod, its service account and the volume, and the
+// operator's defaults of the calling component.
+type Sources struct {
+	// ServiceAccount is the name of the pod's service account, for the
+	// warnings.
+	ServiceAccount string
+	// ServiceAccountKnown is false when the caller could not read the
+	// service account (not found, no permission, lookups disabled); its
+	// annotations are then none, and the warnings say why.
+	ServiceAccountKnown bool
+	// ServiceAccountAnnotations are the service account's annotations.
+	ServiceAccountAnnotations map[string]string
+	// PodAnnotations are the pod's annotations.
+	PodAnnotations map[string]string
+	// NodePublishSecret is set when the volume names a nodePublishSecretRef
+	// (an Azure service principal's credentials, for example).
+	NodePublishSecret bool
+	// Defaults are the operator's defaults of the calling component.
+	Defaults Defaults
+}
+
+// Defaults are operator settings that apply to every pod a component
+// serves, unless the pod says otherwise.
+type Defaults struct {
+	// GCPWorkloadIdentityProvider is the workload identity federation
+	// provider of pods that name none: the node shim's
+	// --gcp-workload-identity-provider. The webhook and the sync
+	// controller have no such setting (the agent in a GKE pod uses the
+	// metadata server instead).
+	GCPWorkloadIdentityProvider string
+}
+
+// Decision is the identity of one volume and what follows from it.
+type Decision struct {
+	// Cloud is the cloud identity the volume's objects are fetched with.
+	Cloud Cloud
+	// Audiences are the service-account token audiences the volume's
+	// provider presents, sorted, without repetition (DefaultAudience is
+	// the API server's).
+	Audiences []string
+	// Warnings explain identity settings that will not work as the user
+	// may expect; the webhook returns them as admission warnings.
+	Warnings []string
+}
+
+// Decide decides the identity one volume's objects are fetched with. The
+// webhook (for the agent's configuration), the node shim and the sync
+// controller all call it, per volume, so a pod's volumes are fetched as
+// the same identities wherever they are served. Precedence, per field:
+//
+//   - AWS, IRSA (the default): the role is the service account's
+//     eks.amazonaws.com/role-arn; token audience sts.amazonaws.com.
+//     With parameters.usePodIdentity: "true" (EKS Pod Identity) no role
+//     is set, whatever the service account says; token audience
+//     pods.eks.amazonaws.com.
+//   - Azure: the tenant is the class's tenantID, which every Azure class
+//     has (parsing requires it, as upstream does). The client ID is the
+//     class's parameters.clientID, else the service account's
+//     azure.workload.identity/client-id. A class using a node identity
+//     (useVMManagedIdentity, usePodIdentity, useAzureTokenProxy) gets no
+//     client ID and no token; a class without a client ID whose volume
+//     has a nodePublishSecretRef gets no token either (service principal
+//     credentials). Otherwise the token audience is
+//     api://AzureADTokenExchange.
+//   - GCP: the Google service account is the service account's
+//     iam.gke.io/gcp-service-account. With auth: provider-adc the fetching
+//     process's credentials are used: no federation provider and no
+//     token. Otherwise the federation provider is the pod's annotation
+//     secrets-store-injector.io/gcp-workload-identity-provider (normalised
+//     to "//iam.googleapis.com/projects/…"), else the operator's default,
+//     else none (the GKE metadata server); with a provider the token
+//     audience is the provider's default allowed audience
+//     (https://iam.googleapis.com/projects/…, or the pool of a GKE
+//     identity namespace "identitynamespace:POOL:…").
+//   - Vault: no cloud identity; the token audience is the class's
+//     audience (the API server's default when empty).
+//   - Classes of provider plugins: nothing.
+//
+// A pod annotation that does not parse is no source (the webhook denies
+// such a pod at admission); a warning says so.
+func Decide(c *spc.Class, src Sources) Decision {
+	var d Decision
+	auds := map[string]bool{}
+	sa := src.ServiceAccountAnnotations
+	if !src.ServiceAccountKnown {
+		sa = nil
+	}
+	switch {
+	case c.AWS != nil:
+		if c.AWS.UsePodIdentity {
+			auds[AudienceAWSPodIdentity] = true
+			break
+		}
+		auds[AudienceAWSIRSA] = true
+		d.Cloud.AWSRoleARN = sa[SAAnnotationAWSRoleARN]
+		switch {
+		case d.Cloud.AWSRoleARN != "":
+		case !src.ServiceAccountKnown:
+			d.Warnings = append(d.Warnings, fmt.Sprintf("SecretProviderClass %s: service account %q is unknown, so no IRSA role is set; annotate it with %s", c.Name, src.ServiceAccount, SAAnnotationAWSRoleARN))
+		default:
+			d.Warnings = append(d.Warnings, fmt.Sprintf("SecretProviderClass %s: service account %q has no %s annotation, so the agent has no IRSA role to assume (set usePodIdentity: \"true\" for EKS Pod Identity)", c.Name, src.ServiceAccount, SAAnnotationAWSRoleARN))
+		}
+	case c.Azure != nil:
+		az := c.Azure
+		d.Cloud.AzureTenantID = az.TenantID
+		if az.UseVMManagedIdentity {
+			d.Warnings = append(d.Warnings, processIdentityWarning(c.Name, "parameters.useVMManagedIdentity", "the node's managed identity"))
+		}
+		if az.UseVMManagedIdentity || az.UsePodIdentity || az.UseAzureTokenProxy {
+			// Node identities: no pod token. (The Azure provider refuses
+			// aad-pod-identity and identity binding with a message.)
+			break
+		}
+		d.Cloud.AzureClientID = az.ClientID
+		if d.Cloud.AzureClientID == "" {
+			d.Cloud.AzureClientID = sa[SAAnnotationAzureClientID]
+		}
+		if d.Cloud.AzureClientID == "" && src.NodePublishSecret {
+			// Service principal from the nodePublishSecretRef Secret.
+			break
+		}
+		auds[AudienceAzureWorkloadIdentity] = true
+		if d.Cloud.AzureClientID == "" {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("SecretProviderClass %s: Azure workload identity needs a client ID: set parameters.clientID or annotate service account %q with %s", c.Name, src.ServiceAccount, SAAnnotationAzureClientID))
+		}
+	case c.GCP != nil:
+		d.Cloud.GCPServiceAccount = sa[SAAnnotationGCPServiceAcct]
+		if c.GCP.Auth == spc.GCPAuthProviderADC {
+			d.Warnings = append(d.Warnings, processIdentityWarning(c.Name, "parameters.auth: provider-adc", "the application default credentials of the process that fetches (the node's)"))
+			break
+		}
+		wip := src.Defaults.GCPWorkloadIdentityProvider
+		if v, ok := src.PodAnnotations[AnnotationGCPWorkloadIdentityProvider]; ok {
+			p, err := ParseGCPWorkloadIdentityProvider(v)
+			if err != nil {
+				d.Warnings = append(d.Warnings, fmt.Sprintf("annotation %s is ignored: %v", AnnotationGCPWorkloadIdentityProvider, err))
+			} else {
+				wip = p
+			}
+		}
+		if wip != "" {
+			d.Cloud.GCPWorkloadIdentityProvider = wip
+			auds[gcpTokenAudience(wip)] = true
+		}
+	case c.Vault != nil:
+		auds[c.Vault.Audience] = true
+	}
+	d.Audiences = make([]string, 0, len(auds))
+	for a := range auds {
+		d.Audiences = append(d.Audiences, a)
+	}
+	sort.Strings(d.Audiences)
+	return d
+}
+
+// processIdentityWarning warns about a class that fetches with the
+// identity of the process that runs the provider: the agent in this pod
+// uses the node's identity, and the node CSI shim and the sync controller,
+// which serve every namespace, refuse the class unless the operator lets
+// them lend their own identity (builtin.Shared).
+func processIdentityWarning(class, field, whose string) string {
+	return fmt.Sprintf("SecretProviderClass %s: %s fetches with %s, not the pod's; the node CSI shim (pods not injected) and the sync controller (secretObjects) refuse this class unless the operator allows it (--allow-process-identity, Helm value allowProcessIdentity)", class, field, whose)
+}
+
+// ParseGCPWorkloadIdentityProvider normalises a workload identity
+// federation provider, as the pod annotation names it, to its full
+// resource name "//iam.googleapis.com/projects/…" (the STS audience).
+func ParseGCPWorkloadIdentityProvider(v string) (string, error) {
+	const host = "//iam.googleapis.com/"
+	name := strings.TrimPrefix(strings.TrimSpace(v), host)
+	parts := strings.Split(name, "/")
+	if len(parts) != 8 || parts[0] != "projects" || parts[2] != "locations" || parts[4] != "workloadIdentityPools" || parts[6] != "providers" {
+		return "", fmt.Errorf("%q is not projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER", v)
+	}
+	for _, p := range parts {
+		if p == "" {
+			return "", fmt.Errorf("%q has an empty segment", v)
+		}
+	}
+	return host + name, nil
+}
+
+// gcpTokenAudience is the audience of the service-account token exchanged
+// at Google's STS for a workload identity provider, given as a full
+// resource name "//iam.googleapis.com/projects/…", a resource path
+// "projects/…", an https URL, or a GKE identity namespace audience
+// "identitynamespace:POOL:PROVIDER": the provider's default allowed
+// audience "https://iam.googleapis.com/projects/…", or the pool. It is
+// the rule of the gcp provider's TokenAudience, which the agreement tests
+// hold it to.
+func gcpTokenAudience(provider string) string {
+	if rest, ok := strings.CutPrefix(provider, "identitynamespace:"); ok {
+		pool, _, _ := strings.Cut(rest, ":")
+		return pool
+	}
+	switch {
+	case strings.HasPrefix(provider, "//"):
+		return "https:" + provider
+	case strings.HasPrefix(provider, "https://iam.googleapis.com/"):
+		return provider
+	}
+	return "https://iam.googleapis.com/" + strings.TrimPrefix(provider, "/")
+}
+
+// Merge returns the pod-wide cloud identity the agent configuration's
+// top-level field carried before it carried one per volume: each field's
+// first non-empty value, in volume order. It is kept for agents of that
+// version (agentconfig.Config.Cloud).
+func Merge(clouds ...Cloud) Cloud {
+	var out Cloud
+	first := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	for _, c := range clouds {
+		first(&out.AWSRoleARN, c.AWSRoleARN)
+		first(&out.AzureClientID, c.AzureClientID)
+		first(&out.AzureTenantID, c.AzureTenantID)
+		first(&out.GCPServiceAccount, c.GCPServiceAccount)
+		first(&out.GCPWorkloadIdentityProvider, c.GCPWorkloadIdentityProvider)
+	}
+	return out
+}
