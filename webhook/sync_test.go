@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/secretsync"
 	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
@@ -117,7 +118,7 @@ spec:
 			ServiceAccountName: "app",
 			Containers:         []corev1.Container{{Name: "app", Image: "app", VolumeMounts: []corev1.VolumeMount{{Name: "s", MountPath: "/mnt/s", ReadOnly: true}}}},
 			Volumes: []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
-				Driver: secretsync.CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{secretsync.ClassAttribute: "db"}}}}},
+				Driver: inject.CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{inject.ClassAttribute: "db"}}}}},
 		},
 	}
 	if err := env.Client.Create(ctx, pod); err != nil {

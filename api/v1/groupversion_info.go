@@ -13,6 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
+// KindSecretProviderClass is the kind of SecretProviderClass objects.
+const KindSecretProviderClass = "SecretProviderClass"
+
 var (
 	// GroupVersion is the API group and version of the upstream-compatible types.
 	GroupVersion = schema.GroupVersion{Group: "secrets-store.csi.x-k8s.io", Version: "v1"}

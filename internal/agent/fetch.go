@@ -147,7 +147,7 @@ func ReadClassFile(path string) (*spc.Class, error) {
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
 			return nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
 		}
-		if meta.Kind != "SecretProviderClass" {
+		if meta.Kind != ssiv1.KindSecretProviderClass {
 			continue
 		}
 		if !strings.HasPrefix(meta.APIVersion, ssiv1.GroupVersion.Group+"/") {

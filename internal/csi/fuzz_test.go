@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/scheme"
@@ -60,14 +61,14 @@ func FuzzNodePublishVolume(f *testing.F) {
 		{podDir + "/../../../../../etc/mount", "db", "team-a", "web-0", "uid-1", "web", "", "", "", true},
 		{"pods/uid-2/volumes/kubernetes.io~csi/v/mount", "bad", "team-a", "p", "uid-2", "", "{", "", "", true},
 		{"pods/uid-3/mount", "plug", "team-a", "p", "uid-3", "", `{"a":{"token":1}}`, "csi.storage.k8s.io/ephemeral", "false", true},
-		{"pods/uid-4/mount", "db", "other", "p", "uid-4", "", "[]", AttrClass, "", true},
+		{"pods/uid-4/mount", "db", "other", "p", "uid-4", "", "[]", inject.ClassAttribute, "", true},
 		{"", "", "", "", "", "", "", "", "", true},
 	} {
 		f.Add(seed.target, seed.class, seed.ns, seed.name, seed.uid, seed.sa, seed.tokens, seed.attrKey, seed.attrVal, seed.readonly)
 	}
 	f.Fuzz(func(t *testing.T, target, class, ns, name, uid, sa, tokens, attrKey, attrVal string, readonly bool) {
 		vc := map[string]string{
-			AttrClass:                class,
+			inject.ClassAttribute:    class,
 			plugin.KeyPodNamespace:   ns,
 			plugin.KeyPodName:        name,
 			plugin.KeyPodUID:         uid,

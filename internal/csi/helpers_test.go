@@ -19,6 +19,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
 )
@@ -197,7 +198,7 @@ type podVolume struct {
 // inline secrets-store volume.
 func publishReq(target string, pv podVolume) *csi.NodePublishVolumeRequest {
 	vc := map[string]string{
-		AttrClass:                "" + pv.class,
+		inject.ClassAttribute:    "" + pv.class,
 		plugin.KeyPodNamespace:   pv.ns,
 		plugin.KeyPodName:        pv.pod,
 		plugin.KeyPodUID:         pv.uid,

@@ -31,8 +31,6 @@ import (
 
 // Volume-context keys.
 const (
-	// AttrClass is the pod's volumeAttributes key naming the class.
-	AttrClass = inject.ClassAttribute
 	// AttrTokens carries the service-account tokens kubelet requested for
 	// the CSIDriver's tokenRequests (in the volume context, or in the
 	// NodePublishVolume secrets with serviceAccountTokenInSecrets).
@@ -100,9 +98,9 @@ func (d *Driver) validatePublish(req *csi.NodePublishVolumeRequest) (*publishReq
 	if !req.GetReadonly() {
 		return nil, status.Error(codes.InvalidArgument, "the volume must be read-only: set readOnly: true on the csi volume")
 	}
-	pr := &publishRequest{target: target, className: vc[AttrClass]}
+	pr := &publishRequest{target: target, className: vc[inject.ClassAttribute]}
 	if pr.className == "" {
-		return nil, status.Errorf(codes.InvalidArgument, "volumeAttributes.%s is not set", AttrClass)
+		return nil, status.Errorf(codes.InvalidArgument, "volumeAttributes.%s is not set", inject.ClassAttribute)
 	}
 	pr.pod = identity.Pod{
 		Namespace:      vc[plugin.KeyPodNamespace],

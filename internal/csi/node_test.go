@@ -20,6 +20,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
@@ -97,7 +98,7 @@ func TestValidatePublish(t *testing.T) {
 		"target outside":     {func(r *csi.NodePublishVolumeRequest) { r.TargetPath = "/etc/secrets" }, "not inside the kubelet root dir"},
 		"target escapes":     {func(r *csi.NodePublishVolumeRequest) { r.TargetPath = h.root + "/pods/../../etc" }, "not inside the kubelet root dir"},
 		"target is the root": {func(r *csi.NodePublishVolumeRequest) { r.TargetPath = h.root }, "not inside the kubelet root dir"},
-		"no class":           {func(r *csi.NodePublishVolumeRequest) { delete(r.VolumeContext, AttrClass) }, "volumeAttributes.secretProviderClass is not set"},
+		"no class":           {func(r *csi.NodePublishVolumeRequest) { delete(r.VolumeContext, inject.ClassAttribute) }, "volumeAttributes.secretProviderClass is not set"},
 		"no pod namespace": {func(r *csi.NodePublishVolumeRequest) {
 			delete(r.VolumeContext, "csi.storage.k8s.io/pod.namespace")
 		}, "podInfoOnMount"},

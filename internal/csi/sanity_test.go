@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/mountinfo"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
@@ -112,7 +113,7 @@ func (ephemeralController) DeleteVolume(context.Context, *csi.DeleteVolumeReques
 // volume has readOnly: true, which the shim requires); csi-sanity's helpers
 // publish read-write.
 func readOnlyPublish(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if r, ok := req.(*csi.NodePublishVolumeRequest); ok && r.GetVolumeContext()[AttrClass] != "" {
+	if r, ok := req.(*csi.NodePublishVolumeRequest); ok && r.GetVolumeContext()[inject.ClassAttribute] != "" {
 		r = proto.Clone(r).(*csi.NodePublishVolumeRequest)
 		r.Readonly = true
 		req = r
@@ -171,7 +172,7 @@ func TestSanity(t *testing.T) {
 	cfg.TargetPath = filepath.Join(podDir, "secrets")
 	cfg.StagingPath = filepath.Join(root, "staging")
 	cfg.TestVolumeParameters = map[string]string{
-		AttrClass:                "db",
+		inject.ClassAttribute:    "db",
 		plugin.KeyPodNamespace:   "sanity",
 		plugin.KeyPodName:        "sanity-pod",
 		plugin.KeyPodUID:         "sanity-uid",

@@ -56,7 +56,7 @@ func (w *world) learn(d *doc, spcOnly bool) error {
 			}
 		}
 		return nil
-	case kind == "SecretProviderClass" && strings.HasPrefix(gv, ssiv1.GroupVersion.Group+"/"):
+	case kind == ssiv1.KindSecretProviderClass && strings.HasPrefix(gv, ssiv1.GroupVersion.Group+"/"):
 		var c ssiv1.SecretProviderClass
 		if err := strict(d, &c); err != nil {
 			return err

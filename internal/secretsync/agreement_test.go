@@ -29,7 +29,7 @@ func TestWebhookRewrittenPodsAreConsumers(t *testing.T) {
 		t.Fatal(err)
 	}
 	seed := dep.Spec.Template
-	seed.Spec.Volumes[0].CSI.VolumeAttributes[ClassAttribute] = "db"
+	seed.Spec.Volumes[0].CSI.VolumeAttributes[inject.ClassAttribute] = "db"
 
 	shorthand := seed.DeepCopy()
 	shorthand.Spec.Volumes = nil

@@ -114,7 +114,7 @@ func ownerReferences(class *ssiv1.SecretProviderClass, consumers []consumer) []m
 	for _, c := range consumers {
 		switch {
 		case c.pod == nil:
-			byUID[class.UID] = metav1.OwnerReference{APIVersion: classAPIVersion, Kind: classKind, Name: class.Name, UID: class.UID}
+			byUID[class.UID] = metav1.OwnerReference{APIVersion: ssiv1.GroupVersion.String(), Kind: ssiv1.KindSecretProviderClass, Name: class.Name, UID: class.UID}
 		case len(c.pod.OwnerReferences) == 0:
 			byUID[c.pod.UID] = metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: c.pod.Name, UID: c.pod.UID}
 		default:

@@ -19,22 +19,6 @@ import (
 	"github.com/ssinjector/ssi/internal/scheme"
 )
 
-// Names shared with the webhook (internal/inject is their source) and the
-// node shim: the upstream CSI driver name and volume attribute, and the
-// marks the webhook leaves on the pods it rewrites.
-const (
-	// CSIDriver is the driver name pods use in their csi volumes.
-	CSIDriver = inject.CSIDriver
-	// ClassAttribute is the csi volumeAttributes key naming the class.
-	ClassAttribute = inject.ClassAttribute
-	// AnnotationStatus marks a pod the webhook rewrote.
-	AnnotationStatus = inject.AnnotationStatus
-	// StatusInjected is the value of AnnotationStatus on a rewritten pod.
-	StatusInjected = inject.StatusInjected
-	// Prefix is the prefix of the product's annotations and labels.
-	Prefix = inject.Prefix
-)
-
 // PodClasses returns the names of the SecretProviderClasses a pod consumes,
 // sorted and without duplicates: the classes of its secrets-store csi
 // volumes (pods the node shim serves, and plugin-provider volumes the
@@ -45,14 +29,14 @@ const (
 func PodClasses(pod *corev1.Pod) []string {
 	seen := map[string]bool{}
 	for _, v := range pod.Spec.Volumes {
-		if v.CSI == nil || v.CSI.Driver != CSIDriver {
+		if v.CSI == nil || v.CSI.Driver != inject.CSIDriver {
 			continue
 		}
-		if n := strings.TrimSpace(v.CSI.VolumeAttributes[ClassAttribute]); n != "" {
+		if n := strings.TrimSpace(v.CSI.VolumeAttributes[inject.ClassAttribute]); n != "" {
 			seen[n] = true
 		}
 	}
-	if pod.Annotations[AnnotationStatus] == StatusInjected {
+	if pod.Annotations[inject.AnnotationStatus] == inject.StatusInjected {
 		for _, c := range agentContainers(&pod.Spec) {
 			for _, e := range c.Env {
 				if e.Name != agentconfig.EnvConfig {
@@ -165,7 +149,7 @@ func TrimPod(pod *corev1.Pod) *corev1.Pod {
 		Status: corev1.PodStatus{Phase: pod.Status.Phase},
 	}
 	for k, v := range pod.Annotations {
-		if strings.HasPrefix(k, Prefix) {
+		if strings.HasPrefix(k, inject.Prefix) {
 			if out.Annotations == nil {
 				out.Annotations = map[string]string{}
 			}
@@ -173,14 +157,14 @@ func TrimPod(pod *corev1.Pod) *corev1.Pod {
 		}
 	}
 	for _, v := range pod.Spec.Volumes {
-		if v.CSI != nil && v.CSI.Driver == CSIDriver {
+		if v.CSI != nil && v.CSI.Driver == inject.CSIDriver {
 			out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
 				Driver:           v.CSI.Driver,
-				VolumeAttributes: map[string]string{ClassAttribute: v.CSI.VolumeAttributes[ClassAttribute]},
+				VolumeAttributes: map[string]string{inject.ClassAttribute: v.CSI.VolumeAttributes[inject.ClassAttribute]},
 			}}})
 		}
 	}
-	if pod.Annotations[AnnotationStatus] == StatusInjected {
+	if pod.Annotations[inject.AnnotationStatus] == inject.StatusInjected {
 		var sum agentConfigSummary
 		for _, c := range agentContainers(&pod.Spec) {
 			for _, e := range c.Env {

@@ -44,8 +44,6 @@ const (
 	ReasonSecretAdopted         = "SecretAdopted"
 	ReasonBackendNotAllowed     = "BackendNotAllowed"
 	ReasonNamespaceNotAllowed   = "NamespaceNotAllowed"
-	classAPIVersion             = "secrets-store.csi.x-k8s.io/v1"
-	classKind                   = "SecretProviderClass"
 	fetchRetryOnConflictBackoff = 200 * time.Millisecond
 )
 

@@ -32,6 +32,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/testing/testenv"
@@ -327,7 +328,7 @@ func csiPod(ns, name, sa, class string) *corev1.Pod {
 				VolumeMounts: []corev1.VolumeMount{{Name: "secrets-store", MountPath: "/mnt/secrets", ReadOnly: true}},
 			}},
 			Volumes: []corev1.Volume{{Name: "secrets-store", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
-				Driver: CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{ClassAttribute: class}}}}},
+				Driver: inject.CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{inject.ClassAttribute: class}}}}},
 		},
 	}
 }
@@ -349,7 +350,7 @@ func injectedPod(t testing.TB, ns, name, sa string, classes ...string) *corev1.P
 		t.Fatal(err)
 	}
 	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{AnnotationStatus: StatusInjected}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{inject.AnnotationStatus: inject.StatusInjected}},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: sa,
 			InitContainers: []corev1.Container{{Name: "ssi-agent", Image: "ssi-agent:test", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),

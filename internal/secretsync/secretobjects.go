@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -24,12 +25,12 @@ const (
 	// AnnotationSyncedFrom names the SecretProviderClass (same namespace)
 	// a Secret was written for; it marks the Secrets this controller
 	// created, the only ones it deletes.
-	AnnotationSyncedFrom = Prefix + "synced-from"
+	AnnotationSyncedFrom = inject.Prefix + "synced-from"
 	// AnnotationAdopt on an existing Secret labelled managed (written by
 	// the upstream driver, say) names the one SecretProviderClass of its
 	// namespace that may adopt it. Without it such a Secret is left alone:
 	// the managed label alone is anyone's to set.
-	AnnotationAdopt = Prefix + "adopt"
+	AnnotationAdopt = inject.Prefix + "adopt"
 )
 
 // Keys of a kubernetes.io/tls Secret.

@@ -54,6 +54,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/scheme"
@@ -64,12 +65,12 @@ const (
 	// AnnotationSyncServiceAccount on a SecretProviderClass names a
 	// service account (same namespace) to sync the class with when no pod
 	// consumes it.
-	AnnotationSyncServiceAccount = Prefix + "sync-service-account"
+	AnnotationSyncServiceAccount = inject.Prefix + "sync-service-account"
 	// AnnotationAllowSync on that service account lists, comma-separated,
 	// the classes of its namespace that may be synced pod-less with it:
 	// the account's owner agrees, class by class. The value "true" of
 	// earlier versions names no class and consents to nothing.
-	AnnotationAllowSync = Prefix + "allow-sync"
+	AnnotationAllowSync = inject.Prefix + "allow-sync"
 )
 
 // legacyAllowSync is the value of AnnotationAllowSync that once consented

@@ -31,6 +31,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
@@ -347,17 +348,17 @@ func TestPodClassesAndTrim(t *testing.T) {
 		t.Fatal(err)
 	}
 	csi := func(name, driver, class string) corev1.Volume {
-		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: driver, VolumeAttributes: map[string]string{ClassAttribute: class, "other": "x"}}}}
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: driver, VolumeAttributes: map[string]string{inject.ClassAttribute: class, "other": "x"}}}}
 	}
 	agent := corev1.Container{Name: "ssi-agent", Image: "agent", Env: []corev1.EnvVar{{Name: "X", Value: "y"}, {Name: agentconfig.EnvConfig, Value: enc}}}
-	injected := map[string]string{AnnotationStatus: StatusInjected, "unrelated": "dropped"}
+	injected := map[string]string{inject.AnnotationStatus: inject.StatusInjected, "unrelated": "dropped"}
 	cases := map[string]struct {
 		pod  corev1.Pod
 		want []string
 	}{
 		"csi volumes of the driver": {
 			pod: corev1.Pod{Spec: corev1.PodSpec{Volumes: []corev1.Volume{
-				csi("v1", CSIDriver, "b"), csi("v2", CSIDriver, " a "), csi("v3", "other.csi.k8s.io", "c"), csi("v4", CSIDriver, ""), csi("v5", CSIDriver, "b"),
+				csi("v1", inject.CSIDriver, "b"), csi("v2", inject.CSIDriver, " a "), csi("v3", "other.csi.k8s.io", "c"), csi("v4", inject.CSIDriver, ""), csi("v5", inject.CSIDriver, "b"),
 				{Name: "e", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			}}},
 			want: []string{"a", "b"},
@@ -369,7 +370,7 @@ func TestPodClassesAndTrim(t *testing.T) {
 		"rewritten pod, legacy shape and a plugin volume left in place": {
 			pod: corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: injected}, Spec: corev1.PodSpec{
 				InitContainers: []corev1.Container{agent}, Containers: []corev1.Container{{Name: "app"}, agent},
-				Volumes: []corev1.Volume{csi("plugin", CSIDriver, "plugin-class")}}},
+				Volumes: []corev1.Volume{csi("plugin", inject.CSIDriver, "plugin-class")}}},
 			want: []string{"injected-1", "injected-2", "plugin-class"},
 		},
 		"agent configuration without the status annotation is ignored": {
@@ -546,7 +547,7 @@ func TestPodChangedIgnoresHeartbeats(t *testing.T) {
 				APIVersion: "apps/v1", Kind: "ReplicaSet", Name: owner, UID: "uid-rs", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 			}}},
 			Spec: corev1.PodSpec{ServiceAccountName: "app", Volumes: []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
-				Driver: CSIDriver, VolumeAttributes: map[string]string{ClassAttribute: "db"},
+				Driver: inject.CSIDriver, VolumeAttributes: map[string]string{inject.ClassAttribute: "db"},
 			}}}}},
 		}
 	}
@@ -563,7 +564,7 @@ func TestPodChangedIgnoresHeartbeats(t *testing.T) {
 		t.Error("a changed owner did not enqueue")
 	}
 	otherClass := pod("web")
-	otherClass.Spec.Volumes[0].CSI.VolumeAttributes[ClassAttribute] = "api"
+	otherClass.Spec.Volumes[0].CSI.VolumeAttributes[inject.ClassAttribute] = "api"
 	if !update(pod("web"), otherClass) {
 		t.Error("a changed class did not enqueue")
 	}

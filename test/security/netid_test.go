@@ -22,6 +22,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	ssicsi "github.com/ssinjector/ssi/internal/csi"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
@@ -80,7 +81,7 @@ func netidClass(ns, name, provider string, params map[string]string) *ssiv1.Secr
 // tenant that the webhook did not rewrite.
 func netidPublish(root, podUID, class, tokens string) *csi.NodePublishVolumeRequest {
 	vc := map[string]string{
-		ssicsi.AttrClass:         class,
+		inject.ClassAttribute:    class,
 		plugin.KeyPodNamespace:   "tenant",
 		plugin.KeyPodName:        "attacker",
 		plugin.KeyPodUID:         podUID,

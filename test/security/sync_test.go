@@ -45,6 +45,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/secretsync"
 	"github.com/ssinjector/ssi/internal/testing/testenv"
@@ -234,7 +235,7 @@ func syncPod(ns, name, sa, class string) *corev1.Pod {
 			ServiceAccountName: sa,
 			Containers:         []corev1.Container{{Name: "app", Image: "app", VolumeMounts: []corev1.VolumeMount{{Name: "s", MountPath: "/mnt/s", ReadOnly: true}}}},
 			Volumes: []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
-				Driver: secretsync.CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{secretsync.ClassAttribute: class}}}}},
+				Driver: inject.CSIDriver, ReadOnly: ptr.To(true), VolumeAttributes: map[string]string{inject.ClassAttribute: class}}}}},
 		},
 	}
 }
