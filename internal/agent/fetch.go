@@ -17,6 +17,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/logging"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/volume"
@@ -50,8 +51,8 @@ type FetchOptions struct {
 	Timeout time.Duration
 	// Permission is the mode of files whose object sets none (0644).
 	Permission fs.FileMode
-	// LogOutput, LogFormat ("text", "json") and LogLevel ("info",
-	// "debug") configure logging; nil output is standard error.
+	// LogOutput, LogFormat and LogLevel configure logging (logging.New:
+	// empty is text at info); nil output is standard error.
 	LogOutput io.Writer
 	LogFormat string
 	LogLevel  string
@@ -67,7 +68,7 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 	if opts.SPCFile == "" || opts.OutDir == "" {
 		return errors.New("fetch needs --spc FILE and --out DIR")
 	}
-	log, err := newLogger(opts.LogOutput, opts.LogFormat, opts.LogLevel)
+	log, err := logging.New(opts.LogOutput, opts.LogLevel, opts.LogFormat)
 	if err != nil {
 		return err
 	}
