@@ -5,18 +5,21 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ssinjector/ssi/internal/csi"
+	"github.com/ssinjector/ssi/internal/logging"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
 )
 
 // runCSI is `ssi-agent csi`: flags to csi.Options, then csi.Run.
 func runCSI(ctx context.Context, args []string) error {
-	o, shared, err := csiOptions(args)
+	o, shared, err := csiOptions(args, os.Stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -29,9 +32,12 @@ func runCSI(ctx context.Context, args []string) error {
 }
 
 // csiOptions parses the flags of `ssi-agent csi`, and the operator's
-// choices for its providers. Flag names follow the upstream driver's where
-// one exists.
-func csiOptions(args []string) (csi.Options, builtin.Shared, error) {
+// choices for its providers, and builds the logger writing to logOut. Flag
+// names follow the upstream driver's where one exists, except for logging:
+// --log-level and --log-format as in every command, with the upstream
+// driver's -v and --log-format-json kept as deprecated aliases, because
+// operators' DaemonSets may still pass them.
+func csiOptions(args []string, logOut io.Writer) (csi.Options, builtin.Shared, error) {
 	fs := flag.NewFlagSet("ssi-agent csi", flag.ContinueOnError)
 	var (
 		o              csi.Options
@@ -40,8 +46,9 @@ func csiOptions(args []string) (csi.Options, builtin.Shared, error) {
 		additional     string
 		pluginRoutes   string
 		backendHosts   []string
-		jsonLogs       bool
-		verbosity      int
+		logLevel       = logging.LevelInfo
+		logFormat      = logging.FormatText
+		deprecated     []string
 	)
 	fs.StringVar(&o.Endpoint, "endpoint", csi.DefaultEndpoint, "CSI endpoint, unix:///path/csi.sock")
 	fs.StringVar(&o.NodeID, "nodeid", os.Getenv("SSI_NODE_NAME"), "node name (default $SSI_NODE_NAME)")
@@ -63,8 +70,32 @@ func csiOptions(args []string) (csi.Options, builtin.Shared, error) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration, then $KUBECONFIG)")
 	shared.AddFlags(fs)
 	provider.AddBackendHostsFlag(fs, &backendHosts)
-	fs.BoolVar(&jsonLogs, "log-format-json", false, "log in JSON")
-	fs.IntVar(&verbosity, "v", 0, "log verbosity; 4 or more logs every CSI call")
+	logging.AddFlags(fs, &logLevel, &logFormat)
+	// The deprecated aliases set the same variables: the last flag given wins.
+	fs.Func("v", "deprecated, use --log-level: 4 or more is --log-level debug, less is info", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return errors.New("not an integer")
+		}
+		logLevel = logging.LevelInfo
+		if n >= 4 {
+			logLevel = logging.LevelDebug
+		}
+		deprecated = appendNew(deprecated, "-v")
+		return nil
+	})
+	fs.BoolFunc("log-format-json", "deprecated, use --log-format: true is --log-format json, false text", func(s string) error {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return errors.New("not a boolean")
+		}
+		logFormat = logging.FormatText
+		if b {
+			logFormat = logging.FormatJSON
+		}
+		deprecated = appendNew(deprecated, "--log-format-json")
+		return nil
+	})
 	err := fs.Parse(args)
 	if err != nil {
 		return o, shared, err
@@ -77,17 +108,20 @@ func csiOptions(args []string) (csi.Options, builtin.Shared, error) {
 	if o.AllowedBackendHosts, err = provider.ParseBackendHosts(backendHosts); err != nil {
 		return o, shared, fmt.Errorf("--%s: %w", provider.FlagAllowedBackendHosts, err)
 	}
-	level := slog.LevelInfo
-	if verbosity >= 4 {
-		level = slog.LevelDebug
+	if o.Logger, err = logging.New(logOut, logLevel, logFormat); err != nil {
+		return o, shared, err
 	}
-	hopts := &slog.HandlerOptions{Level: level}
-	if jsonLogs {
-		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, hopts))
-	} else {
-		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, hopts))
+	for _, f := range deprecated {
+		o.Logger.Warn("deprecated flag: use --"+logging.FlagLevel+" and --"+logging.FlagFormat, "flag", f)
 	}
 	return o, shared, nil
+}
+
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
 }
 
 func splitList(s string) []string {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -68,7 +71,7 @@ func TestCSIOptions(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv("SSI_NODE_NAME", tc.env)
-			o, _, err := csiOptions(tc.args)
+			o, _, err := csiOptions(tc.args, io.Discard)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v", err)
 			}
@@ -95,7 +98,7 @@ func TestCSIAllowProcessIdentity(t *testing.T) {
 		"allowed":        {args: []string{"--nodeid", "n", "--allow-process-identity"}, want: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, shared, err := csiOptions(tc.args)
+			_, shared, err := csiOptions(tc.args, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +125,7 @@ func TestCSIAllowedBackendHosts(t *testing.T) {
 		"bad entry":           {args: []string{"--nodeid", "n", "--allowed-backend-hosts", "vault.corp,10.0.0.0/40"}, wantErr: `allowed backend host "10.0.0.0/40": not a CIDR prefix`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			o, _, err := csiOptions(tc.args)
+			o, _, err := csiOptions(tc.args, io.Discard)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)
@@ -140,6 +143,69 @@ func TestCSIAllowedBackendHosts(t *testing.T) {
 			}
 			if tc.want != "" && o.AllowedBackendHosts.Allows("attacker.example.net") {
 				t.Errorf("list %q allows attacker.example.net", tc.want)
+			}
+		})
+	}
+}
+
+// TestCSILogFlags: `ssi-agent csi` takes --log-level and --log-format like
+// every command (default text at info), and the upstream driver's -v and
+// --log-format-json as deprecated aliases, the last flag given winning.
+// Each case writes a debug line and checks what the logger printed.
+func TestCSILogFlags(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args       []string
+		debug      bool
+		json       bool
+		deprecated []string // flags the shim warns about
+		wantErr    string
+	}{
+		"defaults":                  {},
+		"new flags":                 {args: []string{"--log-level=debug", "--log-format=json"}, debug: true, json: true},
+		"new flags, text":           {args: []string{"--log-level", "info", "--log-format", "text"}},
+		"v 4 is debug":              {args: []string{"-v", "4"}, debug: true, deprecated: []string{"-v"}},
+		"v 5 as the chart had it":   {args: []string{"--v=5", "--log-format-json=true"}, debug: true, json: true, deprecated: []string{"-v", "--log-format-json"}},
+		"v 3 is info":               {args: []string{"--v=3"}, deprecated: []string{"-v"}},
+		"log-format-json alone":     {args: []string{"--log-format-json"}, json: true, deprecated: []string{"--log-format-json"}},
+		"log-format-json=false":     {args: []string{"--log-format=json", "--log-format-json=false"}, deprecated: []string{"--log-format-json"}},
+		"new flag after the alias":  {args: []string{"--v=4", "--log-level=info"}, deprecated: []string{"-v"}},
+		"alias after the new flag":  {args: []string{"--log-level=info", "--v=4"}, debug: true, deprecated: []string{"-v"}},
+		"bad level":                 {args: []string{"--log-level=trace"}, wantErr: `invalid value "trace" for flag -log-level: log level "trace" is not debug, info, warn or error`},
+		"bad format":                {args: []string{"--log-format=yaml"}, wantErr: `invalid value "yaml" for flag -log-format: log format "yaml" is not json or text`},
+		"bad verbosity":             {args: []string{"-v", "high"}, wantErr: `invalid value "high" for flag -v: not an integer`},
+		"bad log-format-json value": {args: []string{"--log-format-json=yes"}, wantErr: `invalid boolean value "yes" for -log-format-json: not a boolean`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var b bytes.Buffer
+			o, _, err := csiOptions(append([]string{"--nodeid", "n"}, tc.args...), &b)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			warnings := b.String()
+			for _, f := range tc.deprecated {
+				if !strings.Contains(warnings, "deprecated flag") || !strings.Contains(warnings, f) {
+					t.Errorf("no deprecation warning for %s:\n%s", f, warnings)
+				}
+			}
+			if len(tc.deprecated) == 0 && warnings != "" {
+				t.Errorf("logged before any call:\n%s", warnings)
+			}
+			b.Reset()
+			o.Logger.Debug("debug-line")
+			o.Logger.Info("info-line")
+			out := b.String()
+			if got := strings.Contains(out, "debug-line"); got != tc.debug {
+				t.Errorf("debug line written %v, want %v:\n%s", got, tc.debug, out)
+			}
+			last := strings.Split(strings.TrimSpace(out), "\n")
+			if got := json.Valid([]byte(last[len(last)-1])); !strings.Contains(out, "info-line") || got != tc.json {
+				t.Errorf("JSON %v, want %v:\n%s", got, tc.json, out)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/agent"
 	"github.com/ssinjector/ssi/internal/limits"
+	"github.com/ssinjector/ssi/internal/logging"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
 )
@@ -26,8 +27,8 @@ func runFetch(ctx context.Context, args []string) error {
 	fs.BoolVar(&opts.Watch, "watch", false, "keep rotating every --interval until interrupted")
 	fs.DurationVar(&opts.Interval, "interval", agent.DefaultWatchInterval, "rotation interval with --watch")
 	fs.DurationVar(&opts.Timeout, "timeout", agent.DefaultFirstFetchTimeout, "deadline of the first fetch, retries included")
-	fs.StringVar(&opts.LogFormat, "log-format", "text", "text or json")
-	fs.StringVar(&opts.LogLevel, "log-level", "info", "info or debug")
+	opts.LogLevel, opts.LogFormat = logging.LevelInfo, logging.FormatText
+	logging.AddFlags(fs, &opts.LogLevel, &opts.LogFormat)
 	fs.StringVar(&opts.HealthAddr, "health-addr", "", "serve /healthz, /readyz and /metrics here (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

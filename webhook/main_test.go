@@ -32,6 +32,7 @@ func TestCommands(t *testing.T) {
 		"serve bad policy":     {args: []string{"serve", "--failure-policy", "Maybe"}, wantErr: `failure policy "Maybe" is neither Ignore nor Fail`},
 		"serve bad option":     {args: []string{"--native-sidecars", "sometimes", "--cert-dir", t.TempDir()}, wantErr: `--native-sidecars "sometimes" is not auto, true or false`},
 		"unknown command":      {args: []string{"mutate"}, wantErr: `unknown command "mutate"`},
+		"serve bad log level":  {args: []string{"serve", "--log-level", "trace"}, wantErr: `invalid value "trace" for flag -log-level: log level "trace" is not debug, info, warn or error`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/limits"
+	"github.com/ssinjector/ssi/internal/logging"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/builtin"
 	"github.com/ssinjector/ssi/internal/secretsync"
@@ -52,8 +53,7 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	pf.addFlags(fs)
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus /metrics endpoint (0 disables)")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "address of /healthz and /readyz")
-	fs.StringVar(&logLevel, "log-level", logLevel, "info or debug")
-	fs.StringVar(&logFormat, "log-format", logFormat, "json or text")
+	logging.AddFlags(fs, &logLevel, &logFormat)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -68,7 +68,9 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--max-object-bytes, --max-volume-bytes: %w", err)
 	}
 	o.Sizes = sizes
-	o.Logger = webhook.NewLogger(logLevel, logFormat)
+	if o.Logger, err = webhook.NewLogger(logLevel, logFormat); err != nil {
+		return err
+	}
 	o.Providers = func(log *slog.Logger, idle time.Duration) provider.Set {
 		// One process fetches for the pods of every namespace.
 		return builtin.New(log, builtin.OutsidePod, idle, pf.limits, pf.shared)

@@ -34,6 +34,7 @@ func TestSyncFlags(t *testing.T) {
 		"leader election needs a namespace": {args: []string{"sync", "--namespace", ""}, wantErr: "--leader-elect needs --namespace"},
 		"bad backend host":                  {args: []string{"sync", "--namespace", "ssi-system", "--allowed-backend-hosts", "vault.corp,10.0.0.0/40"}, wantErr: `allowed backend host "10.0.0.0/40": not a CIDR prefix`},
 		"unexpected argument":               {args: []string{"sync", "--namespace", "ssi-system", "extra"}, wantErr: `sync: unexpected arguments ["extra"]`},
+		"bad log format":                    {args: []string{"sync", "--log-format", "yaml"}, wantErr: `invalid value "yaml" for flag -log-format: log format "yaml" is not json or text`},
 		// The admission server no longer syncs: it holds no Secret or
 		// token rights.
 		"serve --sync-secrets":            {args: []string{"serve", "--sync-secrets", "--cert-dir", t.TempDir()}, wantErr: "the sync controller runs as `ssi-webhook sync` (its own Deployment and service account); --sync-secrets is a flag of that command"},

@@ -238,34 +238,6 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// newLogger returns a slog logger writing text or JSON at info or debug.
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	if w == nil {
-		w = os.Stderr
-	}
-	var lv slog.Level
-	switch strings.ToLower(level) {
-	case "", "info":
-		lv = slog.LevelInfo
-	case "debug":
-		lv = slog.LevelDebug
-	case "warn", "warning":
-		lv = slog.LevelWarn
-	case "error":
-		lv = slog.LevelError
-	default:
-		return nil, fmt.Errorf("agent config: logLevel %q is not debug, info, warn or error", level)
-	}
-	hopts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "", "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
-	}
-	return nil, fmt.Errorf("agent config: logFormat %q is not text or json", format)
-}
-
 // writeTerminationMessage writes msg where kubelet shows it in the pod's
 // status, truncated to kubelet's limit.
 func writeTerminationMessage(path, msg string) {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,9 +16,11 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/logging"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/volume"
+	"github.com/ssinjector/ssi/internal/yamlstream"
 )
 
 // DefaultWatchInterval is the rotation interval of `ssi-agent fetch
@@ -50,8 +51,8 @@ type FetchOptions struct {
 	Timeout time.Duration
 	// Permission is the mode of files whose object sets none (0644).
 	Permission fs.FileMode
-	// LogOutput, LogFormat ("text", "json") and LogLevel ("info",
-	// "debug") configure logging; nil output is standard error.
+	// LogOutput, LogFormat and LogLevel configure logging (logging.New:
+	// empty is text at info); nil output is standard error.
 	LogOutput io.Writer
 	LogFormat string
 	LogLevel  string
@@ -67,7 +68,7 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 	if opts.SPCFile == "" || opts.OutDir == "" {
 		return errors.New("fetch needs --spc FILE and --out DIR")
 	}
-	log, err := newLogger(opts.LogOutput, opts.LogFormat, opts.LogLevel)
+	log, err := logging.New(opts.LogOutput, opts.LogLevel, opts.LogFormat)
 	if err != nil {
 		return err
 	}
@@ -131,31 +132,37 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 }
 
 // ReadClassFile parses a YAML file holding one SecretProviderClass (other
-// documents in the file are ignored). A class without a namespace is in
+// documents in the file, split by yamlstream.Split, are ignored). A class without a namespace is in
 // "default", as kubectl would create it.
 func ReadClassFile(path string) (*spc.Class, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read SecretProviderClass file: %w", err)
 	}
+	docs, err := yamlstream.Split(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	var found []*ssiv1.SecretProviderClass
-	for i, doc := range splitYAML(b) {
+	for i, d := range docs {
+		doc := d.Text
+		where := fmt.Sprintf("%s: document %d (line %d)", path, i+1, d.Line)
 		var meta struct {
 			APIVersion string `json:"apiVersion"`
 			Kind       string `json:"kind"`
 		}
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		if meta.Kind != ssiv1.KindSecretProviderClass {
 			continue
 		}
 		if !strings.HasPrefix(meta.APIVersion, ssiv1.GroupVersion.Group+"/") {
-			return nil, fmt.Errorf("%s: document %d: SecretProviderClass of apiVersion %q, want %s", path, i+1, meta.APIVersion, ssiv1.GroupVersion)
+			return nil, fmt.Errorf("%s: SecretProviderClass of apiVersion %q, want %s", where, meta.APIVersion, ssiv1.GroupVersion)
 		}
 		obj := &ssiv1.SecretProviderClass{}
 		if err := yaml.Unmarshal(doc, obj); err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		found = append(found, obj)
 	}
@@ -171,27 +178,6 @@ func ReadClassFile(path string) (*spc.Class, error) {
 		obj.Namespace = "default"
 	}
 	return spc.Parse(obj)
-}
-
-// splitYAML splits a YAML stream on document separators.
-func splitYAML(b []byte) [][]byte {
-	var docs [][]byte
-	var cur bytes.Buffer
-	flush := func() {
-		if len(bytes.TrimSpace(cur.Bytes())) > 0 {
-			docs = append(docs, append([]byte(nil), cur.Bytes()...))
-		}
-		cur.Reset()
-	}
-	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
-		if t := bytes.TrimRight(line, " \t\r\n"); bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
-			flush()
-			continue
-		}
-		cur.Write(line)
-	}
-	flush()
-	return docs
 }
 
 // fileForEveryAudience reads one token file for any audience, re-reading it

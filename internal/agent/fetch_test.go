@@ -57,8 +57,15 @@ func TestReadClassFile(t *testing.T) {
 		"two classes":       {content: strings.Replace(vaultClassYAML, "%s", "", 1) + "---\n" + strings.Replace(vaultClassYAML, "%s", "", 1), wantErr: "holds 2 SecretProviderClasses"},
 		"wrong group":       {content: strings.Replace(strings.Replace(vaultClassYAML, "%s", "", 1), "secrets-store.csi.x-k8s.io/v1", "example.com/v1", 1), wantErr: `apiVersion "example.com/v1"`},
 		"invalid parameter": {content: strings.Replace(strings.Replace(vaultClassYAML, "%s", "", 1), "roleName: app", "vaultAddress: ftp://x", 1), wantErr: "SecretProviderClass default/local-vault (provider vault): parameters.vaultAddress"},
-		"not YAML":          {content: "kind: [", wantErr: "document 1"},
-		"missing file":      {path: "/nonexistent/spc.yaml", wantErr: "read SecretProviderClass file"},
+		"not YAML":          {content: "kind: [", wantErr: "document 1 (line 1)"},
+		"tab and comment after the marker": {content: deployment + "---\t# the class\n" + strings.Replace(vaultClassYAML, "%s", "", 1),
+			wantKey: "default/local-vault"},
+		"CRLF": {content: strings.ReplaceAll(deployment+"---\n"+strings.Replace(vaultClassYAML, "%s", "", 1), "\n", "\r\n"), wantKey: "default/local-vault"},
+		"content after the marker": {content: deployment + "--- !!map\n" + strings.Replace(vaultClassYAML, "%s", "", 1),
+			wantErr: `spc.yaml: line 5: "!!map" after the document marker "---"`},
+		"error names the line": {content: deployment + "---\n# the class\n" + strings.Replace(strings.Replace(vaultClassYAML, "%s", "", 1), "secrets-store.csi.x-k8s.io/v1", "example.com/v1", 1),
+			wantErr: `document 2 (line 6): SecretProviderClass of apiVersion "example.com/v1"`},
+		"missing file": {path: "/nonexistent/spc.yaml", wantErr: "read SecretProviderClass file"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -81,7 +81,8 @@ type Config struct {
 	ReloadContainers []string `json:"reloadContainers,omitempty"`
 	// HealthAddr serves /healthz, /readyz and /metrics, e.g. ":9811".
 	HealthAddr string `json:"healthAddr,omitempty"`
-	// LogLevel is "info" or "debug"; LogFormat "json" or "text".
+	// LogLevel (debug, info, warn, error; empty is info) and LogFormat
+	// (json, text; empty is text), as logging.New reads them.
 	LogLevel  string `json:"logLevel,omitempty"`
 	LogFormat string `json:"logFormat,omitempty"`
 }

@@ -5,12 +5,10 @@
 package chart
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +17,9 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ssinjector/ssi/internal/yamlstream"
 )
 
 // Path is the chart's directory relative to the repository root.
@@ -190,21 +189,18 @@ func valuesFiles(values []string) ([]string, func(), error) {
 	return files, func() { _ = os.RemoveAll(dir) }, nil
 }
 
-// Split decodes a YAML stream into objects, skipping empty documents.
+// Split decodes a YAML stream into objects (documents as yamlstream.Split
+// cuts them), skipping empty documents.
 func Split(stream []byte) ([]*unstructured.Unstructured, error) {
+	docs, err := yamlstream.Split(stream)
+	if err != nil {
+		return nil, fmt.Errorf("rendered stream: %w", err)
+	}
 	var out []*unstructured.Unstructured
-	r := k8syaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(stream)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
+	for _, d := range docs {
+		j, err := yaml.YAMLToJSON(d.Text)
 		if err != nil {
-			return nil, err
-		}
-		j, err := yaml.YAMLToJSON(doc)
-		if err != nil {
-			return nil, fmt.Errorf("decode rendered document: %w\n%s", err, doc)
+			return nil, fmt.Errorf("decode rendered document at line %d: %w\n%s", d.Line, err, d.Text)
 		}
 		if s := strings.TrimSpace(string(j)); s == "null" || s == "{}" {
 			continue
@@ -212,10 +208,11 @@ func Split(stream []byte) ([]*unstructured.Unstructured, error) {
 		u := &unstructured.Unstructured{}
 		// UnmarshalJSON keeps integers as int64 (not float64).
 		if err := u.UnmarshalJSON(j); err != nil {
-			return nil, fmt.Errorf("rendered document without apiVersion or kind: %w\n%s", err, doc)
+			return nil, fmt.Errorf("rendered document at line %d without apiVersion or kind: %w\n%s", d.Line, err, d.Text)
 		}
 		out = append(out, u)
 	}
+	return out, nil
 }
 
 // Find returns the objects of a kind, sorted by namespace and name.

@@ -676,13 +676,16 @@ func TestNodeShim(t *testing.T) {
 		audiences         []string
 		caps              []string // size caps and class files arguments
 		hosts             string   // the --allowed-backend-hosts argument; "" for none
+		logs              []string // the logging arguments, from logVerbosity and logFormatJSON
 	}{
 		"defaults": {Options{}, "/var/lib/kubelet", true, false,
 			[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""},
-			[]string{"--max-object-bytes=1Mi", "--max-volume-bytes=4Mi"}, ""},
+			[]string{"--max-object-bytes=1Mi", "--max-volume-bytes=4Mi"}, "",
+			[]string{"--log-level=info", "--log-format=json"}},
 		"non-default": {nonDefault, "/var/data/kubelet", false, true, []string{"vault", "my-project.svc.id.goog"},
 			[]string{"--max-object-bytes=2Mi", "--max-volume-bytes=8388608", "--class-files-dir=/etc/ssi/class-files"},
-			"--allowed-backend-hosts=vault.example.com,10.30.0.0/16"},
+			"--allowed-backend-hosts=vault.example.com,10.30.0.0/16",
+			[]string{"--log-level=debug", "--log-format=text"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -718,6 +721,17 @@ func TestNodeShim(t *testing.T) {
 				if !contains(c.Args, want) {
 					t.Errorf("shim args lack %s: %v", want, c.Args)
 				}
+			}
+			// The flags every command has, not the deprecated -v and
+			// --log-format-json the shim still accepts.
+			var logs []string
+			for _, a := range c.Args {
+				if strings.HasPrefix(a, "--log") || strings.HasPrefix(a, "--v=") || strings.HasPrefix(a, "-v") {
+					logs = append(logs, a)
+				}
+			}
+			if !reflect.DeepEqual(logs, tc.logs) {
+				t.Errorf("shim logging arguments %q, want %q", logs, tc.logs)
 			}
 			var hosts []string
 			for _, a := range c.Args {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
+	"github.com/ssinjector/ssi/internal/logging"
 )
 
 // Config is the cluster-wide injection policy: what the webhook's flags (and
@@ -122,7 +123,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 		c.AgentEnv = append(c.AgentEnv, corev1.EnvVar{Name: name, Value: value})
 		return nil
 	})
-	fs.StringVar(&c.LogLevel, "agent-log-level", c.LogLevel, "agent log level: info or debug")
+	fs.StringVar(&c.LogLevel, "agent-log-level", c.LogLevel, "agent log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "agent-log-format", c.LogFormat, "agent log format: json or text")
 }
 
@@ -182,15 +183,12 @@ func (c *Config) Validate() error {
 		}
 		seen[e.Name] = true
 	}
-	switch c.LogLevel {
-	case "info", "debug":
-	default:
-		errs = append(errs, fmt.Errorf("--agent-log-level %q is neither info nor debug", c.LogLevel))
+	// The agent parses them with the same functions (logging.New).
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("--agent-log-level: %w", err))
 	}
-	switch c.LogFormat {
-	case "json", "text":
-	default:
-		errs = append(errs, fmt.Errorf("--agent-log-format %q is neither json nor text", c.LogFormat))
+	if _, err := logging.ParseFormat(c.LogFormat); err != nil {
+		errs = append(errs, fmt.Errorf("--agent-log-format: %w", err))
 	}
 	return errors.Join(errs...)
 }

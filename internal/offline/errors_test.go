@@ -54,7 +54,10 @@ func TestErrors(t *testing.T) {
 	}{
 		"not yaml":        {input: "a: [b\n", want: []string{"in.yaml: document 1 (line 1)", "not valid YAML"}},
 		"scalar document": {input: "--- \njust text\n", want: []string{"in.yaml: document 1 (line 2)", "not a Kubernetes object"}},
-		"no kind":         {input: "apiVersion: v1\nmetadata: {name: x}\n", want: []string{"document 1", "apiVersion and kind are required"}},
+		"content after the marker": {input: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n--- !!map\napiVersion: v1\n",
+			want: []string{"in.yaml: line 4: ", `"!!map" after the document marker "---"`}},
+		"four dashes are content": {input: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n----\n", want: []string{"in.yaml: document 1 (line 1)", "not valid YAML"}},
+		"no kind":                 {input: "apiVersion: v1\nmetadata: {name: x}\n", want: []string{"document 1", "apiVersion and kind are required"}},
 		"unknown field": {input: pod("vault-secrets") + "---\n" + strings.Replace(pod("vault-secrets"), "image: app:1", "image: app:1\n    imagePullPolcy: Always", 1),
 			spc: vaultClass, want: []string{"in.yaml: document 2 (line 18) Pod p", `unknown field "spec.containers[0].imagePullPolcy"`}},
 		"duplicate field": {input: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 1\n  replicas: 2\n",
@@ -106,6 +109,27 @@ func TestErrors(t *testing.T) {
 				t.Errorf("partial output written on error")
 			}
 		})
+	}
+}
+
+// TestSeparators: every document marker YAML reads as one separates
+// documents, the comment after it included, and line numbers count from
+// the stream's first line.
+func TestSeparators(t *testing.T) {
+	cm := func(name string) string { return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\n" }
+	in := "--- # first\n" + cm("a") + "---\t# tab, then a comment\n" + cm("b") + "--- \n" + cm("c") + "...\n" + cm("d") + "---\r\n" + strings.ReplaceAll(cm("e"), "\n", "\r\n")
+	docs, err := split("in.yaml", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range docs {
+		got = append(got, d.where())
+	}
+	want := []string{"in.yaml: document 1 (line 2) ConfigMap a", "in.yaml: document 2 (line 7) ConfigMap b", "in.yaml: document 3 (line 12) ConfigMap c",
+		"in.yaml: document 4 (line 17) ConfigMap d", "in.yaml: document 5 (line 22) ConfigMap e"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("documents\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/ssinjector/ssi/internal/inject"
+	"github.com/ssinjector/ssi/internal/logging"
 )
 
 // Native sidecar selection.
@@ -61,7 +62,8 @@ type Options struct {
 	// handler applies the same policy to its own internal errors (a cache
 	// that cannot be read): Ignore admits the pod unchanged, Fail denies.
 	FailurePolicy admissionregistrationv1.FailurePolicyType
-	// LogLevel is info or debug; LogFormat json or text.
+	// LogLevel and LogFormat are the process's --log-level and
+	// --log-format (logging.New).
 	LogLevel, LogFormat string
 
 	// RESTConfig is the API server connection; nil reads the usual
@@ -119,8 +121,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 		o.FailurePolicy = p
 		return err
 	})
-	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "info or debug")
-	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or text")
+	logging.AddFlags(fs, &o.LogLevel, &o.LogFormat)
 }
 
 // ParseFailurePolicy parses Ignore or Fail.
@@ -151,6 +152,13 @@ func (o *Options) Validate() error {
 	}
 	if o.CertWatchInterval <= 0 {
 		errs = append(errs, errors.New("--cert-watch-interval must be positive"))
+	}
+	// Empty is logging.New's default (info, text).
+	if _, err := logging.ParseLevel(o.LogLevel); err != nil && o.LogLevel != "" {
+		errs = append(errs, fmt.Errorf("--%s: %w", logging.FlagLevel, err))
+	}
+	if _, err := logging.ParseFormat(o.LogFormat); err != nil && o.LogFormat != "" {
+		errs = append(errs, fmt.Errorf("--%s: %w", logging.FlagFormat, err))
 	}
 	if err := o.Inject.Validate(); err != nil {
 		errs = append(errs, err)

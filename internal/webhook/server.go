@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,6 +31,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/ssinjector/ssi/internal/logging"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
 
@@ -58,18 +58,15 @@ func Run(ctx context.Context, opts Options) error {
 	return s.Start(ctx)
 }
 
-// NewLogger returns the process logger for a level and format.
-func NewLogger(level, format string) logr.Logger {
-	lv := slog.LevelInfo
-	if level == "debug" {
-		lv = slog.Level(-1)
+// NewLogger returns the logger of the admission server and of the sync
+// controller (logging.New, as a logr.Logger for controller-runtime: debug
+// enables its V(1) to V(4)), writing to standard error.
+func NewLogger(level, format string) (logr.Logger, error) {
+	l, err := logging.New(os.Stderr, level, format)
+	if err != nil {
+		return logr.Logger{}, err
 	}
-	ho := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler = slog.NewJSONHandler(os.Stderr, ho)
-	if format == "text" {
-		h = slog.NewTextHandler(os.Stderr, ho)
-	}
-	return logr.FromSlogHandler(h)
+	return logr.FromSlogHandler(l.Handler()), nil
 }
 
 // New builds the server without starting it.
@@ -77,12 +74,14 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	log := NewLogger(opts.LogLevel, opts.LogFormat)
+	log, err := NewLogger(opts.LogLevel, opts.LogFormat)
+	if err != nil {
+		return nil, err
+	}
 	ctrllog.SetLogger(log)
 
 	cfg := opts.RESTConfig
 	if cfg == nil {
-		var err error
 		if cfg, err = config.GetConfig(); err != nil {
 			return nil, fmt.Errorf("kubernetes client configuration: %w", err)
 		}

@@ -38,7 +38,10 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.webhook.image.repository }}:{{ .Values.webhook.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
-{{/* info or debug, from the upstream logVerbosity. */}}
+{{/* --log-level and --log-format of every component (the webhook, the
+sync controller, the node shim and, through --agent-log-*, the agents):
+info or debug from the upstream logVerbosity, json or text from the
+upstream logFormatJSON. */}}
 {{- define "ssi.logLevel" -}}
 {{- if ge (int .Values.logVerbosity) 4 }}debug{{ else }}info{{ end -}}
 {{- end -}}
