@@ -18,8 +18,8 @@ import (
 
 // reasonOfClassify is the Reason and message classify gives err.
 func reasonOfClassify(op string, err error) (provider.Reason, string) {
-	reason, e := classify(op, err)
-	return reason, e.Error()
+	e := provider.Fail("ns/c", "azure", "db", classify(op, err))
+	return e.Reason, e.Err.Error()
 }
 
 // TestClassify pins the Reason of a Key Vault answer of every status
