@@ -201,9 +201,12 @@ func TestClassify(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			r, fatal := classify(tc.err)
-			if r != tc.reason || fatal != tc.fatal {
+			e := provider.Fail("ns/c", Name, "x", classify("GetSecretValue of secret \"x\"", tc.err))
+			if r, fatal := e.Reason, fatalReason(e.Reason); r != tc.reason || fatal != tc.fatal {
 				t.Errorf("classify = %s, fatal %v; want %s, fatal %v", r, fatal, tc.reason, tc.fatal)
+			}
+			if msg := e.Err.Error(); !strings.HasPrefix(msg, "GetSecretValue of secret \"x\": ") {
+				t.Errorf("message %q does not name the call", msg)
 			}
 		})
 	}
