@@ -97,7 +97,7 @@ func classify(op string, err error) error {
 }
 
 // statusReasons are AWS's exceptions to provider.ReasonForHTTP, for an
-// answer whose error code classifyCode does not know.
+// answer whose error code codeReasons does not list.
 var statusReasons = map[int]provider.Reason{
 	// AWS answers most client errors with 400, throttling and missing
 	// resources included: the error code tells them apart, and for a code
@@ -119,7 +119,7 @@ func reasonOf(err error) provider.Reason {
 		// No answer: DNS, TLS, a refused or reset connection.
 		return provider.ReasonUnavailable
 	}
-	if r, ok := classifyCode(ae.ErrorCode()); ok {
+	if r, ok := codeReasons[ae.ErrorCode()]; ok {
 		return r
 	}
 	var re *awshttp.ResponseError
@@ -134,38 +134,68 @@ func reasonOf(err error) provider.Reason {
 	return provider.ReasonUnavailable
 }
 
-// classifyCode knows the error codes of Secrets Manager, SSM, STS and KMS
-// that matter for a read.
-func classifyCode(code string) (provider.Reason, bool) {
-	switch code {
-	case "ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound", "InvalidParameters":
-		return provider.ReasonNotFound, true
-	case "AccessDeniedException", "AccessDenied", "UnauthorizedOperation", "DecryptionFailure",
-		"KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException", "KMSNotFoundException":
-		return provider.ReasonAccessDenied, true
-	case "UnrecognizedClientException", "InvalidSignatureException", "IncompleteSignature", "SignatureDoesNotMatch",
-		"ExpiredTokenException", "ExpiredToken", "InvalidClientTokenId", "MissingAuthenticationToken",
-		"InvalidIdentityToken", "IDPRejectedClaim", "IDPCommunicationError":
-		return provider.ReasonUnauthenticated, true
-	case "InternalServiceError", "InternalServerError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException":
-		return provider.ReasonUnavailable, true
-	case "InvalidRequestException", "InvalidParameterException", "ValidationException", "InvalidKeyId":
-		return provider.ReasonInvalidConfig, true
-	}
-	if isThrottleCode(code) {
-		return provider.ReasonThrottled, true
-	}
-	return provider.ReasonUnknown, false
-}
+// codeReasons are the error codes of Secrets Manager, SSM, STS and KMS that
+// matter for a read. AWS answers most of them with 400, so the code, not
+// the status, says what failed; a code not listed falls to the status and
+// the fault (reasonOf).
+var codeReasons = map[string]provider.Reason{
+	// The secret, parameter or version does not exist; SSM lists the
+	// names it does not know under InvalidParameters.
+	"ResourceNotFoundException": provider.ReasonNotFound,
+	"ParameterNotFound":         provider.ReasonNotFound,
+	"ParameterVersionNotFound":  provider.ReasonNotFound,
+	"InvalidParameters":         provider.ReasonNotFound,
 
-func isThrottleCode(code string) bool {
-	switch code {
-	case "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-		"RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
-		"ProvisionedThroughputExceededException", "LimitExceededException":
-		return true
-	}
-	return false
+	// A policy refuses the read, including KMS's refusal of the key that
+	// encrypts the value (DecryptionFailure, KMS*): a permission or the
+	// key's state, not the content.
+	"AccessDeniedException":    provider.ReasonAccessDenied,
+	"AccessDenied":             provider.ReasonAccessDenied,
+	"UnauthorizedOperation":    provider.ReasonAccessDenied,
+	"DecryptionFailure":        provider.ReasonAccessDenied,
+	"KMSAccessDeniedException": provider.ReasonAccessDenied,
+	"KMSDisabledException":     provider.ReasonAccessDenied,
+	"KMSInvalidStateException": provider.ReasonAccessDenied,
+	"KMSNotFoundException":     provider.ReasonAccessDenied,
+
+	// The credentials or the web identity token are refused.
+	"UnrecognizedClientException": provider.ReasonUnauthenticated,
+	"InvalidSignatureException":   provider.ReasonUnauthenticated,
+	"IncompleteSignature":         provider.ReasonUnauthenticated,
+	"SignatureDoesNotMatch":       provider.ReasonUnauthenticated,
+	"ExpiredTokenException":       provider.ReasonUnauthenticated,
+	"ExpiredToken":                provider.ReasonUnauthenticated,
+	"InvalidClientTokenId":        provider.ReasonUnauthenticated,
+	"MissingAuthenticationToken":  provider.ReasonUnauthenticated,
+	"InvalidIdentityToken":        provider.ReasonUnauthenticated,
+	"IDPRejectedClaim":            provider.ReasonUnauthenticated,
+	"IDPCommunicationError":       provider.ReasonUnauthenticated,
+
+	// The service failed; another region or a later attempt may not.
+	"InternalServiceError":        provider.ReasonUnavailable,
+	"InternalServerError":         provider.ReasonUnavailable,
+	"InternalFailure":             provider.ReasonUnavailable,
+	"ServiceUnavailable":          provider.ReasonUnavailable,
+	"ServiceUnavailableException": provider.ReasonUnavailable,
+
+	// The request as the class shaped it is refused: a secret scheduled
+	// for deletion, a bad version stage or key ID.
+	"InvalidRequestException":   provider.ReasonInvalidConfig,
+	"InvalidParameterException": provider.ReasonInvalidConfig,
+	"ValidationException":       provider.ReasonInvalidConfig,
+	"InvalidKeyId":              provider.ReasonInvalidConfig,
+
+	// AWS's throttling codes, most of them answered with 400.
+	"ThrottlingException":                    provider.ReasonThrottled,
+	"Throttling":                             provider.ReasonThrottled,
+	"ThrottledException":                     provider.ReasonThrottled,
+	"TooManyRequestsException":               provider.ReasonThrottled,
+	"RequestLimitExceeded":                   provider.ReasonThrottled,
+	"RequestThrottled":                       provider.ReasonThrottled,
+	"RequestThrottledException":              provider.ReasonThrottled,
+	"SlowDown":                               provider.ReasonThrottled,
+	"ProvisionedThroughputExceededException": provider.ReasonThrottled,
+	"LimitExceededException":                 provider.ReasonThrottled,
 }
 
 // batchUnsupported says a whole BatchGetSecretValue call failed because
