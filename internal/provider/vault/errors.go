@@ -75,15 +75,6 @@ func newAPIError(op string, resp *vaultapi.Response, err error) *apiError {
 	return ae
 }
 
-// statusOf is the HTTP status of a failed request, 0 when there was none.
-func statusOf(err error) int {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.Status
-	}
-	return 0
-}
-
 // statusReasons are Vault's exceptions to provider.ReasonForHTTP for one
 // kind of request.
 type statusReasons struct {
@@ -128,7 +119,7 @@ var (
 // error, or the *apiError newAPIError made of it for op when the answer
 // was at hand (its status counts when the client could not read the body).
 func classify(op string, err error) error {
-	ae, ok := err.(*apiError)
+	ae, ok := err.(*apiError) //nolint:errorlint // only newAPIError's own result is for op; a wrapped one is a cause
 	if !ok {
 		ae = newAPIError(op, nil, err)
 	}
