@@ -54,30 +54,22 @@ func (e *credentialError) Unwrap() error { return e.err }
 // quote part of a response body that carries secret values.
 var errDecode = errors.New("the response could not be decoded")
 
-// newCallError classifies an SDK error and wraps it with what was called.
+// newCallError classifies the failure err of the call what in region.
 func newCallError(region, what string, err error) *callError {
-	reason, fatal := classify(err)
-	var tl *limits.TooLargeError
-	var de *smithy.DeserializationError
-	switch {
-	case errors.As(err, &tl):
-		// The size cap: what and the limit, no content.
-		reason, fatal, err = provider.ReasonInvalidContent, true, tl
-	case errors.As(err, &de):
-		err = errDecode
+	reason := provider.ReasonUnknown
+	err = classify(what, err)
+	var r *provider.Reasoned
+	if errors.As(err, &r) {
+		reason, err = r.Reason, r.Err
 	}
-	return &callError{region: region, reason: reason, fatal: fatal, err: fmt.Errorf("%s: %w", what, err)}
+	return &callError{region: region, reason: reason, fatal: fatalReason(reason), err: err}
 }
 
 // codeError is a failure reported by an error code in a successful
-// response (BatchGetSecretValue errors, GetParameters invalid names).
+// response (BatchGetSecretValue errors, GetParameters invalid names): a
+// client fault, so an unknown code is InvalidConfig.
 func codeError(region, what, code, message string) *callError {
-	ae := &smithy.GenericAPIError{Code: code, Message: message, Fault: smithy.FaultClient}
-	reason, _ := classifyCode(code)
-	if reason == provider.ReasonUnknown {
-		reason = provider.ReasonInvalidConfig
-	}
-	return &callError{region: region, reason: reason, fatal: fatalReason(reason), err: fmt.Errorf("%s: %w", what, ae)}
+	return newCallError(region, what, &smithy.GenericAPIError{Code: code, Message: message, Fault: smithy.FaultClient})
 }
 
 // fatalReason is false for the reasons another region may not share.
@@ -85,73 +77,125 @@ func fatalReason(r provider.Reason) bool {
 	return r != provider.ReasonThrottled && r != provider.ReasonUnavailable
 }
 
-// classify maps an SDK error to a reason, and says whether the failover
-// region should not be tried.
-func classify(err error) (provider.Reason, bool) {
+// classify returns err, the failure of the call op, carrying its Reason
+// (provider.WithReason) under a message that names op: AWS error messages
+// name resources, never values; the size cap's error names the limit; a
+// response that failed to decode, whose cause may quote part of a body
+// that carries secret values, is replaced by errDecode.
+func classify(op string, err error) error {
+	reason := reasonOf(err)
+	var tl *limits.TooLargeError
+	var de *smithy.DeserializationError
+	switch {
+	case errors.As(err, &tl):
+		// The size cap: what and the limit, no content.
+		reason, err = provider.ReasonInvalidContent, tl
+	case errors.As(err, &de):
+		err = errDecode
+	}
+	return provider.WithReason(reason, fmt.Errorf("%s: %w", op, err))
+}
+
+// statusReasons are AWS's exceptions to provider.ReasonForHTTP, for an
+// answer whose error code codeReasons does not list.
+var statusReasons = map[int]provider.Reason{
+	// AWS answers most client errors with 400, throttling and missing
+	// resources included: the error code tells them apart, and for a code
+	// this provider does not know, the fault the SDK gives the error
+	// decides (see reasonOf), not the status.
+	http.StatusBadRequest: provider.ReasonUnknown,
+}
+
+// reasonOf classifies an SDK error: by its error code, else its HTTP
+// status, else its fault. Whether the failover region may help follows
+// from the Reason (fatalReason).
+func reasonOf(err error) provider.Reason {
 	var ce *credentialError
 	if errors.As(err, &ce) {
-		return provider.ReasonUnauthenticated, true
+		return provider.ReasonUnauthenticated
 	}
 	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		if r, ok := classifyCode(ae.ErrorCode()); ok {
-			return r, fatalReason(r)
-		}
-		var re *awshttp.ResponseError
-		if errors.As(err, &re) {
-			switch s := re.HTTPStatusCode(); {
-			case s == http.StatusTooManyRequests:
-				return provider.ReasonThrottled, false
-			case s == http.StatusUnauthorized:
-				return provider.ReasonUnauthenticated, true
-			case s == http.StatusForbidden:
-				return provider.ReasonAccessDenied, true
-			case s == http.StatusNotFound:
-				return provider.ReasonNotFound, true
-			case s >= 500:
-				return provider.ReasonUnavailable, false
-			}
-		}
-		if ae.ErrorFault() == smithy.FaultClient {
-			return provider.ReasonInvalidConfig, true
-		}
-		return provider.ReasonUnavailable, false
+	if !errors.As(err, &ae) {
+		// No answer: DNS, TLS, a refused or reset connection.
+		return provider.ReasonUnavailable
 	}
-	return provider.ReasonUnavailable, false
+	if r, ok := codeReasons[ae.ErrorCode()]; ok {
+		return r
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		if r := provider.ReasonForHTTP(re.HTTPStatusCode(), statusReasons); r != provider.ReasonUnknown {
+			return r
+		}
+	}
+	if ae.ErrorFault() == smithy.FaultClient {
+		return provider.ReasonInvalidConfig
+	}
+	return provider.ReasonUnavailable
 }
 
-// classifyCode knows the error codes of Secrets Manager, SSM, STS and KMS
-// that matter for a read.
-func classifyCode(code string) (provider.Reason, bool) {
-	switch code {
-	case "ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound", "InvalidParameters":
-		return provider.ReasonNotFound, true
-	case "AccessDeniedException", "AccessDenied", "UnauthorizedOperation", "DecryptionFailure",
-		"KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException", "KMSNotFoundException":
-		return provider.ReasonAccessDenied, true
-	case "UnrecognizedClientException", "InvalidSignatureException", "IncompleteSignature", "SignatureDoesNotMatch",
-		"ExpiredTokenException", "ExpiredToken", "InvalidClientTokenId", "MissingAuthenticationToken",
-		"InvalidIdentityToken", "IDPRejectedClaim", "IDPCommunicationError":
-		return provider.ReasonUnauthenticated, true
-	case "InternalServiceError", "InternalServerError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException":
-		return provider.ReasonUnavailable, true
-	case "InvalidRequestException", "InvalidParameterException", "ValidationException", "InvalidKeyId":
-		return provider.ReasonInvalidConfig, true
-	}
-	if isThrottleCode(code) {
-		return provider.ReasonThrottled, true
-	}
-	return provider.ReasonUnknown, false
-}
+// codeReasons are the error codes of Secrets Manager, SSM, STS and KMS that
+// matter for a read. AWS answers most of them with 400, so the code, not
+// the status, says what failed; a code not listed falls to the status and
+// the fault (reasonOf).
+var codeReasons = map[string]provider.Reason{
+	// The secret, parameter or version does not exist; SSM lists the
+	// names it does not know under InvalidParameters.
+	"ResourceNotFoundException": provider.ReasonNotFound,
+	"ParameterNotFound":         provider.ReasonNotFound,
+	"ParameterVersionNotFound":  provider.ReasonNotFound,
+	"InvalidParameters":         provider.ReasonNotFound,
 
-func isThrottleCode(code string) bool {
-	switch code {
-	case "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-		"RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
-		"ProvisionedThroughputExceededException", "LimitExceededException":
-		return true
-	}
-	return false
+	// A policy refuses the read, including KMS's refusal of the key that
+	// encrypts the value (DecryptionFailure, KMS*): a permission or the
+	// key's state, not the content.
+	"AccessDeniedException":    provider.ReasonAccessDenied,
+	"AccessDenied":             provider.ReasonAccessDenied,
+	"UnauthorizedOperation":    provider.ReasonAccessDenied,
+	"DecryptionFailure":        provider.ReasonAccessDenied,
+	"KMSAccessDeniedException": provider.ReasonAccessDenied,
+	"KMSDisabledException":     provider.ReasonAccessDenied,
+	"KMSInvalidStateException": provider.ReasonAccessDenied,
+	"KMSNotFoundException":     provider.ReasonAccessDenied,
+
+	// The credentials or the web identity token are refused.
+	"UnrecognizedClientException": provider.ReasonUnauthenticated,
+	"InvalidSignatureException":   provider.ReasonUnauthenticated,
+	"IncompleteSignature":         provider.ReasonUnauthenticated,
+	"SignatureDoesNotMatch":       provider.ReasonUnauthenticated,
+	"ExpiredTokenException":       provider.ReasonUnauthenticated,
+	"ExpiredToken":                provider.ReasonUnauthenticated,
+	"InvalidClientTokenId":        provider.ReasonUnauthenticated,
+	"MissingAuthenticationToken":  provider.ReasonUnauthenticated,
+	"InvalidIdentityToken":        provider.ReasonUnauthenticated,
+	"IDPRejectedClaim":            provider.ReasonUnauthenticated,
+	"IDPCommunicationError":       provider.ReasonUnauthenticated,
+
+	// The service failed; another region or a later attempt may not.
+	"InternalServiceError":        provider.ReasonUnavailable,
+	"InternalServerError":         provider.ReasonUnavailable,
+	"InternalFailure":             provider.ReasonUnavailable,
+	"ServiceUnavailable":          provider.ReasonUnavailable,
+	"ServiceUnavailableException": provider.ReasonUnavailable,
+
+	// The request as the class shaped it is refused: a secret scheduled
+	// for deletion, a bad version stage or key ID.
+	"InvalidRequestException":   provider.ReasonInvalidConfig,
+	"InvalidParameterException": provider.ReasonInvalidConfig,
+	"ValidationException":       provider.ReasonInvalidConfig,
+	"InvalidKeyId":              provider.ReasonInvalidConfig,
+
+	// AWS's throttling codes, most of them answered with 400.
+	"ThrottlingException":                    provider.ReasonThrottled,
+	"Throttling":                             provider.ReasonThrottled,
+	"ThrottledException":                     provider.ReasonThrottled,
+	"TooManyRequestsException":               provider.ReasonThrottled,
+	"RequestLimitExceeded":                   provider.ReasonThrottled,
+	"RequestThrottled":                       provider.ReasonThrottled,
+	"RequestThrottledException":              provider.ReasonThrottled,
+	"SlowDown":                               provider.ReasonThrottled,
+	"ProvisionedThroughputExceededException": provider.ReasonThrottled,
+	"LimitExceededException":                 provider.ReasonThrottled,
 }
 
 // batchUnsupported says a whole BatchGetSecretValue call failed because

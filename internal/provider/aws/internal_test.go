@@ -143,26 +143,70 @@ func TestClassify(t *testing.T) {
 		reason provider.Reason
 		fatal  bool
 	}{
-		"not found":             {httpErr(400, "ResourceNotFoundException", smithy.FaultClient), provider.ReasonNotFound, true},
-		"access denied":         {httpErr(400, "AccessDeniedException", smithy.FaultClient), provider.ReasonAccessDenied, true},
-		"kms decryption":        {httpErr(400, "DecryptionFailure", smithy.FaultClient), provider.ReasonAccessDenied, true},
-		"throttled":             {httpErr(400, "ThrottlingException", smithy.FaultClient), provider.ReasonThrottled, false},
-		"too many requests":     {httpErr(429, "Whatever", smithy.FaultUnknown), provider.ReasonThrottled, false},
-		"server error":          {httpErr(500, "InternalServiceError", smithy.FaultServer), provider.ReasonUnavailable, false},
-		"unknown 503":           {httpErr(503, "Odd", smithy.FaultUnknown), provider.ReasonUnavailable, false},
-		"bad signature":         {httpErr(403, "InvalidSignatureException", smithy.FaultClient), provider.ReasonUnauthenticated, true},
-		"unknown client fault":  {httpErr(400, "Odd", smithy.FaultClient), provider.ReasonInvalidConfig, true},
-		"network":               {errors.New("dial tcp: connection refused"), provider.ReasonUnavailable, false},
-		"credentials":           {fmt.Errorf("x: %w", &credentialError{errors.New("no token")}), provider.ReasonUnauthenticated, true},
-		"deleted secret":        {httpErr(400, "InvalidRequestException", smithy.FaultClient), provider.ReasonInvalidConfig, true},
-		"parameter not found":   {httpErr(400, "ParameterNotFound", smithy.FaultClient), provider.ReasonNotFound, true},
-		"ssm version not found": {httpErr(400, "ParameterVersionNotFound", smithy.FaultClient), provider.ReasonNotFound, true},
+		"not found":                 {httpErr(400, "ResourceNotFoundException", smithy.FaultClient), provider.ReasonNotFound, true},
+		"access denied":             {httpErr(400, "AccessDeniedException", smithy.FaultClient), provider.ReasonAccessDenied, true},
+		"kms decryption":            {httpErr(400, "DecryptionFailure", smithy.FaultClient), provider.ReasonAccessDenied, true},
+		"throttled":                 {httpErr(400, "ThrottlingException", smithy.FaultClient), provider.ReasonThrottled, false},
+		"too many requests":         {httpErr(429, "Whatever", smithy.FaultUnknown), provider.ReasonThrottled, false},
+		"server error":              {httpErr(500, "InternalServiceError", smithy.FaultServer), provider.ReasonUnavailable, false},
+		"unknown 503":               {httpErr(503, "Odd", smithy.FaultUnknown), provider.ReasonUnavailable, false},
+		"bad signature":             {httpErr(403, "InvalidSignatureException", smithy.FaultClient), provider.ReasonUnauthenticated, true},
+		"unknown client fault":      {httpErr(400, "Odd", smithy.FaultClient), provider.ReasonInvalidConfig, true},
+		"network":                   {errors.New("dial tcp: connection refused"), provider.ReasonUnavailable, false},
+		"credentials":               {fmt.Errorf("x: %w", &credentialError{errors.New("no token")}), provider.ReasonUnauthenticated, true},
+		"deleted secret":            {httpErr(400, "InvalidRequestException", smithy.FaultClient), provider.ReasonInvalidConfig, true},
+		"parameter not found":       {httpErr(400, "ParameterNotFound", smithy.FaultClient), provider.ReasonNotFound, true},
+		"ssm version not found":     {httpErr(400, "ParameterVersionNotFound", smithy.FaultClient), provider.ReasonNotFound, true},
+		"kms disabled":              {httpErr(400, "KMSDisabledException", smithy.FaultClient), provider.ReasonAccessDenied, true},
+		"expired token":             {httpErr(400, "ExpiredTokenException", smithy.FaultClient), provider.ReasonUnauthenticated, true},
+		"service unavailable":       {httpErr(400, "ServiceUnavailableException", smithy.FaultClient), provider.ReasonUnavailable, false},
+		"validation":                {httpErr(400, "ValidationException", smithy.FaultClient), provider.ReasonInvalidConfig, true},
+		"slow down":                 {httpErr(503, "SlowDown", smithy.FaultServer), provider.ReasonThrottled, false},
+		"unknown code, no response": {&smithy.GenericAPIError{Code: "Odd", Fault: smithy.FaultUnknown}, provider.ReasonUnavailable, false},
+		"unknown code, client fault, no response": {&smithy.GenericAPIError{Code: "Odd", Fault: smithy.FaultClient}, provider.ReasonInvalidConfig, true},
+	}
+	// An unknown error code: the status decides, then the fault.
+	for _, c := range []struct {
+		status        int
+		unknown       provider.Reason // with smithy.FaultUnknown
+		client        provider.Reason // with smithy.FaultClient
+		fatal, cfatal bool
+	}{
+		{200, provider.ReasonUnavailable, provider.ReasonInvalidConfig, false, true},
+		{304, provider.ReasonUnavailable, provider.ReasonInvalidConfig, false, true},
+		{400, provider.ReasonUnavailable, provider.ReasonInvalidConfig, false, true},
+		{401, provider.ReasonUnauthenticated, provider.ReasonUnauthenticated, true, true},
+		{403, provider.ReasonAccessDenied, provider.ReasonAccessDenied, true, true},
+		{404, provider.ReasonNotFound, provider.ReasonNotFound, true, true},
+		{405, provider.ReasonUnavailable, provider.ReasonInvalidConfig, false, true},
+		{409, provider.ReasonUnavailable, provider.ReasonInvalidConfig, false, true},
+		{413, provider.ReasonUnavailable, provider.ReasonInvalidConfig, false, true},
+		{429, provider.ReasonThrottled, provider.ReasonThrottled, false, false},
+		{499, provider.ReasonUnavailable, provider.ReasonInvalidConfig, false, true},
+		{500, provider.ReasonUnavailable, provider.ReasonUnavailable, false, false},
+		{501, provider.ReasonUnavailable, provider.ReasonUnavailable, false, false},
+		{599, provider.ReasonUnavailable, provider.ReasonUnavailable, false, false},
+		{600, provider.ReasonUnavailable, provider.ReasonUnavailable, false, false},
+	} {
+		cases[fmt.Sprintf("status %d", c.status)] = struct {
+			err    error
+			reason provider.Reason
+			fatal  bool
+		}{httpErr(c.status, "Odd", smithy.FaultUnknown), c.unknown, c.fatal}
+		cases[fmt.Sprintf("status %d, client fault", c.status)] = struct {
+			err    error
+			reason provider.Reason
+			fatal  bool
+		}{httpErr(c.status, "Odd", smithy.FaultClient), c.client, c.cfatal}
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			r, fatal := classify(tc.err)
-			if r != tc.reason || fatal != tc.fatal {
+			e := provider.Fail("ns/c", Name, "x", classify("GetSecretValue of secret \"x\"", tc.err))
+			if r, fatal := e.Reason, fatalReason(e.Reason); r != tc.reason || fatal != tc.fatal {
 				t.Errorf("classify = %s, fatal %v; want %s, fatal %v", r, fatal, tc.reason, tc.fatal)
+			}
+			if msg := e.Err.Error(); !strings.HasPrefix(msg, "GetSecretValue of secret \"x\": ") {
+				t.Errorf("message %q does not name the call", msg)
 			}
 		})
 	}
@@ -298,6 +342,36 @@ func TestExtract(t *testing.T) {
 			}
 			if strings.Join(s, "|") != strings.Join(tc.want, "|") {
 				t.Errorf("extract = %q, want %q", s, tc.want)
+			}
+		})
+	}
+}
+
+// TestCodeError: an error code in a successful answer (BatchGetSecretValue
+// errors, GetParameters invalid names) is classified as that code would
+// be, an unknown code as InvalidConfig.
+func TestCodeError(t *testing.T) {
+	cases := map[string]struct {
+		code   string
+		reason provider.Reason
+		fatal  bool
+	}{
+		"not found":   {"ResourceNotFoundException", provider.ReasonNotFound, true},
+		"decryption":  {"DecryptionFailure", provider.ReasonAccessDenied, true},
+		"throttled":   {"ThrottlingException", provider.ReasonThrottled, false},
+		"internal":    {"InternalServiceError", provider.ReasonUnavailable, false},
+		"bad request": {"InvalidParameterException", provider.ReasonInvalidConfig, true},
+		"unknown":     {"Odd", provider.ReasonInvalidConfig, true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ce := codeError("us-east-1", `BatchGetSecretValue of secret "x"`, tc.code, "the message")
+			if ce.reason != tc.reason || ce.fatal != tc.fatal {
+				t.Errorf("reason %s, fatal %v; want %s, fatal %v", ce.reason, ce.fatal, tc.reason, tc.fatal)
+			}
+			want := `region us-east-1: BatchGetSecretValue of secret "x": api error ` + tc.code + ": the message"
+			if ce.Error() != want {
+				t.Errorf("message %q, want %q", ce.Error(), want)
 			}
 		})
 	}

@@ -222,7 +222,7 @@ func (p *Provider) get(ctx context.Context, vc *vaultClients, o *spc.AzureObject
 	case spc.AzureSecret:
 		resp, err := vc.secrets.GetSecret(ctx, o.ObjectName, version, nil)
 		if err != nil {
-			return "", nil, sdkError(what, err)
+			return "", nil, classify(what, err)
 		}
 		if resp.ID == nil || resp.Value == nil {
 			return "", nil, invalid(errors.New(what + ": the response has no id or value"))
@@ -243,7 +243,7 @@ func (p *Provider) get(ctx context.Context, vc *vaultClients, o *spc.AzureObject
 	case spc.AzureKey:
 		resp, err := vc.keys.GetKey(ctx, o.ObjectName, version, nil)
 		if err != nil {
-			return "", nil, sdkError(what, err)
+			return "", nil, classify(what, err)
 		}
 		if resp.Key == nil || resp.Key.KID == nil {
 			return "", nil, invalid(errors.New(what + ": the response has no key"))
@@ -260,7 +260,7 @@ func (p *Provider) get(ctx context.Context, vc *vaultClients, o *spc.AzureObject
 	case spc.AzureCert:
 		resp, err := vc.certs.GetCertificate(ctx, o.ObjectName, version, nil)
 		if err != nil {
-			return "", nil, sdkError(what, err)
+			return "", nil, classify(what, err)
 		}
 		if resp.ID == nil {
 			return "", nil, invalid(errors.New(what + ": the response has no id"))
@@ -351,7 +351,7 @@ func listVersions(ctx context.Context, vc *vaultClients, o *spc.AzureObject) ([]
 				add(it.ID.Version(), it.Attributes.Enabled, it.Attributes.Created)
 			}
 		}); err != nil {
-			return nil, sdkError(what, err)
+			return nil, classify(what, err)
 		}
 	case spc.AzureKey:
 		if err := eachPage(ctx, vc.keys.NewListKeyPropertiesVersionsPager(o.ObjectName, nil), func(pg azkeysPage) {
@@ -362,7 +362,7 @@ func listVersions(ctx context.Context, vc *vaultClients, o *spc.AzureObject) ([]
 				add(it.KID.Version(), it.Attributes.Enabled, it.Attributes.Created)
 			}
 		}); err != nil {
-			return nil, sdkError(what, err)
+			return nil, classify(what, err)
 		}
 	case spc.AzureCert:
 		if err := eachPage(ctx, vc.certs.NewListCertificatePropertiesVersionsPager(o.ObjectName, nil), func(pg azcertsPage) {
@@ -373,7 +373,7 @@ func listVersions(ctx context.Context, vc *vaultClients, o *spc.AzureObject) ([]
 				add(it.ID.Version(), it.Attributes.Enabled, it.Attributes.Created)
 			}
 		}); err != nil {
-			return nil, sdkError(what, err)
+			return nil, classify(what, err)
 		}
 	default:
 		return nil, provider.WithReason(provider.ReasonInvalidConfig, fmt.Errorf("objectType %q is not secret, key or cert", o.ObjectType))
@@ -401,11 +401,6 @@ func mode(o *spc.AzureObject, def fs.FileMode) fs.FileMode {
 }
 
 func invalid(err error) error { return provider.WithReason(provider.ReasonInvalidContent, err) }
-
-func sdkError(what string, err error) error {
-	reason, e := classify(what, err)
-	return provider.WithReason(reason, e)
-}
 
 func (p *Provider) objectError(req provider.Request, id string, err error) error {
 	return provider.Fail(req.Class.Key(), spc.ProviderAzure, id, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 
@@ -26,12 +25,13 @@ var aadHints = map[string]string{
 	"AADSTS90002":  "the tenant does not exist",
 }
 
-// classify maps an SDK error to a Reason and a summary that names the
+// classify returns err, the failure of the Key Vault or Entra call op,
+// carrying its Reason (provider.WithReason) under a summary that names the
 // operation, the HTTP status and the service's error code
 // (provider.Summarize): response bodies of Key Vault and Entra are never
 // part of a message, so no server (or proxy) can make a value appear in a
 // log line.
-func classify(op string, err error) (provider.Reason, error) {
+func classify(op string, err error) error {
 	var re *azcore.ResponseError
 	var af *azidentity.AuthenticationFailedError
 	switch {
@@ -51,36 +51,20 @@ func classify(op string, err error) (provider.Reason, error) {
 			// token could not be read; its text is the provider's own.
 			msg += ": " + strings.SplitN(af.Error(), "\n", 2)[0]
 		}
-		return provider.ReasonUnauthenticated, provider.Summarize(msg, err)
+		return provider.WithReason(provider.ReasonUnauthenticated, provider.Summarize(msg, err))
 	case errors.Is(err, identity.ErrNoToken):
-		return provider.ReasonUnauthenticated, fmt.Errorf("%s: %w", op, err)
+		return provider.WithReason(provider.ReasonUnauthenticated, fmt.Errorf("%s: %w", op, err))
 	case errors.As(err, &re):
 		msg := fmt.Sprintf("%s: HTTP %d", op, re.StatusCode)
 		if re.ErrorCode != "" {
 			msg += " " + re.ErrorCode
 		}
-		return reasonForStatus(re.StatusCode), provider.Summarize(msg, err)
+		// Key Vault's statuses have the meanings all backends share (no
+		// exceptions); the rest of 4xx stays ReasonUnknown.
+		return provider.WithReason(provider.ReasonForHTTP(re.StatusCode, nil), provider.Summarize(msg, err))
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return provider.ReasonUnavailable, fmt.Errorf("%s: %w", op, err)
+		return provider.WithReason(provider.ReasonUnavailable, fmt.Errorf("%s: %w", op, err))
 	}
 	// Transport errors (DNS, TLS, connection refused) name hosts, not data.
-	return provider.ReasonUnavailable, fmt.Errorf("%s: %w", op, err)
-}
-
-func reasonForStatus(code int) provider.Reason {
-	switch {
-	case code == http.StatusNotFound:
-		return provider.ReasonNotFound
-	case code == http.StatusForbidden:
-		return provider.ReasonAccessDenied
-	case code == http.StatusUnauthorized:
-		return provider.ReasonUnauthenticated
-	case code == http.StatusTooManyRequests:
-		return provider.ReasonThrottled
-	case code == http.StatusBadRequest:
-		return provider.ReasonInvalidConfig
-	case code >= 500:
-		return provider.ReasonUnavailable
-	}
-	return provider.ReasonUnknown
+	return provider.WithReason(provider.ReasonUnavailable, fmt.Errorf("%s: %w", op, err))
 }

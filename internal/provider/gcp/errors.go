@@ -31,26 +31,13 @@ func classify(op string, err error) error {
 	}
 	// Secret Manager's status messages name resources, never payloads.
 	msg := fmt.Sprintf("%s: %s: %s", op, st.Code(), st.Message())
-	return provider.WithReason(reasonForCode(st.Code()), provider.Summarize(msg, err))
+	return provider.WithReason(provider.ReasonForGRPC(st.Code(), codeReasons), provider.Summarize(msg, err))
 }
 
-func reasonForCode(c codes.Code) provider.Reason {
-	switch c {
-	case codes.NotFound:
-		return provider.ReasonNotFound
-	case codes.PermissionDenied:
-		return provider.ReasonAccessDenied
-	case codes.Unauthenticated:
-		return provider.ReasonUnauthenticated
-	case codes.ResourceExhausted:
-		return provider.ReasonThrottled
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.Internal:
-		return provider.ReasonUnavailable
-	case codes.InvalidArgument:
-		return provider.ReasonInvalidConfig
-	case codes.FailedPrecondition:
-		// A disabled or destroyed version.
-		return provider.ReasonNotFound
-	}
-	return provider.ReasonUnknown
+// codeReasons are Secret Manager's exceptions to provider.ReasonForGRPC.
+var codeReasons = map[codes.Code]provider.Reason{
+	// Secret Manager answers an access to a disabled or destroyed
+	// version with FailedPrecondition: the version the class names is not
+	// there to be read, as for NotFound.
+	codes.FailedPrecondition: provider.ReasonNotFound,
 }

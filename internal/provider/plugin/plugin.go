@@ -442,28 +442,32 @@ func reasonOf(err error) provider.Reason {
 		// Socket missing or a dial failure: the plugin is not there.
 		return provider.ReasonUnavailable
 	}
-	switch s.Code() {
-	case codes.NotFound:
-		return provider.ReasonNotFound
-	case codes.PermissionDenied:
-		return provider.ReasonAccessDenied
-	case codes.Unauthenticated:
-		return provider.ReasonUnauthenticated
-	case codes.ResourceExhausted:
-		if strings.Contains(s.Message(), "larger than max") {
-			// gRPC's own refusal of a response over MaxRecvMsgSize, not
-			// the plugin throttling.
-			return provider.ReasonInvalidContent
-		}
-		return provider.ReasonThrottled
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		return provider.ReasonInvalidConfig
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.Canceled:
-		return provider.ReasonUnavailable
-	case codes.DataLoss:
+	if s.Code() == codes.ResourceExhausted && strings.Contains(s.Message(), "larger than max") {
+		// gRPC's own refusal of a response over MaxRecvMsgSize, not the
+		// plugin throttling.
 		return provider.ReasonInvalidContent
 	}
-	return provider.ReasonUnknown
+	return provider.ReasonForGRPC(s.Code(), codeReasons)
+}
+
+// codeReasons are a plugin's exceptions to provider.ReasonForGRPC: the
+// codes of the upstream plugin API's Mount mean what they say about the
+// request or the plugin, not about a backend behind it.
+var codeReasons = map[codes.Code]provider.Reason{
+	// A parameter of the class outside what the plugin accepts, as
+	// InvalidArgument.
+	codes.OutOfRange: provider.ReasonInvalidConfig,
+	// The Mount was cancelled (the plugin shutting down, or the fetch
+	// cancelled): no verdict on the request, so a later attempt may
+	// succeed.
+	codes.Canceled: provider.ReasonUnavailable,
+	// The plugin read content it cannot vouch for: the content, not the
+	// plugin, is the problem.
+	codes.DataLoss: provider.ReasonInvalidContent,
+	// A plugin's Internal is its own failure and says nothing of whether
+	// a retry helps, unlike the transient server error a cloud service
+	// means by it.
+	codes.Internal: provider.ReasonUnknown,
 }
 
 // reasonOfCode maps MountResponse.error.code, a free-form metrics code

@@ -32,6 +32,9 @@ type apiError struct {
 	Err error
 	// Hint is appended for the user, e.g. on a 404.
 	Hint string
+	// login marks a login request, whose statuses mean what loginReasons
+	// says.
+	login bool
 }
 
 func (e *apiError) Error() string {
@@ -72,18 +75,66 @@ func newAPIError(op string, resp *vaultapi.Response, err error) *apiError {
 	return ae
 }
 
-// statusOf is the HTTP status of a failed request, 0 when there was none.
-func statusOf(err error) int {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.Status
-	}
-	return 0
+// statusReasons are Vault's exceptions to provider.ReasonForHTTP for one
+// kind of request.
+type statusReasons struct {
+	// except maps single statuses.
+	except map[int]provider.Reason
+	// clientError is the Reason of a 4xx that neither except nor
+	// provider.ReasonForHTTP names.
+	clientError provider.Reason
 }
 
-// reasonOf classifies a failed read (login failures are classified by
-// the caller).
+var (
+	// readReasons are those of reads (and of every request but a login).
+	readReasons = statusReasons{
+		// Vault refuses a request it cannot serve as sent with a 4xx of its
+		// choosing (405 for an operation the path does not support, 412
+		// when a performance standby lacks the index a client asked for,
+		// which this provider never does): the class's path, method or
+		// arguments are wrong, and a retry of the same request cannot help.
+		clientError: provider.ReasonInvalidConfig,
+	}
+	// loginReasons are those of a login: a refused login is the
+	// identity's failure, whatever 4xx Vault's auth method picks, unless
+	// it is throttling (429) or Vault failing (5xx), as ReasonForHTTP says.
+	loginReasons = statusReasons{
+		except: map[int]provider.Reason{
+			// An unknown role, or a JWT the auth method does not accept.
+			http.StatusBadRequest: provider.ReasonUnauthenticated,
+			// The role's bound service accounts or namespaces exclude the
+			// pod's: the identity is refused, not a read by a policy.
+			http.StatusForbidden: provider.ReasonUnauthenticated,
+			// No auth method at the mount (vaultAuthMountPath): the
+			// identity cannot log in there.
+			http.StatusNotFound: provider.ReasonUnauthenticated,
+		},
+		clientError: provider.ReasonUnauthenticated,
+	}
+)
+
+// classify returns err, the failure of the Vault request op, carrying its
+// Reason (provider.WithReason), as an *apiError: one line naming op,
+// Vault's status and its error strings, never a body. err is the client's
+// error, or the *apiError newAPIError made of it for op when the answer
+// was at hand (its status counts when the client could not read the body).
+func classify(op string, err error) error {
+	ae, ok := err.(*apiError) //nolint:errorlint // only newAPIError's own result is for op; a wrapped one is a cause
+	if !ok {
+		ae = newAPIError(op, nil, err)
+	}
+	return provider.WithReason(reasonOf(ae), ae)
+}
+
+// reasonOf is the Reason of err, a failure on the way to a fetch's result:
+// the one decided where it happened (provider.WithReason or a
+// *provider.Error), else that of a request's status (statusReasons), else,
+// for a request without an answer, Unavailable.
 func reasonOf(err error) provider.Reason {
+	var re *provider.Reasoned
+	if errors.As(err, &re) {
+		return re.Reason
+	}
 	var pe *provider.Error
 	if errors.As(err, &pe) {
 		return pe.Reason
@@ -91,31 +142,17 @@ func reasonOf(err error) provider.Reason {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return provider.ReasonUnavailable
 	}
-	switch s := statusOf(err); {
-	case s == 0:
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status == 0 {
 		return provider.ReasonUnavailable
-	case s == http.StatusForbidden:
-		return provider.ReasonAccessDenied
-	case s == http.StatusUnauthorized:
-		return provider.ReasonUnauthenticated
-	case s == http.StatusNotFound:
-		return provider.ReasonNotFound
-	case s == http.StatusTooManyRequests:
-		return provider.ReasonThrottled
-	case s >= 500:
-		return provider.ReasonUnavailable
-	case s >= 400:
-		return provider.ReasonInvalidConfig
 	}
-	return provider.ReasonUnknown
-}
-
-// classify returns the reason of err, preferring one set with
-// provider.WithReason.
-func classify(err error) provider.Reason {
-	var re *provider.Reasoned
-	if errors.As(err, &re) {
-		return re.Reason
+	reasons := readReasons
+	if ae.login {
+		reasons = loginReasons
 	}
-	return reasonOf(err)
+	r := provider.ReasonForHTTP(ae.Status, reasons.except)
+	if r == provider.ReasonUnknown && ae.Status >= 400 && ae.Status < 500 {
+		r = reasons.clientError
+	}
+	return r
 }

@@ -53,6 +53,36 @@ func TestErrors(t *testing.T) {
 			},
 			reason: provider.ReasonUnavailable, want: []string{"500", "internal error"},
 		},
+		"login unauthenticated": {
+			setup: func(fv *fakeVault) {
+				fv.reply("POST", "/v1/auth/kubernetes/login", 401, `{"errors":["bad token"]}`)
+			},
+			reason: provider.ReasonUnauthenticated, want: []string{"401", "bad token"},
+		},
+		"login at a mount without an auth method": {
+			setup: func(fv *fakeVault) {
+				fv.reply("POST", "/v1/auth/kubernetes/login", 404, `{"errors":["no handler for route"]}`)
+			},
+			reason: provider.ReasonUnauthenticated, want: []string{"404", "no handler for route"},
+		},
+		"login conflict": {
+			setup: func(fv *fakeVault) {
+				fv.reply("POST", "/v1/auth/kubernetes/login", 409, `{"errors":["odd"]}`)
+			},
+			reason: provider.ReasonUnauthenticated, want: []string{"409", "odd"},
+		},
+		"login precondition failed": {
+			setup: func(fv *fakeVault) {
+				fv.reply("POST", "/v1/auth/kubernetes/login", 412, `{"errors":["odd"]}`)
+			},
+			reason: provider.ReasonUnauthenticated, want: []string{"412", "odd"},
+		},
+		"login bad gateway": {
+			setup: func(fv *fakeVault) {
+				fv.reply("POST", "/v1/auth/kubernetes/login", 502, `{"errors":["odd"]}`)
+			},
+			reason: provider.ReasonUnavailable, want: []string{"502", "odd"},
+		},
 		"login answer without token": {
 			setup: func(fv *fakeVault) {
 				fv.reply("POST", "/v1/auth/kubernetes/login", 200, `{"request_id":"x","auth":null}`)
@@ -103,6 +133,22 @@ func TestErrors(t *testing.T) {
 		"bad request": {
 			setup:  func(fv *fakeVault) { fv.reply("GET", path, 400, `{"errors":["invalid version"]}`) },
 			reason: provider.ReasonInvalidConfig, want: []string{"400", "invalid version"},
+		},
+		"read unauthenticated": {
+			setup:  func(fv *fakeVault) { fv.reply("GET", path, 401, `{"errors":["odd"]}`) },
+			reason: provider.ReasonUnauthenticated, want: []string{"401", "odd"}, logins: 1,
+		},
+		"read method not allowed": {
+			setup:  func(fv *fakeVault) { fv.reply("GET", path, 405, `{"errors":["unsupported operation"]}`) },
+			reason: provider.ReasonInvalidConfig, want: []string{"405", "unsupported operation"},
+		},
+		"read precondition failed": {
+			setup:  func(fv *fakeVault) { fv.reply("GET", path, 412, `{"errors":["odd"]}`) },
+			reason: provider.ReasonInvalidConfig, want: []string{"412", "odd"},
+		},
+		"read not implemented": {
+			setup:  func(fv *fakeVault) { fv.reply("GET", path, 501, `{"errors":["odd"]}`) },
+			reason: provider.ReasonUnavailable, want: []string{"501", "odd"},
 		},
 		"throttled": {
 			setup:  func(fv *fakeVault) { fv.reply("GET", path, 429, `{"errors":["rate limit quota exceeded"]}`) },
@@ -206,4 +252,60 @@ func TestConnectionRefused(t *testing.T) {
 	c := unitClass(t, addr, map[string]string{"objects": "- {objectName: out, secretPath: secret/data/app, secretKey: password}"})
 	_, err := unitFetch(t, p, logs, unitRequest(c, nil))
 	providerError(t, err, c.Key(), "out", provider.ReasonUnavailable, "log in at auth/kubernetes/login", "connection refused", strings.TrimPrefix(addr, "http://"))
+}
+
+// TestClassifyStatus pins the Reason of a read and of a login Vault
+// answered with a status of every class, and of a request that got no
+// answer; and that the message names the request.
+func TestClassifyStatus(t *testing.T) {
+	cases := map[string]struct {
+		err    error
+		reason provider.Reason
+	}{
+		"no answer":        {&apiError{Op: "GET /v1/x", Err: errors.New("connection refused")}, provider.ReasonUnavailable},
+		"100":              {&apiError{Op: "GET /v1/x", Status: 100}, provider.ReasonUnknown},
+		"200":              {&apiError{Op: "GET /v1/x", Status: 200}, provider.ReasonUnknown},
+		"307":              {&apiError{Op: "GET /v1/x", Status: 307}, provider.ReasonUnknown},
+		"400":              {&apiError{Op: "GET /v1/x", Status: 400}, provider.ReasonInvalidConfig},
+		"401":              {&apiError{Op: "GET /v1/x", Status: 401}, provider.ReasonUnauthenticated},
+		"402":              {&apiError{Op: "GET /v1/x", Status: 402}, provider.ReasonInvalidConfig},
+		"403":              {&apiError{Op: "GET /v1/x", Status: 403}, provider.ReasonAccessDenied},
+		"404":              {&apiError{Op: "GET /v1/x", Status: 404}, provider.ReasonNotFound},
+		"405":              {&apiError{Op: "GET /v1/x", Status: 405}, provider.ReasonInvalidConfig},
+		"408":              {&apiError{Op: "GET /v1/x", Status: 408}, provider.ReasonInvalidConfig},
+		"412":              {&apiError{Op: "GET /v1/x", Status: 412}, provider.ReasonInvalidConfig},
+		"429":              {&apiError{Op: "GET /v1/x", Status: 429}, provider.ReasonThrottled},
+		"499":              {&apiError{Op: "GET /v1/x", Status: 499}, provider.ReasonInvalidConfig},
+		"500":              {&apiError{Op: "GET /v1/x", Status: 500}, provider.ReasonUnavailable},
+		"503":              {&apiError{Op: "GET /v1/x", Status: 503}, provider.ReasonUnavailable},
+		"599":              {&apiError{Op: "GET /v1/x", Status: 599}, provider.ReasonUnavailable},
+		"600":              {&apiError{Op: "GET /v1/x", Status: 600}, provider.ReasonUnavailable},
+		"canceled":         {&apiError{Op: "GET /v1/x", Err: context.Canceled}, provider.ReasonUnavailable},
+		"login, no answer": {&apiError{Op: "log in", Err: errors.New("connection refused"), login: true}, provider.ReasonUnavailable},
+		"login 400":        {&apiError{Op: "log in", Status: 400, login: true}, provider.ReasonUnauthenticated},
+		"login 401":        {&apiError{Op: "log in", Status: 401, login: true}, provider.ReasonUnauthenticated},
+		"login 403":        {&apiError{Op: "log in", Status: 403, login: true}, provider.ReasonUnauthenticated},
+		"login 404":        {&apiError{Op: "log in", Status: 404, login: true}, provider.ReasonUnauthenticated},
+		"login 405":        {&apiError{Op: "log in", Status: 405, login: true}, provider.ReasonUnauthenticated},
+		"login 412":        {&apiError{Op: "log in", Status: 412, login: true}, provider.ReasonUnauthenticated},
+		"login 429":        {&apiError{Op: "log in", Status: 429, login: true}, provider.ReasonThrottled},
+		"login 499":        {&apiError{Op: "log in", Status: 499, login: true}, provider.ReasonUnauthenticated},
+		"login 500":        {&apiError{Op: "log in", Status: 500, login: true}, provider.ReasonUnavailable},
+		"login 503":        {&apiError{Op: "log in", Status: 503, login: true}, provider.ReasonUnavailable},
+		"login 600":        {&apiError{Op: "log in", Status: 600, login: true}, provider.ReasonUnavailable},
+		"client error":     {errors.New("connection refused"), provider.ReasonUnavailable},
+		"decided":          {provider.WithReason(provider.ReasonInvalidContent, errors.New("not Vault JSON")), provider.ReasonInvalidContent},
+		"provider error":   {&provider.Error{Reason: provider.ReasonNotFound, Err: errors.New("x")}, provider.ReasonNotFound},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := classify("GET /v1/x", tc.err)
+			if got := reasonOf(err); got != tc.reason {
+				t.Errorf("reason %s, want %s", got, tc.reason)
+			}
+			if !strings.HasPrefix(err.Error(), "GET /v1/x") && !strings.HasPrefix(err.Error(), "log in: ") {
+				t.Errorf("message %q does not name the request", err.Error())
+			}
+		})
+	}
 }

@@ -133,14 +133,8 @@ func (s *session) login(ctx context.Context, failed *token, why string) (*token,
 	if err != nil {
 		closeBody(resp)
 		ae := newAPIError(op, resp, err)
-		reason := provider.ReasonUnauthenticated
-		switch {
-		case ae.Status == 0 || ae.Status >= 500:
-			reason = provider.ReasonUnavailable
-		case ae.Status == http.StatusTooManyRequests:
-			reason = provider.ReasonThrottled
-		}
-		return nil, provider.WithReason(reason, ae)
+		ae.login = true
+		return nil, classify(op, ae)
 	}
 	sec, err := vaultapi.ParseSecret(resp.Body)
 	closeBody(resp)

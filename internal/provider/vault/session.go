@@ -289,7 +289,7 @@ func (s *session) read(ctx context.Context, o *spc.VaultObject) (*vaultapi.Secre
 				s.log.Info("Vault denied a request; logging in again", "path", path)
 				nt, lerr := s.login(ctx, t, "Vault answered 403")
 				if lerr != nil {
-					return nil, 0, provider.WithReason(classify(lerr), fmt.Errorf("%w; logging in again failed: %w", ae, lerr))
+					return nil, 0, provider.WithReason(reasonOf(lerr), fmt.Errorf("%w; logging in again failed: %w", ae, lerr))
 				}
 				t = nt
 				continue
@@ -297,7 +297,7 @@ func (s *session) read(ctx context.Context, o *spc.VaultObject) (*vaultapi.Secre
 			if ae.Status == http.StatusNotFound && !strings.Contains(o.APIPath, "/data/") {
 				ae.Hint = "nothing at this path; KV version 2 secrets are read at <mount>/data/<name>"
 			}
-			return nil, 0, ae
+			return nil, 0, classify(op, ae)
 		}
 		sec, perr := vaultapi.ParseSecret(resp.Body)
 		closeBody(resp)

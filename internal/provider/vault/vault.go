@@ -183,7 +183,7 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	}
 	s, err := p.session(req)
 	if err != nil {
-		return nil, &provider.Error{Class: c.Key(), Provider: Name, Reason: classify(err), Err: err}
+		return nil, &provider.Error{Class: c.Key(), Provider: Name, Reason: reasonOf(err), Err: err}
 	}
 	responses, err := p.readAll(ctx, s, c)
 	if err != nil {
@@ -193,7 +193,7 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	for i := range c.Vault.Objects {
 		o := &c.Vault.Objects[i]
 		fail := func(err error) ([]provider.Object, error) {
-			return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: o.ObjectName, Reason: classify(err), Err: err}
+			return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: o.ObjectName, Reason: reasonOf(err), Err: err}
 		}
 		resp := responses[groupOf(o)]
 		content, stable, err := render(resp.secret, o)
@@ -229,7 +229,7 @@ const maxParallelReads = 8
 func (p *Provider) readAll(ctx context.Context, s *session, c *spc.Class) (map[groupKey]*response, error) {
 	// Log in once up front rather than have every read wait for it.
 	if _, err := s.current(ctx); err != nil {
-		return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: c.Vault.Objects[0].ObjectName, Reason: classify(err), Err: err}
+		return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: c.Vault.Objects[0].ObjectName, Reason: reasonOf(err), Err: err}
 	}
 	type job struct {
 		first *spc.VaultObject
@@ -253,7 +253,7 @@ func (p *Provider) readAll(ctx context.Context, s *session, c *spc.Class) (map[g
 	out := make(map[groupKey]*response, len(jobs))
 	for _, j := range jobs {
 		if j.err != nil {
-			return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: j.first.ObjectName, Reason: classify(j.err), Err: j.err}
+			return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: j.first.ObjectName, Reason: reasonOf(j.err), Err: j.err}
 		}
 		out[j.gk] = j.resp
 	}
