@@ -124,7 +124,7 @@ func (d *Driver) saAnnotations(ctx context.Context, ns, name string) map[string]
 		return nil
 	}
 	key := ns + "/" + name
-	now := d.deps.Now()
+	now := d.deps.Clock.Now()
 	d.mu.Lock()
 	e, ok := d.sas[key]
 	d.mu.Unlock()

@@ -61,7 +61,7 @@ func netidShim(t *testing.T, classes ...client.Object) (*ssicsi.Driver, *netidMo
 	set := builtin.New(nil, builtin.OutsidePod, time.Minute, limits.Config{}, builtin.Shared{})
 	t.Cleanup(func() { _ = set.Close() })
 	d, err := ssicsi.NewDriver(ssicsi.Options{NodeID: "node-1", KubeletRootDir: root, Endpoint: "unix:///unused.sock",
-		EnableRotation: true, Providers: set}, ssicsi.Deps{Mounter: mnt, Classes: c, APIReader: c, Now: time.Now})
+		EnableRotation: true, Providers: set}, ssicsi.Deps{Mounter: mnt, Classes: c, APIReader: c})
 	if err != nil {
 		t.Fatal(err)
 	}
