@@ -1,8 +1,9 @@
 // Package schedule holds the timing rules shared by the components that
 // fetch on a schedule (the agent's rotation loop and the sync controller):
-// when within an interval a rotation happens, and how long to wait before
-// retrying a failure. Both components call these functions, so a pod's
-// files and a synced Secret follow the same rule.
+// when within an interval a rotation happens (Rotation), and how long to
+// wait before retrying a failure (Backoff). Both components call these
+// functions, so a pod's files and a synced Secret follow the same rule.
+// It also names the one clock type of the product (see Clock).
 package schedule
 
 import (
