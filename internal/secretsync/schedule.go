@@ -123,8 +123,11 @@ func (r *Reconciler) fetch(ctx context.Context, p provider.Provider, class *spc.
 }
 
 // rotationWait is the wait before the next scheduled fetch of a class
-// (schedule.Rotation, the agent's rule), at least a second so that a
-// reconcile always requeues.
+// (schedule.Rotation, the agent's rule); a second for a non-positive
+// interval, so that a reconcile always requeues.
 func rotationWait(interval time.Duration) time.Duration {
-	return max(schedule.Rotation(interval), time.Second)
+	if w := schedule.Rotation(interval); w > 0 {
+		return w
+	}
+	return time.Second
 }
