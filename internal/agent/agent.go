@@ -26,9 +26,12 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/schedule"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/volume"
 )
@@ -85,6 +88,10 @@ type Options struct {
 	// RetryBase and RetryMax tune the failure backoff; zero means
 	// DefaultRetryBase and DefaultRetryMax.
 	RetryBase, RetryMax time.Duration
+	// Clock times retries, rotations and the staleness metrics; nil is
+	// the real clock. The first-fetch deadline is a context deadline and
+	// always real.
+	Clock clock.WithTicker
 }
 
 // Run is `ssi-agent run`. In the sidecar mode it returns nil when ctx is
@@ -155,14 +162,15 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	r := &runner{
 		log:       log,
+		clock:     schedule.Clock(opts.Clock),
 		id:        id,
 		vols:      vols,
 		interval:  cfg.RotationInterval.Duration,
 		retryBase: orDefault(opts.RetryBase, DefaultRetryBase),
 		retryMax:  orDefault(opts.RetryMax, DefaultRetryMax),
 		reload:    reload,
-		started:   time.Now(),
 	}
+	r.started = r.clock.Now()
 	r.metrics = newMetrics(r)
 
 	addr := cfg.HealthAddr

@@ -12,12 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/yaml"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/logging"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/schedule"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/volume"
 	"github.com/ssinjector/ssi/internal/yamlstream"
@@ -60,6 +62,8 @@ type FetchOptions struct {
 	HealthAddr string
 	// RetryBase and RetryMax tune the failure backoff.
 	RetryBase, RetryMax time.Duration
+	// Clock times retries and watch fetches; nil is the real clock.
+	Clock clock.WithTicker
 }
 
 // Fetch is `ssi-agent fetch`: the agent's loop on a SecretProviderClass
@@ -101,8 +105,9 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 		timeout = DefaultFirstFetchTimeout
 	}
 	r := &runner{
-		log: log,
-		id:  identity.Identity{Pod: identity.Pod{Namespace: class.Namespace}, Tokens: tokens},
+		log:   log,
+		clock: schedule.Clock(opts.Clock),
+		id:    identity.Identity{Pod: identity.Pod{Namespace: class.Namespace}, Tokens: tokens},
 		vols: []*vol{{
 			name:     "local",
 			provider: p,
@@ -112,8 +117,8 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 		interval:  interval,
 		retryBase: orDefault(opts.RetryBase, DefaultRetryBase),
 		retryMax:  orDefault(opts.RetryMax, DefaultRetryMax),
-		started:   time.Now(),
 	}
+	r.started = r.clock.Now()
 	r.metrics = newMetrics(r)
 	if opts.HealthAddr != "" {
 		ln, err := net.Listen("tcp", opts.HealthAddr)

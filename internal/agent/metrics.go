@@ -78,7 +78,7 @@ func (c *volumeCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *volumeCollector) Collect(ch chan<- prometheus.Metric) {
-	now := time.Now()
+	now := c.r.clock.Now()
 	for _, v := range c.r.vols {
 		labels := []string{v.name, v.class(), v.provider.Name()}
 		last := v.lastSuccess.Load()

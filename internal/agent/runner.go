@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -14,9 +13,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/schedule"
 	"github.com/ssinjector/ssi/internal/volume"
 )
 
@@ -39,7 +41,9 @@ func (v *vol) class() string { return v.v.Class.Key() }
 
 // runner drives the volumes: first fetch, then rotation.
 type runner struct {
-	log       *slog.Logger
+	log *slog.Logger
+	// clock times fetches, retries and rotations.
+	clock     clock.WithTicker
 	id        identity.Identity
 	vols      []*vol
 	interval  time.Duration
@@ -62,11 +66,11 @@ func (r *runner) ready() bool {
 
 // refresh is one fetch-and-publish of a volume, with its metrics and logs.
 func (r *runner) refresh(ctx context.Context, v *vol, phase string) (volume.Result, error) {
-	start := time.Now()
+	start := r.clock.Now()
 	id := r.id
 	id.Cloud = v.cloud
 	res, err := v.v.Refresh(ctx, v.provider, id)
-	took := time.Since(start)
+	took := r.clock.Since(start)
 	pname := v.provider.Name()
 	if err != nil && !res.Write.Swapped {
 		if ctx.Err() != nil {
@@ -87,7 +91,7 @@ func (r *runner) refresh(ctx context.Context, v *vol, phase string) (volume.Resu
 		return res, err
 	}
 	v.failures.Store(0)
-	v.lastSuccess.Store(time.Now().UnixNano())
+	v.lastSuccess.Store(r.clock.Now().UnixNano())
 	v.written.Store(true)
 	r.metrics.fetches.WithLabelValues(pname, "success").Inc()
 	changed := res.Write.Swapped
@@ -166,12 +170,12 @@ func (r *runner) firstVolume(ctx context.Context, v *vol, timeout time.Duration)
 		}
 		d := r.backoff(attempt)
 		r.log.Info("retrying first fetch", "volume", v.name, "class", v.class(), "attempt", attempt, "in", d.Round(time.Millisecond).String())
-		t := time.NewTimer(d)
+		t := r.clock.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return r.volumeError(v, last)
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }
@@ -235,10 +239,10 @@ func (r *runner) rotateVolume(ctx context.Context, v *vol) {
 	delay := r.jitter(r.interval)
 	for {
 		var tick <-chan time.Time
-		var t *time.Timer
+		var t clock.Timer
 		if delay > 0 {
-			t = time.NewTimer(delay)
-			tick = t.C
+			t = r.clock.NewTimer(delay)
+			tick = t.C()
 		}
 		select {
 		case <-ctx.Done():
@@ -312,31 +316,17 @@ func (r *runner) fanOutWakes(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// backoff is the delay before retry number n (n >= 1): exponential from
-// retryBase, capped at the larger of the rotation interval and retryMax,
-// with jitter over its upper half so that pods do not retry in step.
+// backoff is the delay before retry number n (n >= 1): schedule.Backoff
+// from retryBase, capped at the larger of the rotation interval and
+// retryMax.
 func (r *runner) backoff(n int) time.Duration {
-	limit := r.retryMax
-	if r.interval > limit {
-		limit = r.interval
-	}
-	d := r.retryBase
-	for i := 1; i < n && d < limit; i++ {
-		d *= 2
-	}
-	if d > limit {
-		d = limit
-	}
-	return d/2 + rand.N(d/2+1) //nolint:gosec // jitter needs no cryptographic randomness
+	return schedule.Backoff(r.retryBase, max(r.retryMax, r.interval), n)
 }
 
-// jitter spreads a rotation over the last tenth of the interval, so a
+// jitter is the wait before a scheduled rotation (schedule.Rotation): a
 // change in the backend reaches the files within one interval.
 func (r *runner) jitter(interval time.Duration) time.Duration {
-	if interval <= 0 {
-		return 0
-	}
-	return interval - rand.N(interval/10+1) //nolint:gosec // jitter needs no cryptographic randomness
+	return schedule.Rotation(interval)
 }
 
 // closeProviders releases the providers' connections and background work.

@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
@@ -44,6 +45,7 @@ import (
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
+	"github.com/ssinjector/ssi/internal/schedule"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -230,8 +232,9 @@ type Deps struct {
 	Status StatusRecorder
 	// Events records events on pods. Optional.
 	Events record.EventRecorder
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock decides when a republish is due and times publishes; nil is
+	// the real clock.
+	Clock clock.WithTicker
 	// Registerer receives the shim's metrics. Optional.
 	Registerer prometheus.Registerer
 }
@@ -272,9 +275,7 @@ func NewDriver(opts Options, deps Deps) (*Driver, error) {
 	if deps.Classes == nil {
 		return nil, fmt.Errorf("a SecretProviderClass reader is required")
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
+	deps.Clock = schedule.Clock(deps.Clock)
 	if opts.Providers == nil {
 		opts.Providers = provider.Set{}
 	}

@@ -40,7 +40,7 @@ func FuzzNodePublishVolume(f *testing.F) {
 		EnableRotation: true, RotationPollInterval: time.Nanosecond,
 		ProviderDirs: []string{f.TempDir()}, PluginTimeout: time.Second,
 		Providers: provider.NewSet(newTestProvider("test", map[string]string{"db-password": "s3cr3t", "nested/api-key": "k1"})),
-	}, Deps{Mounter: mnt, Classes: c, APIReader: c, Now: time.Now})
+	}, Deps{Mounter: mnt, Classes: c, APIReader: c})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -120,7 +120,7 @@ func TestAllowedBackendHostsOnRepublish(t *testing.T) {
 	if err := c.Update(ctx, class); err != nil {
 		t.Fatal(err)
 	}
-	h.clk.Advance(3 * h.d.opts.RotationPollInterval)
+	h.clk.Step(3 * h.d.opts.RotationPollInterval)
 	if _, err := h.d.NodePublishVolume(ctx, publishReq(target, web)); err != nil {
 		t.Fatalf("republish: %v (a failing refresh never fails the volume)", err)
 	}

@@ -158,7 +158,7 @@ func (d *Driver) annotations(ctx context.Context, obj client.Object, ns, name, u
 		kind = "pod"
 	}
 	key := kind + "/" + ns + "/" + name + "/" + uid
-	now := d.deps.Now()
+	now := d.deps.Clock.Now()
 	d.mu.Lock()
 	e, ok := d.sas[key]
 	d.mu.Unlock()

@@ -198,7 +198,7 @@ func within(dir, p string) bool {
 
 // NodePublishVolume implements csi.NodeServer.
 func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
-	start := d.deps.Now()
+	start := d.deps.Clock.Now()
 	pr, err := d.validatePublish(req)
 	if err != nil {
 		d.metrics.publish.WithLabelValues("", "invalid").Inc()
@@ -243,7 +243,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		}
 		d.republish(ctx, pr, pv)
 		d.store(pr.target, pv)
-		d.metrics.publishSeconds.WithLabelValues("republish").Observe(d.deps.Now().Sub(start).Seconds())
+		d.metrics.publishSeconds.WithLabelValues("republish").Observe(d.deps.Clock.Now().Sub(start).Seconds())
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
 	if pv != nil {
@@ -256,7 +256,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	if err := d.firstPublish(ctx, pr); err != nil {
 		return nil, err
 	}
-	d.metrics.publishSeconds.WithLabelValues("first").Observe(d.deps.Now().Sub(start).Seconds())
+	d.metrics.publishSeconds.WithLabelValues("first").Observe(d.deps.Clock.Now().Sub(start).Seconds())
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
@@ -319,7 +319,7 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 		// next write repairs it.
 		d.log.Warn("files published with an error", "class", class.Key(), "target", pr.target, "err", err)
 	}
-	pv := &published{vol: vol, pod: pr.pod, class: class.Key(), last: d.deps.Now()}
+	pv := &published{vol: vol, pod: pr.pod, class: class.Key(), last: d.deps.Clock.Now()}
 	d.recordStatus(pr, pv, res.Objects)
 	d.store(pr.target, pv)
 	d.metrics.publish.WithLabelValues(class.Provider, "ok").Inc()
@@ -330,7 +330,7 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 // republish refreshes a mounted volume. Whatever fails, the published files
 // stay and the call succeeds, so kubelet never tears the volume down.
 func (d *Driver) republish(ctx context.Context, pr *publishRequest, pv *published) {
-	pv.last = d.deps.Now()
+	pv.last = d.deps.Clock.Now()
 	pv.pod = pr.pod
 	class, err := d.getClass(ctx, pr)
 	if err != nil {

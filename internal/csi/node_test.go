@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -29,7 +30,7 @@ type harness struct {
 	d      *Driver
 	root   string
 	mnt    *fakeMounter
-	clk    *clock
+	clk    *clocktesting.FakeClock
 	prov   *testProvider
 	status *statusLog
 	events *record.FakeRecorder
@@ -57,7 +58,7 @@ func newHarness(t *testing.T, mod func(*Options), objs ...client.Object) *harnes
 	if mod != nil {
 		mod(&o)
 	}
-	d, err := NewDriver(o, Deps{Mounter: h.mnt, Classes: c, APIReader: c, Status: h.status, Events: h.events, Now: h.clk.Now})
+	d, err := NewDriver(o, Deps{Mounter: h.mnt, Classes: c, APIReader: c, Status: h.status, Events: h.events, Clock: h.clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestRepublish(t *testing.T) {
 
 	t.Run("inside the interval: no backend call", func(t *testing.T) {
 		for i := 0; i < 5; i++ {
-			h.clk.Advance(20 * time.Second)
+			h.clk.Step(20 * time.Second)
 			publish()
 		}
 		if n := h.prov.count(); n != 1 {
@@ -309,7 +310,7 @@ func TestRepublish(t *testing.T) {
 		}
 	})
 	t.Run("after the interval, unchanged: version-aware fetch, no write, no status", func(t *testing.T) {
-		h.clk.Advance(30 * time.Second) // 130s since the first fetch
+		h.clk.Step(30 * time.Second) // 130s since the first fetch
 		publish()
 		if n := h.prov.count(); n != 2 {
 			t.Fatalf("fetches = %d, want 2", n)
@@ -326,7 +327,7 @@ func TestRepublish(t *testing.T) {
 	})
 	t.Run("after the interval, changed: new content, event, status", func(t *testing.T) {
 		h.prov.set(map[string]string{"db-password": "rotated", "api-key": "k1"}, nil)
-		h.clk.Advance(2 * time.Minute)
+		h.clk.Step(2 * time.Minute)
 		publish()
 		if got := readVolume(t, target); got["db-password"] != "rotated" || got["api-key"] != "k1" {
 			t.Errorf("volume = %v", got)
@@ -344,7 +345,7 @@ func TestRepublish(t *testing.T) {
 	})
 	t.Run("backend failure keeps the files and the mount", func(t *testing.T) {
 		h.prov.set(nil, &provider.Error{Class: "team-a/db", Provider: "test", Reason: provider.ReasonUnavailable, Err: errors.New("connection refused")})
-		h.clk.Advance(3 * time.Minute)
+		h.clk.Step(3 * time.Minute)
 		publish() // succeeds: a failing republish never fails the volume
 		if got := readVolume(t, target); got["db-password"] != "rotated" || got["api-key"] != "k1" {
 			t.Errorf("volume after failed refresh = %v", got)
@@ -365,7 +366,7 @@ func TestRepublish(t *testing.T) {
 		if err := h2.d.deps.Classes.(client.Client).Delete(ctx, spcObject("team-a", "db", "test", nil)); err != nil {
 			t.Fatal(err)
 		}
-		h2.clk.Advance(5 * time.Minute)
+		h2.clk.Step(5 * time.Minute)
 		if _, err := h2.d.NodePublishVolume(ctx, publishReq(tg, web)); err != nil {
 			t.Fatalf("republish with the class gone: %v", err)
 		}
@@ -385,7 +386,7 @@ func TestRotationDisabled(t *testing.T) {
 		if _, err := h.d.NodePublishVolume(context.Background(), publishReq(target, web)); err != nil {
 			t.Fatal(err)
 		}
-		h.clk.Advance(time.Hour)
+		h.clk.Step(time.Hour)
 	}
 	if n := h.prov.count(); n != 1 {
 		t.Errorf("fetches = %d, want 1 with rotation disabled", n)
@@ -406,7 +407,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 	if err := touchData(target, written); err != nil {
 		t.Fatal(err)
 	}
-	restarted, err := NewDriver(h.d.opts, Deps{Mounter: h.mnt, Classes: h.d.deps.Classes, Status: h.status, Events: h.events, Now: h.clk.Now})
+	restarted, err := NewDriver(h.d.opts, Deps{Mounter: h.mnt, Classes: h.d.deps.Classes, Status: h.status, Events: h.events, Clock: h.clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +417,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 	if n := h.prov.count(); n != 1 {
 		t.Errorf("fetches = %d: a republish 30s after the last write must not fetch", n)
 	}
-	h.clk.Advance(2 * time.Minute)
+	h.clk.Step(2 * time.Minute)
 	h.prov.set(map[string]string{"db-password": "new", "api-key": "k1"}, nil)
 	if _, err := restarted.NodePublishVolume(ctx, publishReq(target, web)); err != nil {
 		t.Fatal(err)
@@ -702,7 +703,7 @@ func TestRemountAfterExternalUnmount(t *testing.T) {
 	if err := h.mnt.Unmount(target); err != nil {
 		t.Fatal(err)
 	}
-	h.clk.Advance(3 * time.Minute)
+	h.clk.Step(3 * time.Minute)
 	if _, err := h.d.NodePublishVolume(ctx, publishReq(target, web)); err != nil {
 		t.Fatal(err)
 	}

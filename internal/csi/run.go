@@ -83,7 +83,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	statusQ := NewStatusQueue(api, api, recorder, log)
+	statusQ := NewStatusQueue(api, api, recorder, log, nil)
 	d, err := NewDriver(opts, Deps{
 		Mounter:    SystemMounter{SizeBytes: opts.Limits.TmpfsBytes()},
 		Classes:    classes,

@@ -218,7 +218,7 @@ func TestRealMount(t *testing.T) {
 	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(spcObject("team-a", "db", "test", nil)).Build()
 	clk := newClock()
 	d, err := NewDriver(Options{NodeID: "n", KubeletRootDir: root, RegistrationDir: "-", EnableRotation: true, Providers: provider.NewSet(prov)},
-		Deps{Mounter: SystemMounter{}, Classes: c, Now: clk.Now})
+		Deps{Mounter: SystemMounter{}, Classes: c, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestRealMount(t *testing.T) {
 	if got := readVolume(t, target); got["db-password"] != "s3cr3t" || got["nested/cert.pem"] != "CERT" {
 		t.Errorf("volume = %v", got)
 	}
-	clk.Advance(10 * 60e9)
+	clk.Step(10 * 60e9)
 	if _, err := d.NodePublishVolume(ctx, publishReq(target, web)); err != nil {
 		t.Fatal(err)
 	}

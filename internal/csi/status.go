@@ -12,10 +12,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/schedule"
 )
 
 // StatusQueue writes SecretProviderClassPodStatus objects in the
@@ -44,15 +46,17 @@ type StatusQueue struct {
 }
 
 // NewStatusQueue writes with w and reads existing objects with r (an API
-// reader: the shim does not cache statuses). events and log may be nil.
-func NewStatusQueue(w client.Writer, r client.Reader, events record.EventRecorder, log *slog.Logger) *StatusQueue {
+// reader: the shim does not cache statuses); clk times the retries of
+// failed writes. events, log and clk may be nil (clk: the real clock).
+func NewStatusQueue(w client.Writer, r client.Reader, events record.EventRecorder, log *slog.Logger, clk clock.WithTicker) *StatusQueue {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	rl := workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](200*time.Millisecond, 2*time.Minute)
 	return &StatusQueue{
 		w: w, r: r, events: events, log: log,
-		q:       workqueue.NewTypedRateLimitingQueue(rl),
+		q: workqueue.NewTypedRateLimitingQueueWithConfig(rl,
+			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Clock: schedule.Clock(clk)}),
 		want:    map[types.NamespacedName]*ssiv1.SecretProviderClassPodStatus{},
 		failing: map[types.NamespacedName]bool{},
 		known:   map[types.NamespacedName]*ssiv1.SecretProviderClassPodStatus{},

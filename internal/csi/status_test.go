@@ -3,8 +3,10 @@ package csi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,11 +46,20 @@ func TestStatusQueue(t *testing.T) {
 		"retry after API errors":      {failFirst: 3, versions: map[string]string{"a": "1"}},
 		"update after errors as well": {existing: []client.Object{stale}, failFirst: 2, versions: map[string]string{"a": "3"}},
 	}
+	// Failed writes are retried 200ms after the first failure, doubling.
+	retryDelays := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
+			clk := newClock()
+			start := clk.Now()
+			var mu sync.Mutex
+			var createsAt []time.Duration
 			var fails atomic.Int32
 			fails.Store(int32(tc.failFirst))
 			inject := func(err error) error {
+				mu.Lock()
+				createsAt = append(createsAt, clk.Since(start))
+				mu.Unlock()
 				if fails.Add(-1) >= 0 {
 					return errors.New("etcdserver: request timed out")
 				}
@@ -64,7 +75,7 @@ func TestStatusQueue(t *testing.T) {
 				},
 			}).Build()
 			events := record.NewFakeRecorder(10)
-			q := NewStatusQueue(c, c, events, nil)
+			q := NewStatusQueue(c, c, events, nil, clk)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { q.Run(ctx, 1); close(done) }()
@@ -72,7 +83,23 @@ func TestStatusQueue(t *testing.T) {
 
 			want := NewPodStatus(pod, "db", "/var/lib/kubelet/pods/uid-2/volumes/kubernetes.io~csi/s/mount", "node-1", tc.versions)
 			q.Record(want)
+			// Each retry waits on the clock (with the queue's heartbeat
+			// ticker); step to it.
+			var wantAt []time.Duration
+			var at time.Duration
+			for i := 0; i < tc.failFirst; i++ {
+				wantAt = append(wantAt, at)
+				waitFor(t, "a retry to wait on the clock", func() bool { return clk.Waiters() == 2 })
+				clk.Step(retryDelays[i])
+				at += retryDelays[i]
+			}
+			wantAt = append(wantAt, at)
 			waitFor(t, "the status to be written", func() bool { return q.Pending() == 0 })
+			mu.Lock()
+			if fmt.Sprint(createsAt) != fmt.Sprint(wantAt) {
+				t.Errorf("creates at %v, want %v", createsAt, wantAt)
+			}
+			mu.Unlock()
 
 			got := &ssiv1.SecretProviderClassPodStatus{}
 			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "team-a", Name: "web-0-team-a-db"}, got); err != nil {
@@ -111,7 +138,7 @@ func TestStatusQueue(t *testing.T) {
 
 func TestStatusQueueDrop(t *testing.T) {
 	c := fake.NewClientBuilder().WithScheme(scheme.New()).Build()
-	q := NewStatusQueue(c, c, nil, nil)
+	q := NewStatusQueue(c, c, nil, nil, nil)
 	st := NewPodStatus(identity.Pod{Namespace: "ns", Name: "p", UID: "u"}, "db", "/t", "n", nil)
 	q.Record(st)
 	q.Drop("ns", st.Name)
@@ -150,7 +177,7 @@ func TestStatusQueueKnownObject(t *testing.T) {
 			return c.Update(ctx, obj, opts...)
 		},
 	}).Build()
-	q := NewStatusQueue(c, c, nil, nil)
+	q := NewStatusQueue(c, c, nil, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { q.Run(ctx, 1); close(done) }()

@@ -57,7 +57,7 @@ type Reconciler struct {
 	tokens    *tokenCache
 	recorder  record.EventRecorder
 	metrics   *Metrics
-	clock     clock.Clock
+	clock     clock.WithTicker
 	opts      Options
 	log       logr.Logger
 	wake      chan event.GenericEvent
@@ -79,7 +79,9 @@ type classState struct {
 	provider    string
 	objects     []provider.Object
 	files       map[string][]byte
-	fetchedAt   time.Time
+	// dueAt is when the next scheduled fetch is due: the last fetch plus
+	// schedule.Rotation of the interval.
+	dueAt       time.Time
 	failures    int
 	nextAttempt time.Time
 	force       bool

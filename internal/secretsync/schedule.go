@@ -3,7 +3,6 @@ package secretsync
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/schedule"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -42,9 +42,9 @@ func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv
 			idChanged = false
 		}
 	}
-	due := st.files == nil || forced || idChanged || !now.Before(st.fetchedAt.Add(interval))
+	due := st.files == nil || forced || idChanged || !now.Before(st.dueAt)
 	if !due {
-		return st.files, r.jitter(st.fetchedAt.Add(interval).Sub(now)), nil
+		return st.files, st.dueAt.Sub(now), nil
 	}
 	if st.failures > 0 && now.Before(st.nextAttempt) && !forced {
 		return st.files, st.nextAttempt.Sub(now), nil
@@ -71,10 +71,11 @@ func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv
 			continue
 		}
 		st.objects, st.files = merged, fileMap(files)
-		st.fetchedAt, st.identityKey = r.clock.Now(), c.key
+		wait := rotationWait(interval)
+		st.dueAt, st.identityKey = r.clock.Now().Add(wait), c.key
 		st.failures, st.nextAttempt = 0, time.Time{}
 		st.fetched = true
-		return st.files, r.jitter(interval), nil
+		return st.files, wait, nil
 	}
 
 	// Every candidate failed: report, back off, keep what was synced.
@@ -84,10 +85,7 @@ func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv
 		// A pod may be waiting for the Secret to start.
 		limit = maxPendingBackoff
 	}
-	backoff := r.opts.MinBackoff << min(st.failures-1, 16)
-	if backoff > limit || backoff <= 0 {
-		backoff = limit
-	}
+	backoff := schedule.Backoff(r.opts.MinBackoff, limit, st.failures)
 	st.nextAttempt = r.clock.Now().Add(backoff)
 	reason := ReasonFetchFailed
 	metricReason := ReasonFetchFailed + ":" + string(provider.ReasonOf(last))
@@ -124,10 +122,12 @@ func (r *Reconciler) fetch(ctx context.Context, p provider.Provider, class *spc.
 	return provider.FetchMerged(ctx, p, provider.Request{Class: class, Identity: c.id, Permission: atomicdir.DefaultMode, Sizes: r.opts.Sizes}, st.objects)
 }
 
-// jitter spreads rotations of many classes: up to a tenth more than d.
-func (r *Reconciler) jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return time.Second
+// rotationWait is the wait before the next scheduled fetch of a class
+// (schedule.Rotation, the agent's rule); a second for a non-positive
+// interval, so that a reconcile always requeues.
+func rotationWait(interval time.Duration) time.Duration {
+	if w := schedule.Rotation(interval); w > 0 {
+		return w
 	}
-	return d + time.Duration(rand.Int64N(int64(d)/10+1)) //nolint:gosec // spreading load needs no unpredictability
+	return time.Second
 }

@@ -41,17 +41,29 @@ func (m *jwtMinter) Mint(_ context.Context, req TokenRequest) (string, error) {
 }
 
 // The scheduling of fetches, with an injected clock: first fetch, no
-// fetch before the rotation interval, a fetch when the class or identity
-// changes or a provider wakes, and a doubling backoff after failures,
-// capped at the interval, or at 30s while a consumer is Pending.
+// fetch before the due point schedule.Rotation put in the last tenth of
+// the rotation interval, a fetch when the class or identity changes or a
+// provider wakes, and a doubling backoff (schedule.Backoff: a random point
+// of its upper half) after failures, capped at the interval, or at 30s
+// while a consumer is Pending.
 func TestFetchSchedule(t *testing.T) {
 	const interval = 2 * time.Minute
 	type step struct {
-		advance   time.Duration
+		advance time.Duration
+		// toDue advances the clock to beforeDue before the point the
+		// previous step's wait ends at, instead of by advance.
+		toDue     bool
+		beforeDue time.Duration
 		mutate    func(*ssiv1.SecretProviderClass, *[]consumer, *fakeProvider, *Reconciler, *classState)
 		wantFetch bool
-		wantWait  time.Duration // exact, or 0 to skip; jitter adds up to 10%
-		wantErr   bool
+		// The wait returned: wantWait exactly; wantLeft what was left of
+		// the previous wait; wantRotation within the last tenth of the
+		// interval; wantBackoff within the upper half of this backoff.
+		wantWait     time.Duration
+		wantLeft     bool
+		wantRotation bool
+		wantBackoff  time.Duration
+		wantErr      bool
 	}
 	running := func(name, sa string) consumer {
 		return consumer{serviceAccount: sa, pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(name)},
@@ -66,13 +78,13 @@ func TestFetchSchedule(t *testing.T) {
 		consumers []consumer
 		steps     []step
 	}{
-		"first fetch, then only after the interval": {
+		"first fetch, then only at the due point": {
 			consumers: []consumer{running("a", "app")},
 			steps: []step{
-				{wantFetch: true, wantWait: interval},
-				{advance: time.Minute, wantWait: time.Minute},
-				{advance: 59 * time.Second, wantWait: time.Second},
-				{advance: time.Second, wantFetch: true, wantWait: interval},
+				{wantFetch: true, wantRotation: true},
+				{advance: time.Minute, wantLeft: true},
+				{toDue: true, beforeDue: time.Second, wantWait: time.Second},
+				{advance: time.Second, wantFetch: true, wantRotation: true},
 			},
 		},
 		"class change and provider wake fetch at once": {
@@ -81,12 +93,12 @@ func TestFetchSchedule(t *testing.T) {
 				{wantFetch: true},
 				{advance: time.Second, mutate: func(c *ssiv1.SecretProviderClass, _ *[]consumer, _ *fakeProvider, _ *Reconciler, _ *classState) {
 					c.Generation++
-				}, wantFetch: true},
-				{advance: time.Second},
+				}, wantFetch: true, wantRotation: true},
+				{advance: time.Second, wantLeft: true},
 				{advance: time.Second, mutate: func(_ *ssiv1.SecretProviderClass, _ *[]consumer, _ *fakeProvider, r *Reconciler, _ *classState) {
 					r.forceProvider("vault")
-				}, wantFetch: true},
-				{advance: time.Second},
+				}, wantFetch: true, wantRotation: true},
+				{advance: time.Second, wantLeft: true},
 			},
 		},
 		"identity change fetches; a second consumer of the same identity does not": {
@@ -95,23 +107,24 @@ func TestFetchSchedule(t *testing.T) {
 				{wantFetch: true},
 				{advance: time.Second, mutate: func(_ *ssiv1.SecretProviderClass, cs *[]consumer, _ *fakeProvider, _ *Reconciler, _ *classState) {
 					*cs = append(*cs, running("b", "app"))
-				}},
+				}, wantLeft: true},
 				{advance: time.Second, mutate: func(_ *ssiv1.SecretProviderClass, cs *[]consumer, _ *fakeProvider, _ *Reconciler, _ *classState) {
 					*cs = []consumer{running("c", "other")}
-				}, wantFetch: true},
+				}, wantFetch: true, wantRotation: true},
 			},
 		},
 		"backoff doubles up to the interval": {
 			consumers: []consumer{running("a", "app")},
 			steps: []step{
-				{mutate: failing, wantFetch: true, wantWait: 2 * time.Second, wantErr: true},
-				{advance: time.Second, wantWait: time.Second},
-				{advance: time.Second, wantFetch: true, wantWait: 4 * time.Second, wantErr: true},
-				{advance: 4 * time.Second, wantFetch: true, wantWait: 8 * time.Second, wantErr: true},
-				{advance: 8 * time.Second, mutate: func(_ *ssiv1.SecretProviderClass, _ *[]consumer, _ *fakeProvider, _ *Reconciler, st *classState) {
+				{mutate: failing, wantFetch: true, wantBackoff: 2 * time.Second, wantErr: true},
+				{advance: 500 * time.Millisecond, wantLeft: true},
+				{toDue: true, beforeDue: time.Nanosecond, wantWait: time.Nanosecond},
+				{advance: time.Nanosecond, wantFetch: true, wantBackoff: 4 * time.Second, wantErr: true},
+				{toDue: true, wantFetch: true, wantBackoff: 8 * time.Second, wantErr: true},
+				{toDue: true, mutate: func(_ *ssiv1.SecretProviderClass, _ *[]consumer, _ *fakeProvider, _ *Reconciler, st *classState) {
 					st.failures = 10
 				},
-					wantFetch: true, wantWait: interval, wantErr: true},
+					wantFetch: true, wantBackoff: interval, wantErr: true},
 			},
 		},
 		"backoff capped at 30s while a consumer is pending": {
@@ -121,7 +134,7 @@ func TestFetchSchedule(t *testing.T) {
 				{advance: interval, mutate: func(c *ssiv1.SecretProviderClass, cs *[]consumer, f *fakeProvider, r *Reconciler, st *classState) {
 					failing(c, cs, f, r, st)
 					st.failures = 10
-				}, wantFetch: true, wantWait: maxPendingBackoff, wantErr: true},
+				}, wantFetch: true, wantBackoff: maxPendingBackoff, wantErr: true},
 			},
 		},
 	}
@@ -146,8 +159,13 @@ func TestFetchSchedule(t *testing.T) {
 			class.Generation = 1
 			consumers := append([]consumer(nil), tc.consumers...)
 			st := r.state(types.NamespacedName{Namespace: "ns", Name: "db"})
+			var lastWait time.Duration
 			for i, s := range tc.steps {
-				clk.Step(s.advance)
+				advance := s.advance
+				if s.toDue {
+					advance = lastWait - s.beforeDue
+				}
+				clk.Step(advance)
 				if s.mutate != nil {
 					s.mutate(class, &consumers, fp, r, st)
 				}
@@ -164,9 +182,17 @@ func TestFetchSchedule(t *testing.T) {
 				if (err != nil) != s.wantErr {
 					t.Errorf("step %d: error %v, want error %v", i, err, s.wantErr)
 				}
-				if s.wantWait != 0 && (wait < s.wantWait || wait > s.wantWait+s.wantWait/10+time.Nanosecond) {
-					t.Errorf("step %d: wait %s, want %s (+10%% jitter at most)", i, wait, s.wantWait)
+				switch {
+				case s.wantWait != 0 && wait != s.wantWait:
+					t.Errorf("step %d: wait %s, want %s", i, wait, s.wantWait)
+				case s.wantLeft && wait != lastWait-advance:
+					t.Errorf("step %d: wait %s, want what was left of %s after %s", i, wait, lastWait, advance)
+				case s.wantRotation && (wait < interval-interval/10 || wait > interval):
+					t.Errorf("step %d: wait %s, want within the last tenth of %s", i, wait, interval)
+				case s.wantBackoff != 0 && (wait < s.wantBackoff/2 || wait > s.wantBackoff):
+					t.Errorf("step %d: wait %s, want within [%s, %s]", i, wait, s.wantBackoff/2, s.wantBackoff)
 				}
+				lastWait = wait
 			}
 			for _, m := range minter.calls {
 				if m.Expiration != DefaultTokenExpiration || m.PodName == "" {

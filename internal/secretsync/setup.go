@@ -57,6 +57,7 @@ import (
 	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/schedule"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
 
@@ -143,7 +144,7 @@ type Options struct {
 	// zero means 4.
 	MaxConcurrentReconciles int
 	// Clock decides when fetches are due; nil means the real clock.
-	Clock clock.Clock
+	Clock clock.WithTicker
 	// Minter mints service-account tokens; nil means the TokenRequest API
 	// through the manager's client.
 	Minter TokenMinter
@@ -192,7 +193,7 @@ func (o *Options) defaults(mgr manager.Manager) {
 		o.MaxConcurrentReconciles = 4
 	}
 	if o.Clock == nil {
-		o.Clock = clock.RealClock{}
+		o.Clock = schedule.Clock(o.Clock)
 	}
 	if o.Minter == nil {
 		o.Minter = ClientMinter{Client: mgr.GetClient()}

@@ -31,6 +31,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -92,8 +94,9 @@ func (v *hostsVault) loginTokens() []string {
 }
 
 // hostsShim is the node shim with the operator's --allowed-backend-hosts
-// entries and a settable clock (now), serving the tenant's classes.
-func hostsShim(t *testing.T, entries []string, now func() time.Time, classes ...client.Object) (*ssicsi.Driver, *netidMounter, string, client.Client) {
+// entries and a clock (clk; nil is the real clock), serving the tenant's
+// classes.
+func hostsShim(t *testing.T, entries []string, clk clock.WithTicker, classes ...client.Object) (*ssicsi.Driver, *netidMounter, string, client.Client) {
 	t.Helper()
 	hosts, err := provider.ParseBackendHosts(entries)
 	if err != nil {
@@ -106,7 +109,7 @@ func hostsShim(t *testing.T, entries []string, now func() time.Time, classes ...
 	t.Cleanup(func() { _ = set.Close() })
 	d, err := ssicsi.NewDriver(ssicsi.Options{NodeID: "node-1", KubeletRootDir: root, Endpoint: "unix:///unused.sock",
 		EnableRotation: true, RotationPollInterval: time.Minute, AllowedBackendHosts: hosts, Providers: set},
-		ssicsi.Deps{Mounter: mnt, Classes: c, APIReader: c, Now: now})
+		ssicsi.Deps{Mounter: mnt, Classes: c, APIReader: c, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +164,7 @@ func TestHostsShimRefusesBackendOutsideList(t *testing.T) {
 	for name, a := range attacks {
 		classes = append(classes, hostsClass(name, a.addr))
 	}
-	d, mnt, root, _ := hostsShim(t, entries, time.Now, classes...)
+	d, mnt, root, _ := hostsShim(t, entries, nil, classes...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -210,10 +213,8 @@ func TestHostsShimRefusesBackendOutsideList(t *testing.T) {
 func TestHostsShimRefusesSwitchedClass(t *testing.T) {
 	operator := hostsStartVault(t, "127.0.0.2", "operator-value")
 	tenant := hostsStartVault(t, "127.0.0.1", "tenant-value")
-	var mu gosync.Mutex
-	clk := time.Now()
-	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clk }
-	d, _, root, c := hostsShim(t, []string{"127.0.0.2"}, now, hostsClass("app", operator.URL))
+	clk := clocktesting.NewFakeClock(time.Now())
+	d, _, root, c := hostsShim(t, []string{"127.0.0.2"}, clk, hostsClass("app", operator.URL))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	target, err := hostsPublish(ctx, t, d, root, "app")
@@ -229,9 +230,7 @@ func TestHostsShimRefusesSwitchedClass(t *testing.T) {
 	if err := c.Update(ctx, switched); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	clk = clk.Add(5 * time.Minute)
-	mu.Unlock()
+	clk.Step(5 * time.Minute)
 	if _, err := hostsPublish(ctx, t, d, root, "app"); err != nil {
 		t.Fatalf("republish: %v (a failing refresh keeps the volume)", err)
 	}

@@ -20,9 +20,12 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/schedule"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -63,8 +66,9 @@ type Options struct {
 	// PodIdentityIPv4URL and PodIdentityIPv6URL replace the agent
 	// endpoints (tests); empty means the link-local addresses.
 	PodIdentityIPv4URL, PodIdentityIPv6URL string
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock times the re-probe of BatchGetSecretValue after a denial; nil
+	// is the real clock.
+	Clock clock.WithTicker
 	// OutsidePod is set where the fetching process is not the pod (the
 	// node shim, the sync controller): its ambient credentials and token
 	// files are its own, not the pod's, so a pod without IRSA or Pod
@@ -110,9 +114,7 @@ func New(opts Options) *Provider {
 	if opts.PodIdentityIPv6URL == "" {
 		opts.PodIdentityIPv6URL = PodIdentityIPv6URL
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Clock = schedule.Clock(opts.Clock)
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = limits.Sizes{}.ResponseBytes()
 	}

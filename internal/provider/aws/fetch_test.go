@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	awsprov "github.com/ssinjector/ssi/internal/provider/aws"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/ssinjector/ssi/internal/provider"
+	awsprov "github.com/ssinjector/ssi/internal/provider/aws"
 )
 
 // TestFetchThroughSDK drives the real SDK clients against the fake over
@@ -286,9 +287,9 @@ func TestBatchDenialRemembered(t *testing.T) {
 		f.putSecret(region, fmt.Sprintf("s%d", i), ptr(fmt.Sprintf("v%d", i)), nil)
 		fmt.Fprintf(&objects, "- objectName: s%d\n  objectType: secretsmanager\n", i)
 	}
-	now := time.Now()
+	clk := clocktesting.NewFakeClock(time.Now())
 	opts := testOptions()
-	opts.Now = func() time.Time { return now }
+	opts.Clock = clk
 	opts.BatchReprobe = time.Hour
 	fe := &fetcher{t: t, p: awsprov.New(opts), class: parseClass(t, map[string]string{"region": region, "objects": objects.String()}), id: testIdentity()}
 
@@ -301,7 +302,7 @@ func TestBatchDenialRemembered(t *testing.T) {
 	if got := f.counts(); got["secretsmanager.BatchGetSecretValue"] != 0 || got["secretsmanager.DescribeSecret"] != 3 || len(got) != 1 {
 		t.Errorf("second cycle: %s, want exactly 3 DescribeSecret", sortedCounts(got))
 	}
-	now = now.Add(61 * time.Minute)
+	clk.Step(61 * time.Minute)
 	f.do(func() { f.denyBatch = false })
 	fe.mustCycle()
 	if got := f.counts(); got["secretsmanager.BatchGetSecretValue"] != 1 || len(got) != 1 {

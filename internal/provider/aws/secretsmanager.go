@@ -87,7 +87,7 @@ func (p *Provider) batchAllowed(key string) bool {
 	if !denied {
 		return true
 	}
-	if p.opts.Now().Sub(at) < p.opts.BatchReprobe {
+	if p.opts.Clock.Since(at) < p.opts.BatchReprobe {
 		return false
 	}
 	delete(p.batchOff, key)
@@ -96,7 +96,7 @@ func (p *Provider) batchAllowed(key string) bool {
 
 func (p *Provider) disableBatch(key string) {
 	p.mu.Lock()
-	p.batchOff[key] = p.opts.Now()
+	p.batchOff[key] = p.opts.Clock.Now()
 	p.mu.Unlock()
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/providertest"
@@ -166,13 +168,44 @@ func unitRequest(c *spc.Class, current map[string]string) provider.Request {
 }
 
 // unitProvider is a Provider logging into a capture that must stay free
-// of the given secrets and the test JWT.
+// of the given secrets and the test JWT. Unless opts sets a clock, it runs
+// on a fake clock (fakeClock) that only the test moves, so renewals and
+// retries happen when the test steps to them, not after real waits.
 func unitProvider(t *testing.T, opts Options, secrets ...string) (*Provider, *logCapture) {
 	log, logs := newLogCapture(t, append(secrets, testJWT, "hvs.token-")...)
 	opts.Logger = log
+	if opts.Clock == nil {
+		opts.Clock = clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	}
 	p := New(opts)
 	t.Cleanup(func() { _ = p.Close() })
 	return p, logs
+}
+
+// fakeClock is the fake clock of a unitProvider.
+func fakeClock(t *testing.T, p *Provider) *clocktesting.FakeClock {
+	t.Helper()
+	c, ok := p.clock.(*clocktesting.FakeClock)
+	if !ok {
+		t.Fatalf("the provider runs on a %T, not a fake clock", p.clock)
+	}
+	return c
+}
+
+// stepWhen steps clk by d once the provider's background loops have set
+// their timers (waiters of them wait on clk) and ready holds, so that a
+// step never passes a renewal point that is still to be scheduled. It
+// polls for the condition; nothing waits on the real clock but that.
+func stepWhen(t *testing.T, clk *clocktesting.FakeClock, waiters int, ready func() bool, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for clk.Waiters() != waiters || (ready != nil && !ready()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("at %s: %d timers wait on the clock, want %d (or the condition before the step does not hold)", clk.Now().Format(time.StampMilli), clk.Waiters(), waiters)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	clk.Step(d)
 }
 
 func unitFetch(t *testing.T, p *Provider, logs *logCapture, req provider.Request) ([]provider.Object, error) {

@@ -77,7 +77,7 @@ func (s *session) get(ctx context.Context, class string, o *spc.VaultObject, g g
 	lk := leaseKey{class: class, group: g}
 	args := argsOf(o)
 	s.mu.Lock()
-	if l := s.leases[lk]; l != nil && !l.due && l.gen == s.gen && l.args == args && time.Now().Before(l.expires) {
+	if l := s.leases[lk]; l != nil && !l.due && l.gen == s.gen && l.args == args && s.p.clock.Now().Before(l.expires) {
 		sec := l.secret
 		s.mu.Unlock()
 		return &response{secret: sec}, nil
@@ -98,7 +98,7 @@ func (s *session) get(ctx context.Context, class string, o *spc.VaultObject, g g
 // track keeps a leased response and starts renewing its lease, replacing
 // (without revoking) any earlier lease of the same group.
 func (s *session) track(k leaseKey, sec *vaultapi.Secret, gen int, args string) {
-	now := time.Now()
+	now := s.p.clock.Now()
 	ttl := time.Duration(sec.LeaseDuration) * time.Second
 	ctx, cancel := context.WithCancel(s.ctx)
 	l := &lease{
@@ -138,15 +138,17 @@ func (s *session) untrack(k leaseKey) {
 // woken to read the secret again while the old credentials still work.
 func (s *session) runLease(ctx context.Context, l *lease) {
 	s.mu.Lock()
-	next := renewPoint(time.Now(), l.ttl)
+	next := renewPoint(s.p.clock.Now(), l.ttl)
 	s.mu.Unlock()
 	for {
-		t := time.NewTimer(time.Until(next))
+		t, fire := s.p.timerUntil(next)
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			if t != nil {
+				t.Stop()
+			}
 			return
-		case <-t.C:
+		case <-fire:
 		}
 		s.mu.Lock()
 		if s.leases[l.key] != l || l.due {
@@ -168,7 +170,7 @@ func (s *session) runLease(ctx context.Context, l *lease) {
 		if ctx.Err() != nil {
 			return
 		}
-		now := time.Now()
+		now := s.p.clock.Now()
 		if err != nil {
 			var ae *apiError
 			if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests {

@@ -59,65 +59,84 @@ func byID(objs []provider.Object) map[string]provider.Object {
 	return m
 }
 
-// TestLeases covers how leased responses are kept, renewed and given up.
+// TestLeases covers how leased responses are kept, renewed and given up,
+// on the fake clock: each case steps it to the renewal and retry points
+// the provider must schedule, and checks when the renewals reached Vault.
 func TestLeases(t *testing.T) {
 	for name, tc := range map[string]struct {
 		ttl       int
 		renewable bool
-		// renew answers the n-th renewal (1-based) of a lease read at t0.
-		renew func(n int, elapsed time.Duration) (int, string)
-		// check runs after the wake-up, with the number of renewals.
-		wantRenewals func(n int) bool
+		// renew answers the n-th renewal (1-based).
+		renew func(n int) (int, string)
+		// steps move the clock, each once the previous one's renewal is
+		// done and the lease's loop waits again; the wake-up must come
+		// after the last.
+		steps []time.Duration
+		// wantRenewalsAt are the times of the renewals, from the read.
+		wantRenewalsAt []time.Duration
 	}{
-		"renewed until the maximum TTL caps it": {
+		"renewed two thirds into each grant until the maximum TTL caps it": {
 			ttl: 3, renewable: true,
-			renew: func(n int, _ time.Duration) (int, string) {
+			renew: func(n int) (int, string) {
 				granted := 3
 				if n >= 2 {
 					granted = 1 // the maximum TTL is near
 				}
 				return 200, fmt.Sprintf(`{"lease_id":"x","renewable":true,"lease_duration":%d,"data":null}`, granted)
 			},
-			wantRenewals: func(n int) bool { return n == 2 },
+			// Renewals at 2s and 4s; the second grants 1s, less than asked,
+			// so the lease is due two thirds into that second.
+			steps:          []time.Duration{2 * time.Second, 2 * time.Second, time.Second * 2 / 3},
+			wantRenewalsAt: []time.Duration{2 * time.Second, 4 * time.Second},
 		},
 		"renewal refused": {
 			ttl: 3, renewable: true,
-			renew: func(int, time.Duration) (int, string) {
+			renew: func(int) (int, string) {
 				return 400, `{"errors":["lease not found or lease is not renewable"]}`
 			},
-			wantRenewals: func(n int) bool { return n == 1 },
+			steps:          []time.Duration{2 * time.Second},
+			wantRenewalsAt: []time.Duration{2 * time.Second},
 		},
-		"renewal keeps failing until the lease ends": {
-			ttl: 3, renewable: true,
-			renew:        func(int, time.Duration) (int, string) { return 500, `{"errors":["internal error"]}` },
-			wantRenewals: func(n int) bool { return n >= 1 },
+		"renewal retried after failures until the lease is about to end": {
+			ttl: 9, renewable: true,
+			renew: func(int) (int, string) { return 500, `{"errors":["internal error"]}` },
+			// First at 6s (two thirds of 9s), then a third of what is
+			// left (1s, 2/3s), at least 500ms, until 1s or less is left.
+			steps: []time.Duration{6 * time.Second, time.Second, time.Second * 2 / 3, 500 * time.Millisecond},
+			wantRenewalsAt: []time.Duration{6 * time.Second, 7 * time.Second, 7*time.Second + time.Second*2/3,
+				7*time.Second + time.Second*2/3 + 500*time.Millisecond},
 		},
 		"not renewable": {
 			ttl: 3, renewable: false,
-			renew:        func(int, time.Duration) (int, string) { return 500, `{"errors":["must not be called"]}` },
-			wantRenewals: func(n int) bool { return n == 0 },
+			renew: func(int) (int, string) { return 500, `{"errors":["must not be called"]}` },
+			steps: []time.Duration{2 * time.Second},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			unitEnv(t)
 			fv := newFakeVault(t)
 			reads := dynamicSecret(fv, tc.ttl, tc.renewable)
+			p, logs := unitProvider(t, Options{}, "pw-1-dynamic-secret", "pw-2-dynamic-secret", "lease-1")
+			clk := fakeClock(t, p)
+			start := clk.Now()
 			var mu sync.Mutex
-			renewals := 0
-			var start time.Time
+			var renewedAt []time.Duration
+			renewals := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(renewedAt)
+			}
 			fv.handle("PUT", "/v1/sys/leases/renew", func(r fakeReq) (int, string) {
 				mu.Lock()
-				renewals++
-				n := renewals
+				renewedAt = append(renewedAt, clk.Since(start))
+				n := len(renewedAt)
 				mu.Unlock()
 				if r.Body["lease_id"] != "database/creds/app/lease-1" || r.Body["increment"] != float64(tc.ttl) || r.Token != "hvs.token-1" {
 					t.Errorf("renewal request %+v", r.Body)
 				}
-				return tc.renew(n, time.Since(start))
+				return tc.renew(n)
 			})
-			p, logs := unitProvider(t, Options{}, "pw-1-dynamic-secret", "pw-2-dynamic-secret", "lease-1")
 			c := unitClass(t, fv.srv.URL, map[string]string{"objects": dbObjects})
-			start = time.Now()
 			objs, err := unitFetch(t, p, logs, unitRequest(c, nil))
 			if err != nil {
 				t.Fatal(err)
@@ -150,12 +169,24 @@ func TestLeases(t *testing.T) {
 				t.Fatalf("%d reads while the lease lives, want 1", n)
 			}
 
-			waitWake(t, p, 20*time.Second)
+			// The token's renewal (an hour's token) and the lease's wait on
+			// the clock.
+			for i, d := range tc.steps {
+				stepWhen(t, clk, 2, func() bool { return renewals() == i }, d)
+				if i < len(tc.steps)-1 {
+					select {
+					case <-p.Wake():
+						t.Fatalf("woken at %s, before the last step", clk.Since(start))
+					default:
+					}
+				}
+			}
+			waitWake(t, p, 10*time.Second)
 			mu.Lock()
-			n := renewals
+			got := append([]time.Duration(nil), renewedAt...)
 			mu.Unlock()
-			if !tc.wantRenewals(n) {
-				t.Errorf("%d renewals before the wake-up", n)
+			if fmt.Sprint(got) != fmt.Sprint(tc.wantRenewalsAt) {
+				t.Errorf("renewals at %v, want %v", got, tc.wantRenewalsAt)
 			}
 			next, err := unitFetch(t, p, logs, unitRequest(c, cur))
 			if err != nil {
@@ -181,12 +212,20 @@ func TestTokenLifecycle(t *testing.T) {
 		fv := newFakeVault(t)
 		fv.loginTTL = 3
 		fv.reply("GET", "/v1/secret/data/app", 200, bodyKV2)
+		p, logs := unitProvider(t, Options{}, contentSecrets...)
+		clk := fakeClock(t, p)
+		start := clk.Now()
 		var mu sync.Mutex
-		renewals := 0
+		var renewedAt []time.Duration
+		renewals := func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(renewedAt)
+		}
 		fv.handle("PUT", "/v1/auth/token/renew-self", func(r fakeReq) (int, string) {
 			mu.Lock()
-			renewals++
-			n := renewals
+			renewedAt = append(renewedAt, clk.Since(start))
+			n := len(renewedAt)
 			mu.Unlock()
 			if r.Token != "hvs.token-1" || r.Body["increment"] != float64(3) {
 				t.Errorf("renew-self with token %q body %v", r.Token, r.Body)
@@ -197,31 +236,40 @@ func TestTokenLifecycle(t *testing.T) {
 			}
 			return 200, fmt.Sprintf(`{"auth":{"client_token":"hvs.token-1","lease_duration":%d,"renewable":true}}`, granted)
 		})
-		p, logs := unitProvider(t, Options{}, contentSecrets...)
 		c := unitClass(t, fv.srv.URL, map[string]string{"objects": "- {objectName: out, secretPath: secret/data/app, secretKey: password}"})
 		if _, err := unitFetch(t, p, logs, unitRequest(c, nil)); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, 20*time.Second, "two renewals", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return renewals >= 2
-		})
-		// Past the last grant a fetch logs in again; no lease needed the
-		// token, so nothing logged in in the background.
-		waitUntil(t, 20*time.Second, "a second login by a fetch", func() bool {
-			if fv.loginCount() > 1 {
-				t.Fatal("logged in again in the background without leases")
-			}
-			if _, err := unitFetch(t, p, logs, unitRequest(c, nil)); err != nil {
-				t.Fatal(err)
-			}
-			return fv.loginCount() == 2
-		})
+		// Renewed at 2s and 4s (two thirds into each grant); the second
+		// grants 1s, less than asked, so the token is final and its last
+		// third starts 2/3s later.
+		stepWhen(t, clk, 1, func() bool { return renewals() == 0 }, 2*time.Second)
+		stepWhen(t, clk, 1, func() bool { return renewals() == 1 }, 2*time.Second)
+		stepWhen(t, clk, 1, func() bool { return renewals() == 2 }, time.Second*2/3)
+		// No lease needs the token between fetches: the loop waits for
+		// one (or a new token) instead of logging in in the background.
+		stepWhen(t, clk, 0, nil, 0)
+		if n := fv.loginCount(); n != 1 {
+			t.Fatalf("%d logins, want 1: logged in again in the background without leases", n)
+		}
+		if _, err := unitFetch(t, p, logs, unitRequest(c, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if n := fv.loginCount(); n != 1 {
+			t.Errorf("%d logins at the start of the final token's last third, want 1", n)
+		}
+		// Past it, a fetch logs in again.
+		clk.Step(time.Millisecond)
+		if _, err := unitFetch(t, p, logs, unitRequest(c, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if n := fv.loginCount(); n != 2 {
+			t.Errorf("%d logins in the final token's last third, want 2", n)
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		if renewals != 2 {
-			t.Errorf("%d renewals, want 2 (the second granted less than asked)", renewals)
+		if want := []time.Duration{2 * time.Second, 4 * time.Second}; fmt.Sprint(renewedAt) != fmt.Sprint(want) {
+			t.Errorf("renewals at %v, want %v (the second granted less than asked)", renewedAt, want)
 		}
 	})
 
@@ -237,7 +285,13 @@ func TestTokenLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitWake(t, p, 20*time.Second)
+		// The token (2s) is renewed two thirds in; the lease (an hour)
+		// waits too.
+		stepWhen(t, fakeClock(t, p), 2, nil, 2*time.Second*2/3)
+		waitWake(t, p, 10*time.Second)
+		if n := fv.count("PUT", "/v1/auth/token/renew-self"); n != 1 {
+			t.Errorf("%d token renewals, want 1", n)
+		}
 		if n := fv.loginCount(); n != 2 {
 			t.Errorf("%d logins, want 2 (the background re-login)", n)
 		}
@@ -261,8 +315,9 @@ func TestTokenLifecycle(t *testing.T) {
 		c := unitClass(t, fv.srv.URL, map[string]string{"objects": "- {objectName: out, secretPath: secret/data/app, secretKey: password}"})
 		podA, podB := unitRequest(c, nil), unitRequest(c, nil)
 		podB.Identity = identity.Identity{Pod: identity.Pod{Namespace: "team", Name: "web-1", UID: "u2", ServiceAccount: "app"}, Tokens: podA.Identity.Tokens}
+		clk := fakeClock(t, p)
 		for _, r := range []provider.Request{podA, podB, podA} {
-			time.Sleep(time.Millisecond)
+			clk.Step(time.Millisecond)
 			if _, err := unitFetch(t, p, logs, r); err != nil {
 				t.Fatal(err)
 			}
@@ -350,7 +405,9 @@ func TestTokenLifecycle(t *testing.T) {
 		if _, err := unitFetch(t, p, logs, unitRequest(c, nil)); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, 20*time.Second, "renewals", func() bool {
+		// Token and lease (1s each) are renewed two thirds in.
+		stepWhen(t, fakeClock(t, p), 2, nil, time.Second*2/3)
+		waitUntil(t, 10*time.Second, "renewals", func() bool {
 			return fv.count("PUT", "/v1/sys/leases/renew") > 0 && fv.count("PUT", "/v1/auth/token/renew-self") > 0
 		})
 		done := make(chan struct{})
@@ -374,6 +431,6 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+	"k8s.io/utils/clock"
 
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
@@ -80,7 +81,7 @@ func (s *session) current(ctx context.Context) (*token, error) {
 	s.mu.Lock()
 	t := s.tok
 	s.mu.Unlock()
-	now := time.Now()
+	now := s.p.clock.Now()
 	if t.usable(now) && (!t.final || !now.After(t.renewAt)) {
 		return t, nil
 	}
@@ -97,7 +98,7 @@ func (s *session) login(ctx context.Context, failed *token, why string) (*token,
 	s.mu.Lock()
 	cur, src := s.tok, s.tokens
 	s.mu.Unlock()
-	if cur.usable(time.Now()) && (failed == nil || cur.value != failed.value) {
+	if cur.usable(s.p.clock.Now()) && (failed == nil || cur.value != failed.value) {
 		return cur, nil
 	}
 	k := s.key
@@ -141,7 +142,7 @@ func (s *session) login(ctx context.Context, failed *token, why string) (*token,
 	if err != nil || sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
 		return nil, provider.WithReason(provider.ReasonUnauthenticated, fmt.Errorf("%s: Vault's answer carries no client token", op))
 	}
-	now := time.Now()
+	now := s.p.clock.Now()
 	t := &token{value: sec.Auth.ClientToken, renewable: sec.Auth.Renewable, ttl: time.Duration(sec.Auth.LeaseDuration) * time.Second}
 	if t.ttl > 0 {
 		t.expires = now.Add(t.ttl)
@@ -188,11 +189,10 @@ func (s *session) runToken() {
 		s.mu.Lock()
 		t := s.tok
 		s.mu.Unlock()
-		var timer *time.Timer
+		var timer clock.Timer
 		var fire <-chan time.Time
 		if t != nil && !t.env && !t.expires.IsZero() {
-			timer = time.NewTimer(time.Until(t.renewAt))
-			fire = timer.C
+			timer, fire = s.p.timerUntil(t.renewAt)
 		}
 		select {
 		case <-s.ctx.Done():
@@ -283,7 +283,7 @@ func (s *session) renewToken(t *token) {
 		s.retryLater(t)
 		return
 	}
-	now := time.Now()
+	now := s.p.clock.Now()
 	nt := *t
 	granted := time.Duration(sec.Auth.LeaseDuration) * time.Second
 	nt.expires = now.Add(granted)
@@ -305,12 +305,13 @@ func (s *session) setToken(old, nt *token) {
 
 // retryLater schedules another attempt on t while it lives.
 func (s *session) retryLater(t *token) {
-	remaining := time.Until(t.expires)
+	now := s.p.clock.Now()
+	remaining := t.expires.Sub(now)
 	if remaining <= 0 {
 		s.setToken(t, nil)
 		return
 	}
 	nt := *t
-	nt.renewAt = time.Now().Add(retryDelay(remaining))
+	nt.renewAt = now.Add(retryDelay(remaining))
 	s.setToken(t, &nt)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+	"k8s.io/utils/clock"
 
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/limits"
@@ -73,7 +74,7 @@ type session struct {
 func (p *Provider) session(req provider.Request) (*session, error) {
 	v := req.Class.Vault
 	key := keyOf(v, req.Identity.Pod)
-	now := time.Now()
+	now := p.clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -123,6 +124,19 @@ func (s *session) end() {
 	if s.conns != nil {
 		s.conns.CloseIdleConnections()
 	}
+}
+
+// timerUntil returns a timer of the provider's clock that fires at when,
+// and its channel; for a time already passed, no timer and a channel that
+// is ready at once (a fake clock's timer would wait for the next step).
+func (p *Provider) timerUntil(when time.Time) (clock.Timer, <-chan time.Time) {
+	if d := when.Sub(p.clock.Now()); d > 0 {
+		t := p.clock.NewTimer(d)
+		return t, t.C()
+	}
+	ch := make(chan time.Time, 1)
+	ch <- when
+	return nil, ch
 }
 
 // goBackground runs f as background work of the provider unless it is

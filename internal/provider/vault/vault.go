@@ -25,9 +25,12 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/schedule"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -61,12 +64,17 @@ type Options struct {
 	// MaxResponseBytes caps every response body read from Vault; 0 means
 	// limits.Sizes{}.ResponseBytes().
 	MaxResponseBytes int64
+	// Clock times token and lease lifetimes, their renewals and retries,
+	// and idle sessions; nil is the real clock. Request timeouts are
+	// context deadlines and always real.
+	Clock clock.WithTicker
 }
 
 // Provider is the Vault provider. It is safe for concurrent use and must be
 // closed to stop its background renewals.
 type Provider struct {
 	log         *slog.Logger
+	clock       clock.WithTicker
 	key         []byte
 	envToken    bool
 	idleTimeout time.Duration
@@ -110,6 +118,7 @@ func New(opts Options) *Provider {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Provider{
 		log:         log.With("provider", Name),
+		clock:       schedule.Clock(opts.Clock),
 		key:         key,
 		envToken:    opts.EnvToken,
 		idleTimeout: opts.IdleTimeout,
