@@ -105,7 +105,8 @@ func branch(b *parse.BranchNode, pipe func(*parse.PipeNode) error, walk func(par
 type atFunc func(n parse.Node, format string, args ...any) error
 
 // constArgs are the functions whose first argument must be a constant.
-var constArgs = map[string]bool{"object": true, "required": true, "fail": true}
+// The paths of jsonField and yamlField are quoted in their errors.
+var constArgs = map[string]bool{"object": true, "required": true, "fail": true, "jsonField": true, "yamlField": true}
 
 // calls checks the functions whose arguments must be constants.
 func calls(cmd *parse.CommandNode, piped bool, at atFunc, objects, deps map[string]bool) error {
@@ -126,13 +127,50 @@ func calls(cmd *parse.CommandNode, piped bool, at atFunc, objects, deps map[stri
 			return at(s, "object %q is not a file of the class's objects", s.Text)
 		}
 		deps[s.Text] = true
-	case "required", "fail":
+	case "required", "fail", "jsonField", "yamlField":
+		what := "message"
+		if id.Ident == "jsonField" || id.Ident == "yamlField" {
+			what = "path"
+		}
 		if len(cmd.Args) < 2 {
-			return at(id, "%s needs a quoted message", id.Ident)
+			return at(id, "%s needs a quoted %s", id.Ident, what)
 		}
 		if _, ok := cmd.Args[1].(*parse.StringNode); !ok {
-			return at(cmd.Args[1], "the message of %s must be a quoted constant: it is printed in errors, which never hold a value", id.Ident)
+			return at(cmd.Args[1], "the %s of %s must be a quoted constant: it is printed in errors, which never hold a value", what, id.Ident)
 		}
 	}
 	return nil
+}
+
+// rangeGuard is the function guardRanges appends to every range
+// pipeline; its name cannot be written in a template (Compile refuses it as
+// unknown), so only the rewrite calls it.
+const rangeGuard = "_rangeGuard"
+
+// guardRanges rewrites every {{range PIPELINE}} into
+// {{range PIPELINE | _rangeGuard}}, so that each range's size is charged to
+// the render's iteration budget before it runs.
+func guardRanges(n parse.Node) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			guardRanges(c)
+		}
+	case *parse.IfNode:
+		guardRanges(n.List)
+		guardRanges(n.ElseList)
+	case *parse.WithNode:
+		guardRanges(n.List)
+		guardRanges(n.ElseList)
+	case *parse.RangeNode:
+		if p := n.Pipe; p != nil && len(p.Cmds) > 0 {
+			id := parse.NewIdentifier(rangeGuard).SetPos(p.Position())
+			p.Cmds = append(p.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: p.Position(), Args: []parse.Node{id}})
+		}
+		guardRanges(n.List)
+		guardRanges(n.ElseList)
+	}
 }

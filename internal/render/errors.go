@@ -131,6 +131,9 @@ func execError(path string, err error) error {
 	col, _ := strconv.Atoi(rest[m[4]:m[5]])
 	out.Col = col + 1
 	out.Context = truncate(rest[m[6]:m[7]])
+	if strings.Contains(out.Context, rangeGuard) {
+		out.Context = "range"
+	}
 	out.Cause = cause(rest[m[1]:], ee.Err)
 	return out
 }

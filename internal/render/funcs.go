@@ -110,7 +110,7 @@ func ownFuncs() map[string]any {
 		"shellQuote": shellQuote, "propertiesKey": propertiesKey, "propertiesValue": propertiesValue,
 		"jsonString": jsonString, "yamlScalar": yamlScalar, "pgpassField": pgpassField,
 		"pemCertificate": pemCertificate, "pemChain": pemChain, "pemCertificates": pemCertificates,
-		"pemPrivateKey": pemPrivateKey,
+		"pemPrivateKey":     pemPrivateKey,
 		"pkcs12Certificate": pkcs12Certificate, "pkcs12CertificatePass": pkcs12CertificatePass,
 		"pkcs12Key": pkcs12Key, "pkcs12KeyPass": pkcs12KeyPass,
 		"pkcs12Chain": pkcs12Chain, "pkcs12ChainPass": pkcs12ChainPass,
@@ -316,8 +316,8 @@ func hexdec(s string) (string, error) {
 
 // --- quoting
 
-// shellQuote quotes s for a POSIX shell: single quotes, with each single
-// quote written as '\''.
+// shellQuote quotes s for a POSIX shell in single quotes; a single quote
+// inside is closed, escaped with a backslash and reopened.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -78,6 +78,9 @@ var funcCases = []struct{ name, text string }{
 	{"sprig semver", `{{ semverCompare ">=1.2" "1.3.0" }}`},
 	{"builtins", `{{ len (object "api-key") }} {{ printf "%q" "x" }} {{ eq 1 1 }} {{ index (list "a" "b") 1 }}`},
 	{"builtin index out of range", `{{ index (list 1 2) (len (object "api-key")) }}`},
+	{"range over an integer", `{{ range 3 }}x{{ end }}`},
+	{"range over a huge integer", `{{ range (object "api-key" | len | mul 100000) }}x{{ end }}`},
+	{"nested ranges over the budget", `{{ range until 2000 }}{{ range until 2000 }}{{ end }}{{ end }}`},
 	{"range over a string value", `{{ range object "api-key" }}x{{ end }}`},
 }
 

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -33,7 +34,13 @@ type Set struct {
 
 	mu      sync.Mutex
 	objects map[string][]byte // bound for the duration of one Render
+	budget  int               // range iterations left in this Render
 }
+
+// MaxIterations caps the range iterations of one Render (all templates):
+// text/template ranges over integers and nested lists, and a template
+// must not make the shared shim spin.
+const MaxIterations = 1 << 20
 
 type compiled struct {
 	Template
@@ -125,15 +132,19 @@ func (s *Set) compile(t Template, objects map[string]bool) (*compiled, error) {
 			return nil, err
 		}
 	}
+	for _, n := range names {
+		guardRanges(trees[n].Root)
+	}
 	tmpl := template.New(t.Path).Option("missingkey=error").Funcs(baseFuncs).Funcs(template.FuncMap{
-		"object": wrap("object", s.object),
+		"object":   wrap("object", s.object),
+		rangeGuard: wrap("range", s.guard),
 	})
 	for _, n := range names {
 		if _, err := tmpl.AddParseTree(n, trees[n]); err != nil {
 			return nil, &Error{Path: t.Path, Cause: "cannot compile: " + err.Error()}
 		}
 	}
-	if trees[t.Path] == nil {
+	if main := trees[t.Path]; main == nil || main.Root == nil || len(main.Root.Nodes) == 0 {
 		return nil, &Error{Path: t.Path, Cause: "the template is empty"}
 	}
 	c := &compiled{Template: t, tmpl: tmpl}
@@ -247,6 +258,7 @@ func (s *Set) Render(objects map[string][]byte, prior *Result) (*Result, error) 
 		}
 	}
 	s.objects = objects
+	s.budget = MaxIterations
 	defer func() { s.objects = nil }()
 	var buf bytes.Buffer
 	for i, c := range s.templates {
@@ -274,6 +286,36 @@ func (s *Set) unchanged(c *compiled, prior, cur *Result) bool {
 		}
 	}
 	return true
+}
+
+// guard is called on the value of every range pipeline (see guardRanges):
+// it charges the number of iterations to the render's budget and refuses
+// what cannot be counted (iterator functions, channels).
+func (s *Set) guard(v any) (any, error) {
+	n := 0
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Invalid:
+	case reflect.Slice, reflect.Array, reflect.Map, reflect.String:
+		n = rv.Len()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if rv.Int() > int64(MaxIterations) {
+			return nil, safeError(fmt.Sprintf("range over more than %d iterations", MaxIterations))
+		}
+		n = max(int(rv.Int()), 0)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if rv.Uint() > uint64(MaxIterations) {
+			return nil, safeError(fmt.Sprintf("range over more than %d iterations", MaxIterations))
+		}
+		n = int(rv.Uint())
+	default:
+		return nil, safeError("range over a value of kind " + rv.Kind().String() + " is not allowed")
+	}
+	s.budget -= n
+	if s.budget < 0 {
+		return nil, safeError(fmt.Sprintf("the templates' ranges together run more than %d iterations", MaxIterations))
+	}
+	return v, nil
 }
 
 // object is the template function: the content of an object file.
