@@ -35,7 +35,7 @@ func TestParseAnnotation(t *testing.T) {
 		"mode as a number":  {value: "- {path: a, template: x, mode: 0640}", wantErr: `entry 0: field mode: must be a quoted octal string`},
 		"mode not octal":    {value: `- {path: a, template: x, mode: "0980"}`, wantErr: `entry 0: field mode: "0980" is not an octal permission`},
 		"mode without 0":    {value: `- {path: a, template: x, mode: "640"}`, wantErr: `field mode: "640" is not an octal`},
-		"YAML 1.1 boolean": {value: "- {path: a, template: y}", wantErr: "field template: must be a string, not a JSON bool"},
+		"YAML 1.1 boolean":  {value: "- {path: a, template: y}", wantErr: "field template: must be a string, not a JSON bool"},
 		"mode setuid":       {value: `- {path: a, template: x, mode: "04755"}`, wantErr: "bits other than the permission bits"},
 		"path wrong type":   {value: "- {path: [a], template: x}", wantErr: "entry 0: field path: must be a string, not a JSON array"},
 		"renderOnly string": {value: "- {path: a, template: x, renderOnly: maybe}", wantErr: "field renderOnly: must be true or false"},
