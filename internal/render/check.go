@@ -123,7 +123,7 @@ func calls(cmd *parse.CommandNode, piped bool, at atFunc, objects, deps map[stri
 		if !ok {
 			return at(cmd.Args[1], "the object name must be a quoted constant, so that its use is known before rendering")
 		}
-		if !objects[s.Text] {
+		if objects != nil && !objects[s.Text] {
 			return at(s, "object %q is not a file of the class's objects", s.Text)
 		}
 		deps[s.Text] = true

@@ -177,13 +177,8 @@ func cause(msg string, err error) string {
 		if c.fixed != "" {
 			return c.fixed
 		}
-		if strings.HasPrefix(msg, "wrong type for value") || strings.HasPrefix(msg, "invalid value") ||
-			strings.HasPrefix(msg, "wrong number of args") || strings.HasPrefix(msg, "exceeded") {
-			return msg
-		}
-		// Field and variable names come from the template; a key of a
-		// map built from a value (dict, fromJson) could still be
-		// surprising but is a name the template wrote.
+		// The rest of these messages name fields, variables, types and
+		// functions written in the template, never a value.
 		return msg
 	}
 	return "rendering failed"

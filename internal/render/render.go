@@ -55,12 +55,24 @@ type compiled struct {
 // constant message, or whose path is not valid, repeats another's or
 // collides with an object's file is an *Error with its path and position.
 func Compile(templates []Template, objectFiles []string) (*Set, error) {
-	if len(templates) > MaxTemplates {
-		return nil, fmt.Errorf("%d templates, more than the limit of %d", len(templates), MaxTemplates)
-	}
 	objects := make(map[string]bool, len(objectFiles))
 	for _, f := range objectFiles {
 		objects[f] = true
+	}
+	return compileSet(templates, objects)
+}
+
+// CompileUnknownObjects is Compile for a class whose object files are known
+// only after a fetch (a plugin provider's): everything but the object names
+// is checked; a name that no fetched file has fails Render, and a path that
+// collides with a fetched file fails the atomic write's validation.
+func CompileUnknownObjects(templates []Template) (*Set, error) {
+	return compileSet(templates, nil)
+}
+
+func compileSet(templates []Template, objects map[string]bool) (*Set, error) {
+	if len(templates) > MaxTemplates {
+		return nil, fmt.Errorf("%d templates, more than the limit of %d", len(templates), MaxTemplates)
 	}
 	s := &Set{maxOutput: limits.DefaultObjectBytes}
 	paths := map[string]bool{}

@@ -149,3 +149,23 @@ func TestRenderOutputCap(t *testing.T) {
 		t.Fatalf("1100 bytes: %v", err)
 	}
 }
+
+func TestCompileUnknownObjects(t *testing.T) {
+	set, err := CompileUnknownObjects([]Template{{Path: "out", Text: `{{ object "from-plugin" }}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"from-plugin"}, set.Deps("out")); diff != "" {
+		t.Errorf("Deps (-want +got):\n%s", diff)
+	}
+	if _, err := set.Render(map[string][]byte{"other": nil}, nil); err == nil || !strings.Contains(err.Error(), `object "from-plugin" is not in this fetch`) {
+		t.Errorf("Render without the object = %v", err)
+	}
+	res, err := set.Render(map[string][]byte{"from-plugin": []byte("v")}, nil)
+	if err != nil || string(res.Files[0].Data) != "v" {
+		t.Errorf("Render = %v, %v", res, err)
+	}
+	if _, err := CompileUnknownObjects([]Template{{Path: "out", Text: `{{ env "x" }}`}}); err == nil {
+		t.Error("an unknown function passed")
+	}
+}
