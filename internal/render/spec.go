@@ -81,16 +81,18 @@ func (m Mode) MarshalJSON() ([]byte, error) {
 	return json.Marshal(fmt.Sprintf("%04o", uint32(m)))
 }
 
-// Template is a resolved template: its text is known.
+// Template is a resolved template: its text is known. Its JSON form is
+// what admission can hand to the in-pod agent, which cannot read
+// ConfigMaps.
 type Template struct {
 	// Path is the file written in the volume.
-	Path string
+	Path string `json:"path"`
 	// Text is the template source.
-	Text string
+	Text string `json:"text"`
 	// Mode is the permission of the rendered file; zero means the volume's.
-	Mode fs.FileMode
+	Mode fs.FileMode `json:"mode,omitempty"`
 	// RenderOnly hides the raw files of the objects the template uses.
-	RenderOnly bool
+	RenderOnly bool `json:"renderOnly,omitempty"`
 }
 
 // ParseAnnotation parses the value of Annotation strictly: unknown fields,
