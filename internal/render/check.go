@@ -174,3 +174,66 @@ func guardRanges(n parse.Node) {
 		guardRanges(n.ElseList)
 	}
 }
+
+// templateCalls collects the names of the {{template}} calls under n.
+func templateCalls(n parse.Node, out map[string]bool) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			templateCalls(c, out)
+		}
+	case *parse.IfNode:
+		templateCalls(n.List, out)
+		templateCalls(n.ElseList, out)
+	case *parse.RangeNode:
+		templateCalls(n.List, out)
+		templateCalls(n.ElseList, out)
+	case *parse.WithNode:
+		templateCalls(n.List, out)
+		templateCalls(n.ElseList, out)
+	case *parse.TemplateNode:
+		out[n.Name] = true
+	}
+}
+
+// recursion returns a template of trees that calls itself, directly or
+// not, or "". Recursion is refused: only text/template's depth limit
+// (100000 calls) would stop it.
+func recursion(trees map[string]*parse.Tree, names []string) string {
+	calls := map[string]map[string]bool{}
+	for _, n := range names {
+		calls[n] = map[string]bool{}
+		templateCalls(trees[n].Root, calls[n])
+	}
+	const (
+		visiting = 1
+		done     = 2
+	)
+	state := map[string]int{}
+	var visit func(string) bool
+	visit = func(n string) bool {
+		switch state[n] {
+		case visiting:
+			return true
+		case done:
+			return false
+		}
+		state[n] = visiting
+		for c := range calls[n] {
+			if visit(c) {
+				return true
+			}
+		}
+		state[n] = done
+		return false
+	}
+	for _, n := range names {
+		if visit(n) {
+			return n
+		}
+	}
+	return ""
+}

@@ -144,6 +144,9 @@ func (s *Set) compile(t Template, objects map[string]bool) (*compiled, error) {
 			return nil, err
 		}
 	}
+	if r := recursion(trees, names); r != "" {
+		return nil, &Error{Path: t.Path, Cause: fmt.Sprintf("template %q calls itself (recursion is not allowed)", r)}
+	}
 	for _, n := range names {
 		guardRanges(trees[n].Root)
 	}

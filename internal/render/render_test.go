@@ -32,6 +32,7 @@ func TestCompileErrors(t *testing.T) {
 		"non-constant path":    {[]Template{{Path: "a", Text: `{{ jsonField (object "db") (object "db") }}`}}, `the path of jsonField must be a quoted constant`},
 		"range guard by hand":  {[]Template{{Path: "a", Text: `{{ _rangeGuard 1 }}`}}, `function "_rangeGuard" is not defined`},
 		"fail without message": {[]Template{{Path: "a", Text: `{{ "x" | fail }}`}}, `fail needs a quoted message`},
+		"recursion":            {[]Template{{Path: "a", Text: `{{ define "x" }}{{ if true }}{{ template "y" }}{{ end }}{{ end }}{{ define "y" }}{{ template "x" }}{{ end }}{{ template "x" }}`}}, `calls itself`},
 		"undefined template":   {[]Template{{Path: "a", Text: `{{ template "nope" }}`}}, `template "nope" is not defined`},
 		"empty":                {[]Template{{Path: "a", Text: `{{ define "x" }}y{{ end }}`}}, `template "a": the template is empty`},
 		"object file path":     {[]Template{{Path: "db", Text: "x"}}, `template "db": the path is also an object's file`},
