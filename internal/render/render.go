@@ -244,12 +244,14 @@ type Result struct {
 	Hidden []string
 
 	digests map[string][sha256.Size]byte // of each object read, by file
+	set     *Set                          // that rendered it: another Set's files are never reused
 }
 
 // Render executes the templates with objects (file name to content). A
 // template whose objects all have the content they had in prior (the
 // previous Result of this Set, or nil) is not executed: its file is
-// reused. On error no Result is returned, so the caller keeps its last good
+// reused. A prior from another Set (the class was compiled again) is
+// ignored. On error no Result is returned, so the caller keeps its last good
 // files; the *Error names the template, the position and a value-free
 // cause.
 func (s *Set) Render(objects map[string][]byte, prior *Result) (*Result, error) {
@@ -259,6 +261,10 @@ func (s *Set) Render(objects map[string][]byte, prior *Result) (*Result, error) 
 		Files:   make([]atomicdir.File, len(s.templates)),
 		Hidden:  s.Hidden(),
 		digests: make(map[string][sha256.Size]byte),
+		set:     s,
+	}
+	if prior != nil && prior.set != s {
+		prior = nil
 	}
 	for _, c := range s.templates {
 		for _, d := range c.deps {

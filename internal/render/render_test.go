@@ -129,6 +129,15 @@ func TestRenderReusesUnchanged(t *testing.T) {
 	if err := atomicdir.ValidatePayload(payload); err != nil {
 		t.Error(err)
 	}
+	// A recompiled class (same path and objects, new text) renders anew.
+	set2, err := Compile([]Template{{Path: "db.conf", Text: `password={{ object "db" }}`}}, []string{"db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := set2.Render(map[string][]byte{"db": []byte("two")}, rotated)
+	if err != nil || string(re.Files[0].Data) != "password=two" {
+		t.Errorf("recompiled Render = %q, %v", re.Files[0].Data, err)
+	}
 	// An object missing from a fetch fails the render, naming it.
 	if _, err := set.Render(map[string][]byte{"db": []byte("x")}, rotated); err == nil || !strings.Contains(err.Error(), `object "api-key" is not in this fetch`) {
 		t.Errorf("Render without api-key = %v", err)
