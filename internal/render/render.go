@@ -244,7 +244,7 @@ type Result struct {
 	Hidden []string
 
 	digests map[string][sha256.Size]byte // of each object read, by file
-	set     *Set                          // that rendered it: another Set's files are never reused
+	set     *Set                         // that rendered it: another Set's files are never reused
 }
 
 // Render executes the templates with objects (file name to content). A
