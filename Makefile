@@ -121,9 +121,9 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint (pinned) and go vet.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: fuzz
-fuzz: ## Fuzz the parameter parsers, NodePublishVolume and plugin responses for FUZZTIME each (default 60s).
+fuzz: ## Fuzz the parameter parsers, NodePublishVolume, plugin responses and template rendering for FUZZTIME each (default 60s).
 	set -e; for t in spc:FuzzParseAWS spc:FuzzParseAzure spc:FuzzParseGCP spc:FuzzParseVault \
-	  csi:FuzzNodePublishVolume provider/plugin:FuzzPluginResponse; do \
+	  csi:FuzzNodePublishVolume provider/plugin:FuzzPluginResponse render:FuzzRender; do \
 	  $(GO) test ./internal/$${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-60s}; done
 
 .PHONY: bench
