@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"text/template/parse"
 )
@@ -17,8 +18,9 @@ func check(t Template, tr *parse.Tree, trees map[string]*parse.Tree, objects map
 		// loc is "name:line:col" with a 0-based col.
 		if i := strings.LastIndexByte(loc, ':'); i > 0 {
 			if j := strings.LastIndexByte(loc[:i], ':'); j >= 0 {
-				fmt.Sscanf(loc[j+1:i], "%d", &e.Line)
-				fmt.Sscanf(loc[i+1:], "%d", &e.Col)
+				// ErrorContext formats both as decimal integers.
+				e.Line, _ = strconv.Atoi(loc[j+1 : i])
+				e.Col, _ = strconv.Atoi(loc[i+1:])
 				e.Col++
 			}
 		}

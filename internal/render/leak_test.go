@@ -69,12 +69,12 @@ func TestErrorsNeverHoldValues(t *testing.T) {
 	for _, text := range texts {
 		set, err := Compile([]Template{{Path: "t", Text: text}}, names)
 		if err != nil {
-			fmt.Fprintln(rec, err)
+			_, _ = fmt.Fprintln(rec, err)
 			failed++
 			continue
 		}
 		if _, err := set.Render(objects, nil); err != nil {
-			fmt.Fprintln(rec, err)
+			_, _ = fmt.Fprintln(rec, err)
 			failed++
 		}
 	}

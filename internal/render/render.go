@@ -328,7 +328,7 @@ func (s *Set) guard(v any) (any, error) {
 		if rv.Uint() > uint64(MaxIterations) {
 			return nil, safeError(fmt.Sprintf("range over more than %d iterations", MaxIterations))
 		}
-		n = int(rv.Uint())
+		n = int(rv.Uint()) //nolint:gosec // at most MaxIterations, checked above
 	default:
 		return nil, safeError("range over a value of kind " + rv.Kind().String() + " is not allowed")
 	}

@@ -31,7 +31,7 @@ func TestParseAnnotation(t *testing.T) {
 		},
 		"not a list":        {value: "path: x", wantErr: "must be a YAML list"},
 		"not YAML":          {value: "- [", wantErr: "not YAML"},
-		"unknown field":     {value: "- {path: a, template: x, tempalte: y}", wantErr: `entry 0: unknown field "tempalte"`},
+		"unknown field":     {value: "- {path: a, template: x, templat: y}", wantErr: `entry 0: unknown field "templat"`},
 		"mode as a number":  {value: "- {path: a, template: x, mode: 0640}", wantErr: `entry 0: field mode: must be a quoted octal string`},
 		"mode not octal":    {value: `- {path: a, template: x, mode: "0980"}`, wantErr: `entry 0: field mode: "0980" is not an octal permission`},
 		"mode without 0":    {value: `- {path: a, template: x, mode: "640"}`, wantErr: `field mode: "640" is not an octal`},
