@@ -1,10 +1,7 @@
 package secretsync
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,15 +14,14 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/chart"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/testing/testenv"
@@ -43,17 +39,11 @@ func installRBAC(t *testing.T, env *testenv.Env) *rest.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("rbac.yaml: %v", err)
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
+	objs, err := chart.Split(b)
+	if err != nil {
+		t.Fatalf("rbac.yaml: %v", err)
+	}
+	for _, u := range objs {
 		if err := env.Client.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatalf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
 		}
@@ -268,6 +258,18 @@ func TestRBACAsInstalled(t *testing.T) {
 			return asClient.Create(ctx, s)
 		}, "in the protected namespaces kube-system, secrets-store-injector"},
 		"a token in its own namespace": {func() error {
+			// The service account names a class, so the pod-less guard
+			// (which admission may evaluate first) lets the request
+			// through and the protected-namespace rule is the one that
+			// answers.
+			sa := &corev1.ServiceAccount{}
+			if err := env.Client.Get(ctx, types.NamespacedName{Namespace: own, Name: DefaultServiceAccount}, sa); err != nil {
+				return err
+			}
+			sa.Annotations = map[string]string{AnnotationAllowSync: "db"}
+			if err := env.Client.Update(ctx, sa); err != nil {
+				return err
+			}
 			secs := int64(600)
 			_, err := as.CoreV1().ServiceAccounts(own).CreateToken(ctx, DefaultServiceAccount,
 				&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs, Audiences: []string{"vault"}}}, metav1.CreateOptions{})
