@@ -33,7 +33,12 @@ type staticLookup struct {
 	labels   map[string]map[string]string
 	classes  map[string]*ssiv1.SecretProviderClass
 	accounts map[string]*metav1.ObjectMeta
+	cms      map[string]*corev1.ConfigMap
 	err      error
+}
+
+func (s *staticLookup) ConfigMap(_ context.Context, ns, name string) (*corev1.ConfigMap, error) {
+	return s.cms[ns+"/"+name], s.err
 }
 
 func (s *staticLookup) NamespaceLabels(_ context.Context, ns string) (map[string]string, error) {

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,7 +27,7 @@ type CacheLookup struct {
 // Objects the caches watch. Informers for them are started before the
 // webhook serves.
 func watchedObjects() []client.Object {
-	return []client.Object{scheme.Metadata("Namespace"), &ssiv1.SecretProviderClass{}, scheme.Metadata("ServiceAccount")}
+	return []client.Object{scheme.Metadata("Namespace"), &ssiv1.SecretProviderClass{}, scheme.Metadata("ServiceAccount"), &corev1.ConfigMap{}}
 }
 
 // get reads obj from the cache, then from the API server on a miss;
@@ -60,6 +61,16 @@ func (l *CacheLookup) Class(ctx context.Context, namespace, name string) (*ssiv1
 		return nil, err
 	}
 	return c, nil
+}
+
+// ConfigMap implements Lookup.
+func (l *CacheLookup) ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error) {
+	cm := &corev1.ConfigMap{}
+	found, err := l.get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cm)
+	if err != nil || !found {
+		return nil, err
+	}
+	return cm, nil
 }
 
 // ServiceAccount implements Lookup.
