@@ -88,6 +88,17 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 			return Result{}, fmt.Errorf("render templates of SecretProviderClass %s: %w", v.Class.Key(), err)
 		}
 		files = res.Payload(files, perm)
+		// The objects passed the volume cap alone; with the rendered
+		// files the volume must still fit it (the shim's tmpfs is sized
+		// from it).
+		var total int64
+		for _, f := range files {
+			total += int64(len(f.Data))
+		}
+		if total > v.Sizes.Volume() {
+			return Result{}, &provider.Error{Class: v.Class.Key(), Provider: v.Class.Provider, Reason: provider.ReasonInvalidContent,
+				Err: &limits.TooLargeError{What: fmt.Sprintf("the content of all %d published files (rendered templates included)", len(files)), Size: total, Limit: v.Sizes.Volume()}}
+		}
 	}
 	wr, err := atomicdir.Write(v.Dir, files)
 	if err != nil && !wr.Swapped {

@@ -2,6 +2,7 @@ package volume
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/spc"
@@ -236,5 +238,24 @@ func TestRefreshExecError(t *testing.T) {
 	}
 	if got := read(t, v.Dir, "a"); got != `{"password":"p1"}` {
 		t.Errorf("raw a = %q, want the last good file", got)
+	}
+}
+
+// TestRefreshVolumeCapCountsRendered: the objects fit the volume cap, but
+// not with the rendered files; nothing is published.
+func TestRefreshVolumeCapCountsRendered(t *testing.T) {
+	v, p := newVolume(t, []render.Template{{Path: "big.txt", Text: `{{ object "a" | repeat 100 }}`}})
+	p.set("a", strings.Repeat("x", 100))
+	v.Sizes = limits.Sizes{ObjectBytes: 5000, VolumeBytes: 5000}
+	_, err := v.Refresh(context.Background(), p, identity.Identity{})
+	if !errors.Is(err, limits.ErrTooLarge) || provider.ReasonOf(err) != provider.ReasonInvalidContent || !strings.Contains(err.Error(), "rendered templates included") {
+		t.Fatalf("Refresh = %v, want the volume cap with the rendered files", err)
+	}
+	if _, err := os.Lstat(filepath.Join(v.Dir, "a")); err == nil {
+		t.Error("files were published")
+	}
+	v.Sizes = limits.Sizes{}
+	if _, err := v.Refresh(context.Background(), p, identity.Identity{}); err != nil {
+		t.Fatalf("under the default cap: %v", err)
 	}
 }
