@@ -30,6 +30,16 @@ func watchedObjects() []client.Object {
 	return []client.Object{scheme.Metadata("Namespace"), &ssiv1.SecretProviderClass{}, scheme.Metadata("ServiceAccount"), &corev1.ConfigMap{}}
 }
 
+// trimConfigMap is the cache transform of ConfigMaps: only their data can
+// hold template text, so binaryData is dropped to keep the cluster-wide
+// cache small.
+func trimConfigMap(obj any) (any, error) {
+	if cm, ok := obj.(*corev1.ConfigMap); ok {
+		cm.BinaryData = nil
+	}
+	return scheme.TrimForCache(obj)
+}
+
 // get reads obj from the cache, then from the API server on a miss;
 // found is false when neither has it.
 func (l *CacheLookup) get(ctx context.Context, key client.ObjectKey, obj client.Object) (found bool, err error) {
