@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,5 +88,52 @@ func TestFetchRendersTemplates(t *testing.T) {
 				t.Errorf("pgpass = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestAgentAndFetchRenderTheSameBytes: the in-pod agent (templates from its
+// configuration) and `ssi-agent fetch` (templates from the class file's
+// annotation) publish identical rendered files for the same class.
+func TestAgentAndFetchRenderTheSameBytes(t *testing.T) {
+	const text = `{"password": {{ object "db-password" | jsonString }}, "b64": {{ object "db-password" | b64enc | jsonString }}}`
+	values := map[string]string{"db-password": `same-"bytes"\pw-0001`}
+
+	spcFile := writeTemp(t, "spc.yaml", strings.Replace(vaultClassYAML, "%s",
+		"  namespace: team-a\n  annotations:\n    "+render.Annotation+": |\n      - path: config.json\n        mode: \"0640\"\n        template: '"+text+"'", 1))
+	out := filepath.Join(t.TempDir(), "out")
+	if err := Fetch(context.Background(), FetchOptions{
+		Providers: provider.NewSet(newFake("vault", values)), SPCFile: spcFile, OutDir: out,
+		Timeout: 300 * time.Millisecond, RetryBase: 10 * time.Millisecond, LogOutput: suiteLogs.Tee(t),
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := testConfig(t, agentconfig.ModeInitOnly, time.Hour, "app")
+	cfg.FirstFetchTimeout.Duration = time.Second
+	class, err := ReadClassFile(spcFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Volumes[0].Class = agentconfig.Class{Namespace: class.Namespace, Name: class.Name, Provider: class.Provider, Parameters: class.Parameters}
+	cfg.Volumes[0].Templates = []render.Template{{Path: "config.json", Text: text, Mode: 0o640}}
+	h := startAgent(t, cfg, Options{Providers: provider.NewSet(newFake("vault", values))})
+	if err := h.wait(5 * time.Second); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+
+	for _, name := range []string{"config.json", "db-password"} {
+		a := readFile(t, filepath.Join(cfg.Volumes[0].Path, name))
+		f := readFile(t, filepath.Join(out, name))
+		if a != f {
+			t.Errorf("%s: agent wrote %q, fetch wrote %q", name, a, f)
+		}
+	}
+	for _, dir := range []string{cfg.Volumes[0].Path, out} {
+		if fi, err := os.Stat(filepath.Join(dir, "config.json")); err != nil || fi.Mode().Perm() != 0o640 {
+			t.Errorf("%s/config.json: %v %v, want mode 0640", dir, fi, err)
+		}
+	}
+	if got := readFile(t, filepath.Join(out, "config.json")); !strings.HasPrefix(got, `{"password": "same-\"bytes\"\\pw-0001"`) {
+		t.Errorf("config.json = %q", got)
 	}
 }
