@@ -221,10 +221,16 @@ func buildVolumes(cfg *agentconfig.Config, set provider.Set) ([]*vol, error) {
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: SecretProviderClass %s: %w (built-in providers: %s)", cv.Name, class.Key(), err, providerNames(set))
 		}
+		// Admission checked and resolved the templates; compiling again
+		// binds them to this class's files.
+		tpls, err := class.CompileTemplates(cv.Templates)
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: SecretProviderClass %s: %w", cv.Name, class.Key(), err)
+		}
 		out = append(out, &vol{
 			name:     cv.Name,
 			provider: p,
-			v:        &volume.Volume{Class: class, Dir: cv.Path, Permission: cv.Permission},
+			v:        &volume.Volume{Class: class, Dir: cv.Path, Permission: cv.Permission, Templates: tpls},
 			cloud:    cfg.CloudOf(cv),
 			wake:     make(chan struct{}, 1),
 		})

@@ -19,6 +19,7 @@ import (
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/logging"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/schedule"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/volume"
@@ -76,7 +77,16 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 	if err != nil {
 		return err
 	}
-	class, err := ReadClassFile(opts.SPCFile)
+	obj, class, err := readClassFile(opts.SPCFile)
+	if err != nil {
+		return err
+	}
+	// Local mode reads no ConfigMaps: a configMapKeyRef template is an
+	// error naming the template.
+	_, tset, err := class.Templates(obj.Annotations[render.Annotation], nil)
+	if err != nil {
+		err = fmt.Errorf("%s: SecretProviderClass %s: %w", opts.SPCFile, class.Key(), err)
+	}
 	if err != nil {
 		return err
 	}
@@ -111,7 +121,7 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 		vols: []*vol{{
 			name:     "local",
 			provider: p,
-			v:        &volume.Volume{Class: class, Dir: opts.OutDir, Permission: opts.Permission},
+			v:        &volume.Volume{Class: class, Dir: opts.OutDir, Permission: opts.Permission, Templates: tset},
 			wake:     make(chan struct{}, 1),
 		}},
 		interval:  interval,
@@ -140,13 +150,20 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 // documents in the file, split by yamlstream.Split, are ignored). A class without a namespace is in
 // "default", as kubectl would create it.
 func ReadClassFile(path string) (*spc.Class, error) {
+	_, c, err := readClassFile(path)
+	return c, err
+}
+
+// readClassFile is ReadClassFile that also returns the object (its
+// annotations hold the templates).
+func readClassFile(path string) (*ssiv1.SecretProviderClass, *spc.Class, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read SecretProviderClass file: %w", err)
+		return nil, nil, fmt.Errorf("read SecretProviderClass file: %w", err)
 	}
 	docs, err := yamlstream.Split(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var found []*ssiv1.SecretProviderClass
 	for i, d := range docs {
@@ -157,32 +174,33 @@ func ReadClassFile(path string) (*spc.Class, error) {
 			Kind       string `json:"kind"`
 		}
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, nil, fmt.Errorf("%s: %w", where, err)
 		}
 		if meta.Kind != ssiv1.KindSecretProviderClass {
 			continue
 		}
 		if !strings.HasPrefix(meta.APIVersion, ssiv1.GroupVersion.Group+"/") {
-			return nil, fmt.Errorf("%s: SecretProviderClass of apiVersion %q, want %s", where, meta.APIVersion, ssiv1.GroupVersion)
+			return nil, nil, fmt.Errorf("%s: SecretProviderClass of apiVersion %q, want %s", where, meta.APIVersion, ssiv1.GroupVersion)
 		}
 		obj := &ssiv1.SecretProviderClass{}
 		if err := yaml.Unmarshal(doc, obj); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, nil, fmt.Errorf("%s: %w", where, err)
 		}
 		found = append(found, obj)
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%s holds no SecretProviderClass", path)
+		return nil, nil, fmt.Errorf("%s holds no SecretProviderClass", path)
 	case 1:
 	default:
-		return nil, fmt.Errorf("%s holds %d SecretProviderClasses; give a file with one", path, len(found))
+		return nil, nil, fmt.Errorf("%s holds %d SecretProviderClasses; give a file with one", path, len(found))
 	}
 	obj := found[0]
 	if obj.Namespace == "" {
 		obj.Namespace = "default"
 	}
-	return spc.Parse(obj)
+	c, err := spc.Parse(obj)
+	return obj, c, err
 }
 
 // fileForEveryAudience reads one token file for any audience, re-reading it

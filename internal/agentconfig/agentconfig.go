@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/identity"
+	"github.com/ssinjector/ssi/internal/render"
 )
 
 // APIVersion is the version of Config this build writes and reads.
@@ -109,6 +110,10 @@ type Volume struct {
 	// pointer, so that a decided empty identity ({}) is told apart from
 	// an absent one.
 	Cloud *identity.Cloud `json:"cloud,omitempty"`
+	// Templates are the class's templates (render.Annotation), resolved
+	// and checked at admission (added to v1 compatibly: absent means
+	// none). The agent compiles and renders them into the volume.
+	Templates []render.Template `json:"templates,omitempty"`
 }
 
 // Class is the part of a SecretProviderClass the agent needs.

@@ -330,6 +330,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	webhook := map[grant][]string{
 		{"cluster", "", "namespaces", ""}:                                      read,
 		{"cluster", "", "serviceaccounts", ""}:                                 read,
+		{"cluster", "", "configmaps", ""}:                                      read,
 		{"cluster", "secrets-store.csi.x-k8s.io", "secretproviderclasses", ""}: read,
 	}
 	node := map[grant][]string{
@@ -337,6 +338,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		{"cluster", "secrets-store.csi.x-k8s.io", "secretproviderclasspodstatuses", ""}: {"create", "get", "update"},
 		{"cluster", "", "serviceaccounts", ""}:                                          {"get"},
 		{"cluster", "", "pods", ""}:                                                     {"get"},
+		{"cluster", "", "configmaps", ""}:                                               {"get"},
 		{"cluster", "", "events", ""}:                                                   {"create", "patch"},
 	}
 	// The sync controller's own service account; the webhook's keeps no

@@ -16,6 +16,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
+	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -33,7 +34,11 @@ func (e *classError) Unwrap() error { return e.err }
 // getClass reads the class named by the volume from the pod's namespace,
 // and only from there, parses it and checks the backend address it names
 // against the operator's list, before anything is fetched for it.
-func (d *Driver) getClass(ctx context.Context, pr *publishRequest) (*spc.Class, error) {
+//
+// It also resolves the class's templates (render.Annotation), reading the
+// ConfigMaps they name from the pod's namespace with the API reader, and
+// compiles them as admission does.
+func (d *Driver) getClass(ctx context.Context, pr *publishRequest) (*spc.Class, *classTemplates, error) {
 	key := client.ObjectKey{Namespace: pr.pod.Namespace, Name: pr.className}
 	obj := &ssiv1.SecretProviderClass{}
 	err := d.deps.Classes.Get(ctx, key, obj)
@@ -43,21 +48,50 @@ func (d *Driver) getClass(ctx context.Context, pr *publishRequest) (*spc.Class, 
 	}
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, &classError{ReasonClassNotFound, codes.FailedPrecondition,
+		return nil, nil, &classError{ReasonClassNotFound, codes.FailedPrecondition,
 			fmt.Errorf("SecretProviderClass %q not found in namespace %q (classes are read from the pod's namespace only)", pr.className, pr.pod.Namespace)}
 	case err != nil:
-		return nil, &classError{ReasonMountFailed, codes.Unavailable,
+		return nil, nil, &classError{ReasonMountFailed, codes.Unavailable,
 			fmt.Errorf("read SecretProviderClass %s/%s: %w", pr.pod.Namespace, pr.className, err)}
 	}
 	c, err := d.parseClass(obj)
 	if err != nil {
-		return nil, &classError{ReasonClassInvalid, codes.FailedPrecondition, err}
+		return nil, nil, &classError{ReasonClassInvalid, codes.FailedPrecondition, err}
 	}
 	if err := d.opts.AllowedBackendHosts.CheckClass(c); err != nil {
-		return nil, &classError{ReasonBackendNotAllowed, codes.FailedPrecondition,
+		return nil, nil, &classError{ReasonBackendNotAllowed, codes.FailedPrecondition,
 			fmt.Errorf("%w; the node shim's list is the Helm value linux.allowedBackendHosts", err)}
 	}
-	return c, nil
+	var get render.ConfigMapGetter
+	if d.deps.APIReader != nil {
+		get = func(name, key string) (string, bool, error) {
+			cm := &corev1.ConfigMap{}
+			err := d.deps.APIReader.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: name}, cm)
+			if apierrors.IsNotFound(err) {
+				return "", false, nil
+			}
+			if err != nil {
+				return "", false, err
+			}
+			v, ok := cm.Data[key]
+			return v, ok, nil
+		}
+	}
+	list, set, err := c.Templates(obj.Annotations[render.Annotation], get)
+	if err != nil {
+		return nil, nil, &classError{ReasonClassInvalid, codes.FailedPrecondition, fmt.Errorf("SecretProviderClass %s: %w", c.Key(), err)}
+	}
+	if set != nil {
+		set.SetMaxOutput(d.opts.Limits.Sizes.Object())
+	}
+	return c, &classTemplates{list: list, set: set}, nil
+}
+
+// classTemplates are a class's resolved templates and their compiled set
+// (nil when it declares none).
+type classTemplates struct {
+	list []render.Template
+	set  *render.Set
 }
 
 // parseClass parses a class; a class routed to a plugin keeps its
@@ -76,17 +110,17 @@ func (d *Driver) parseClass(obj *ssiv1.SecretProviderClass) (*spc.Class, error) 
 
 // loadClass is getClass for a first publish: failures become an event on
 // the pod and a gRPC error.
-func (d *Driver) loadClass(ctx context.Context, pr *publishRequest) (*spc.Class, error) {
-	c, err := d.getClass(ctx, pr)
+func (d *Driver) loadClass(ctx context.Context, pr *publishRequest) (*spc.Class, *classTemplates, error) {
+	c, t, err := d.getClass(ctx, pr)
 	if err == nil {
-		return c, nil
+		return c, t, nil
 	}
 	var ce *classError
 	errors.As(err, &ce)
 	d.eventf(pr.pod, corev1.EventTypeWarning, ce.reason, "%v", err)
 	d.metrics.publish.WithLabelValues("", ce.reason).Inc()
 	d.log.Warn("publish failed", "pod", pr.pod.Namespace+"/"+pr.pod.Name, "reason", ce.reason, "err", err)
-	return nil, status.Error(ce.code, err.Error())
+	return nil, nil, status.Error(ce.code, err.Error())
 }
 
 // metaEntry is the annotations of a service account or pod, as read at.

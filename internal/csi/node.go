@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
+	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/volume"
 )
@@ -59,6 +61,9 @@ type published struct {
 	last time.Time
 	// recorded are the object versions last handed to the status recorder.
 	recorded map[string]string
+	// templates are the resolved templates vol renders, to tell a changed
+	// declaration from an unchanged one (whose last render is reused).
+	templates []render.Template
 }
 
 // publishRequest is a validated NodePublishVolume request.
@@ -278,7 +283,7 @@ func lastWrite(dir string) time.Time {
 // firstPublish mounts, fetches and writes; on failure it unmounts what it
 // mounted, so kubelet's retry starts clean.
 func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
-	class, err := d.loadClass(ctx, pr)
+	class, tpls, err := d.loadClass(ctx, pr)
 	if err != nil {
 		return err
 	}
@@ -301,7 +306,7 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 	if err := d.deps.Mounter.MountTmpfs(pr.target); err != nil {
 		return status.Errorf(codes.Internal, "%v", err)
 	}
-	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes}
+	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes, Templates: tpls.set}
 	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: pr.tokens}
 	res, err := vol.Refresh(ctx, p, id)
 	if err != nil && !res.Write.Swapped {
@@ -319,7 +324,7 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 		// next write repairs it.
 		d.log.Warn("files published with an error", "class", class.Key(), "target", pr.target, "err", err)
 	}
-	pv := &published{vol: vol, pod: pr.pod, class: class.Key(), last: d.deps.Clock.Now()}
+	pv := &published{vol: vol, pod: pr.pod, class: class.Key(), last: d.deps.Clock.Now(), templates: tpls.list}
 	d.recordStatus(pr, pv, res.Objects)
 	d.store(pr.target, pv)
 	d.metrics.publish.WithLabelValues(class.Provider, "ok").Inc()
@@ -332,14 +337,18 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 func (d *Driver) republish(ctx context.Context, pr *publishRequest, pv *published) {
 	pv.last = d.deps.Clock.Now()
 	pv.pod = pr.pod
-	class, err := d.getClass(ctx, pr)
+	class, tpls, err := d.getClass(ctx, pr)
 	if err != nil {
 		d.rotationFailed(pr, pv, "", err)
 		return
 	}
 	if pv.vol == nil || pv.vol.Class.Key() != class.Key() || pv.vol.Class.Provider != class.Provider || !maps.Equal(pv.vol.Class.Parameters, class.Parameters) {
 		// First refresh after a restart, or the class changed: fetch all.
-		pv.vol = &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes}
+		pv.vol = &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes, Templates: tpls.set}
+		pv.templates = tpls.list
+	} else if !slices.Equal(pv.templates, tpls.list) {
+		// The templates changed: render every one from the new set.
+		pv.vol.Templates, pv.templates = tpls.set, tpls.list
 	}
 	pv.class = class.Key()
 	p, err := d.providerFor(class, pr.mount)

@@ -182,6 +182,7 @@ func (p *plan) agentConfig(mode agentconfig.Mode, tokens []agentconfig.Token) ag
 			},
 			Permission: defaultPermission,
 			Cloud:      &cloud,
+			Templates:  v.templates,
 		}
 		if v.nodePublishSecret != "" {
 			av.SecretsDir = SecretsDir + "/" + v.name

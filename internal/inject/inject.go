@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/render"
 )
 
 // CSIDriver is the driver name of secrets-store CSI volumes.
@@ -45,6 +46,10 @@ type Input struct {
 	// when it is unknown (identity settings are then derived from the
 	// classes alone, with a warning where that is not enough).
 	ServiceAccount *metav1.ObjectMeta
+	// ConfigMap reads a key of a ConfigMap of Namespace, for the templates
+	// of a class that take their text from one (render.Annotation); nil
+	// when ConfigMaps cannot be read, and such a class is then denied.
+	ConfigMap render.ConfigMapGetter
 }
 
 // Result is the outcome of Rewrite.

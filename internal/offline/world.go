@@ -26,6 +26,9 @@ type world struct {
 	classes  map[string]map[string]*ssiv1.SecretProviderClass
 	accounts map[string]map[string]*metav1.ObjectMeta
 	labels   map[string]map[string]string
+	// configMaps are the stream's ConfigMaps' data by namespace and name
+	// (the text of classes' templates).
+	configMaps map[string]map[string]map[string]string
 }
 
 // namespace resolves an object's namespace like kubectl does.
@@ -89,6 +92,24 @@ func (w *world) learn(d *doc, spcOnly bool) error {
 			w.accounts[ns] = map[string]*metav1.ObjectMeta{}
 		}
 		w.accounts[ns][sa.Name] = &sa.ObjectMeta
+	case kind == "ConfigMap" && gv == "v1":
+		// Read leniently: ConfigMaps pass through unchanged, and only
+		// their data matters here.
+		var cm corev1.ConfigMap
+		if err := json.Unmarshal(d.json, &cm); err != nil {
+			return nil
+		}
+		ns, err := w.namespace(d, cm.Namespace)
+		if err != nil {
+			return err
+		}
+		if w.configMaps == nil {
+			w.configMaps = map[string]map[string]map[string]string{}
+		}
+		if w.configMaps[ns] == nil {
+			w.configMaps[ns] = map[string]map[string]string{}
+		}
+		w.configMaps[ns][cm.Name] = cm.Data
 	case kind == "Namespace" && gv == "v1":
 		var n corev1.Namespace
 		if err := strict(d, &n); err != nil {
@@ -208,6 +229,10 @@ func (w *world) process(d *doc, diag io.Writer) ([]byte, error) {
 		Pod:             pod,
 		Classes:         map[string]*ssiv1.SecretProviderClass{},
 		ServiceAccount:  w.accounts[ns][sa],
+		ConfigMap: func(name, key string) (string, bool, error) {
+			v, ok := w.configMaps[ns][name][key]
+			return v, ok, nil
+		},
 	}
 	for _, c := range classes {
 		if obj := w.classes[ns][c]; obj != nil {

@@ -22,6 +22,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -89,6 +90,13 @@ type classState struct {
 	// fetched is set by a fetch and cleared once the sync it belongs to
 	// is counted.
 	fetched bool
+	// tplAnnotation is the templates annotation tplSet was compiled from,
+	// tplFromConfigMap the paths of its templates whose text is in a
+	// ConfigMap (not rendered here), rendered the last render.
+	tplAnnotation    string
+	tplSet           *render.Set
+	tplFromConfigMap []string
+	rendered         *render.Result
 }
 
 // consumer is who a class is synced for: a live pod, or (pod-less) a
@@ -145,8 +153,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.warn(class, ReasonBackendNotAllowed, "Fetch", "%s; its Secrets are not synced", err)
 		return reconcile.Result{}, nil
 	}
+	st := r.state(key)
+	r.mu.Lock()
+	tset, fromConfigMap, terr := st.classTemplates(class, parsed)
+	r.mu.Unlock()
+	if terr != nil {
+		// Admission refuses such a class; its raw objects still sync.
+		r.warn(class, ReasonInvalidClass, "Parse", "SecretProviderClass %s: %s; its rendered files are not synced", key, terr)
+	}
+	if len(fromConfigMap) > 0 {
+		specs, problems = filterSpecs(specs, problems, func(s secretSpec) []string { return checkConfigMapTemplates(s, class, fromConfigMap) })
+	}
 	if parsed.BuiltIn() {
-		have, known := classFiles(parsed)
+		have, known := classFiles(parsed, templatePaths(tset))
 		specs, problems = filterSpecs(specs, problems, func(s secretSpec) []string { return checkObjects(s, parsed, have, known) })
 	}
 	declared := map[string]bool{}
@@ -163,7 +182,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, nil
 	}
 
-	st := r.state(key)
 	files, wait, err := r.fetchIfDue(ctx, st, class, parsed, consumers)
 	if err != nil {
 		r.reportProblems(class, problems)
@@ -175,6 +193,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 
+	if tset != nil {
+		r.mu.Lock()
+		files, err = st.withRendered(tset, files)
+		r.mu.Unlock()
+		if err != nil {
+			// The Secrets keep their last good content.
+			r.warn(class, ReasonInvalidClass, "Render", "SecretProviderClass %s: %s; its Secrets are not updated", key, err)
+			r.reportProblems(class, problems)
+			return reconcile.Result{RequeueAfter: wait}, nil
+		}
+	}
 	// Objects of plugin providers are only known after a fetch.
 	if !parsed.BuiltIn() {
 		known := sortedKeys(files)

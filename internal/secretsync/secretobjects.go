@@ -2,6 +2,7 @@ package secretsync
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/inject"
+	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -192,10 +194,11 @@ func checkObjects(s secretSpec, class *spc.Class, have func(string) bool, known 
 }
 
 // classFiles returns a lookup of the file paths a built-in class produces
-// and their sorted list, from the parsed parameters (no fetch).
-func classFiles(class *spc.Class) (func(string) bool, []string) {
+// and their sorted list, from the parsed parameters (no fetch), with the
+// paths of its rendered templates.
+func classFiles(class *spc.Class, rendered []string) (func(string) bool, []string) {
 	files := class.Files()
-	names := make([]string, 0, len(files))
+	names := make([]string, 0, len(files)+len(rendered))
 	exact := map[string]bool{}
 	var dirs []string
 	for _, f := range files {
@@ -206,6 +209,11 @@ func classFiles(class *spc.Class) (func(string) bool, []string) {
 			exact[f.Path] = true
 		}
 	}
+	for _, p := range rendered {
+		names = append(names, p)
+		exact[p] = true
+	}
+	sort.Strings(names)
 	return func(p string) bool {
 		if exact[p] {
 			return true
@@ -220,6 +228,27 @@ func classFiles(class *spc.Class) (func(string) bool, []string) {
 		}
 		return false
 	}, names
+}
+
+// templatePaths are the rendered paths of set (nil for none).
+func templatePaths(set *render.Set) []string {
+	if set == nil {
+		return nil
+	}
+	return set.Paths()
+}
+
+// checkConfigMapTemplates reports the items that name a template whose text
+// is in a ConfigMap, which the sync controller does not read.
+func checkConfigMapTemplates(s secretSpec, class *ssiv1.SecretProviderClass, paths []string) []string {
+	var errs []string
+	for j, it := range s.items {
+		if slices.Contains(paths, it.objectName) {
+			errs = append(errs, fmt.Sprintf("secretObjects[%d] (Secret %q): data[%d].objectName %q is a template of SecretProviderClass %s/%s whose text is in a ConfigMap; the sync controller reads no ConfigMaps, so only inline templates can be synced",
+				s.index, s.name, j, it.objectName, class.Namespace, class.Name))
+		}
+	}
+	return errs
 }
 
 func quoteAll(ss []string) []string {

@@ -216,7 +216,7 @@ func TestCheckObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	have, known := classFiles(azure)
+	have, known := classFiles(azure, nil)
 	cases := map[string]struct {
 		object string
 		ok     bool

@@ -14,6 +14,7 @@ import (
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -29,9 +30,16 @@ type Volume struct {
 	// Sizes caps each object and the whole volume; the zero value means
 	// the defaults (limits.DefaultObjectBytes, limits.DefaultVolumeBytes).
 	Sizes limits.Sizes
+	// Templates are the class's compiled templates (render.Annotation),
+	// rendered into the same atomic write as the objects; nil renders
+	// nothing.
+	Templates *render.Set
 
 	mu      sync.Mutex
 	objects []provider.Object
+	// rendered is the last published render, so that a template whose
+	// objects did not change is not executed again.
+	rendered *render.Result
 }
 
 // Result says what one Refresh did.
@@ -40,14 +48,21 @@ type Result struct {
 	Objects []provider.Object
 	// Write is what the atomic write changed.
 	Write atomicdir.Result
+	// Rendered lists the template paths executed by this Refresh (the
+	// others kept the file rendered before, none of their objects having
+	// changed); nil without templates.
+	Rendered []string
 }
 
 // Refresh fetches the class's objects with p, passing the versions already
 // written so that unchanged objects cost no content fetch, and publishes
-// the complete set atomically. On any error nothing published changes.
+// the complete set atomically, with the files its Templates render from
+// exactly these objects (a template that fails to execute fails the
+// Refresh, naming the template and position but no value). On any error
+// nothing published changes.
 func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.Identity) (Result, error) {
 	v.mu.Lock()
-	prev := v.objects
+	prev, prior := v.objects, v.rendered
 	v.mu.Unlock()
 
 	perm := v.Permission
@@ -63,16 +78,42 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 			files[i].Mode = perm
 		}
 	}
+	var res *render.Result
+	if v.Templates != nil {
+		objs := make(map[string][]byte, len(files))
+		for _, f := range files {
+			objs[f.Path] = f.Data
+		}
+		if res, err = v.Templates.Render(objs, prior); err != nil {
+			return Result{}, fmt.Errorf("render templates of SecretProviderClass %s: %w", v.Class.Key(), err)
+		}
+		files = res.Payload(files, perm)
+		// The objects passed the volume cap alone; with the rendered
+		// files the volume must still fit it (the shim's tmpfs is sized
+		// from it).
+		var total int64
+		for _, f := range files {
+			total += int64(len(f.Data))
+		}
+		if total > v.Sizes.Volume() {
+			return Result{}, &provider.Error{Class: v.Class.Key(), Provider: v.Class.Provider, Reason: provider.ReasonInvalidContent,
+				Err: &limits.TooLargeError{What: fmt.Sprintf("the content of all %d published files (rendered templates included)", len(files)), Size: total, Limit: v.Sizes.Volume()}}
+		}
+	}
 	wr, err := atomicdir.Write(v.Dir, files)
 	if err != nil && !wr.Swapped {
 		return Result{}, fmt.Errorf("write files of SecretProviderClass %s to %s: %w", v.Class.Key(), v.Dir, err)
 	}
 	v.mu.Lock()
-	v.objects = merged
+	v.objects, v.rendered = merged, res
 	v.mu.Unlock()
 	// An error after the swap (a name not fixed up) is reported, but the
 	// new set is published and recorded.
-	return Result{Objects: merged, Write: wr}, err
+	out := Result{Objects: merged, Write: wr}
+	if res != nil {
+		out.Rendered = res.Rendered
+	}
+	return out, err
 }
 
 // Objects returns the objects last published.
@@ -82,9 +123,10 @@ func (v *Volume) Objects() []provider.Object {
 	return v.objects
 }
 
-// Forget drops the recorded objects so the next Refresh fetches all content.
+// Forget drops the recorded objects (and the last render) so the next
+// Refresh fetches all content and renders every template.
 func (v *Volume) Forget() {
 	v.mu.Lock()
-	v.objects = nil
+	v.objects, v.rendered = nil, nil
 	v.mu.Unlock()
 }

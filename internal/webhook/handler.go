@@ -48,6 +48,9 @@ type Lookup interface {
 	// ServiceAccount returns a service account's metadata, or nil when it
 	// does not exist.
 	ServiceAccount(ctx context.Context, namespace, name string) (*metav1.ObjectMeta, error)
+	// ConfigMap returns a ConfigMap, or nil when it does not exist (the
+	// text of a class's templates, render.Annotation).
+	ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error)
 }
 
 // Metrics are the webhook's Prometheus collectors.
@@ -191,6 +194,14 @@ func (i *Injector) rewrite(ctx context.Context, ns string, pod *corev1.Pod) (*in
 			break
 		}
 		in.Classes[name] = c
+	}
+	in.ConfigMap = func(name, key string) (string, bool, error) {
+		cm, err := i.Lookup.ConfigMap(ctx, ns, name)
+		if err != nil || cm == nil {
+			return "", false, err
+		}
+		v, ok := cm.Data[key]
+		return v, ok, nil
 	}
 	if in.ServiceAccount, err = i.Lookup.ServiceAccount(ctx, ns, sa); err != nil {
 		return nil, fmt.Errorf("read ServiceAccount %s/%s: %w", ns, sa, err)

@@ -25,6 +25,7 @@ import (
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/inject"
+	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
 
@@ -33,7 +34,12 @@ type staticLookup struct {
 	labels   map[string]map[string]string
 	classes  map[string]*ssiv1.SecretProviderClass
 	accounts map[string]*metav1.ObjectMeta
+	cms      map[string]*corev1.ConfigMap
 	err      error
+}
+
+func (s *staticLookup) ConfigMap(_ context.Context, ns, name string) (*corev1.ConfigMap, error) {
+	return s.cms[ns+"/"+name], s.err
 }
 
 func (s *staticLookup) NamespaceLabels(_ context.Context, ns string) (map[string]string, error) {
@@ -56,6 +62,18 @@ func (s *staticLookup) ServiceAccount(_ context.Context, ns, name string) (*meta
 }
 
 const seedDir = "../../test/testdata/seed"
+
+// withTemplate gives the seed Vault class a template whose text is in a
+// ConfigMap of its namespace.
+func withTemplate(l *staticLookup) {
+	l.classes["production/vault-secrets"].Annotations = map[string]string{
+		render.Annotation: "- path: app.env\n  configMapKeyRef: {name: app-templates, key: app.env}\n",
+	}
+	l.cms = map[string]*corev1.ConfigMap{"production/app-templates": {
+		ObjectMeta: metav1.ObjectMeta{Namespace: "production", Name: "app-templates"},
+		Data:       map[string]string{"app.env": `TOKEN={{ object "api-token" | shellQuote }}`},
+	}}
+}
 
 // seedLookup holds the seed guide's classes and service account in an
 // enabled "production" namespace.
@@ -175,6 +193,10 @@ func TestHandler(t *testing.T) {
 		},
 			allowed: false, code: http.StatusForbidden, outcome: OutcomeDenied, reason: string(inject.ReasonClassInvalid),
 			message: `SecretProviderClass production/aws-secrets (provider aws): parameters.failoverRegion: "us-west-2" is the same as the primary region`},
+		"template from a ConfigMap": {pod: seedPod(t, "vault-secrets"), lookup: withTemplate, allowed: true, injected: true, outcome: OutcomeInjected},
+		"template ConfigMap missing": {pod: seedPod(t, "vault-secrets"), lookup: func(l *staticLookup) { withTemplate(l); l.cms = nil },
+			allowed: false, code: http.StatusForbidden, outcome: OutcomeDenied, reason: string(inject.ReasonClassInvalid),
+			message: `SecretProviderClass production/vault-secrets: annotation secrets-store-injector.io/templates: template "app.env": ConfigMap app-templates has no key app.env`},
 		"namespace not enabled": {pod: seedPod(t, "aws-secrets"), lookup: func(l *staticLookup) { l.labels = nil }, allowed: true, outcome: OutcomeSkipped, reason: string(inject.SkipNotEnabled)},
 		"opted out": {pod: func() *corev1.Pod {
 			p := seedPod(t, "aws-secrets")
@@ -228,6 +250,14 @@ func TestHandler(t *testing.T) {
 			in := inject.Input{Namespace: "production", NamespaceLabels: l.labels["production"], Pod: &corev1.PodTemplateSpec{ObjectMeta: tc.pod.ObjectMeta, Spec: tc.pod.Spec}, Classes: map[string]*ssiv1.SecretProviderClass{}, ServiceAccount: l.accounts["production/"+sa]}
 			for _, c := range classes {
 				in.Classes[c] = l.classes["production/"+c]
+			}
+			in.ConfigMap = func(name, key string) (string, bool, error) {
+				cm := l.cms["production/"+name]
+				if cm == nil {
+					return "", false, nil
+				}
+				v, ok := cm.Data[key]
+				return v, ok, nil
 			}
 			want, err := inject.Rewrite(&cfg, in)
 			if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/inject"
+	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
 
@@ -200,6 +201,42 @@ func TestIntegration(t *testing.T) {
 		want := "SecretProviderClass " + ns + "/bad-vault (provider vault): parameters.roleName"
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want it to contain %q", err, want)
+		}
+	})
+
+	t.Run("a class's template text is read from a ConfigMap of its namespace", func(t *testing.T) {
+		cm := &corev1.ConfigMap{ObjectMeta: objectMeta(ns, "app-templates"), Data: map[string]string{"app.env": `TOKEN={{ object "api-token" | shellQuote }}`}}
+		if err := c.Create(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		var tc ssiv1.SecretProviderClass
+		readYAML(t, seedDir+"/vault-secret-provider.yaml", &tc)
+		tc.ObjectMeta = objectMeta(ns, "vault-templated")
+		tc.Annotations = map[string]string{render.Annotation: "- path: app.env\n  configMapKeyRef: {name: app-templates, key: app.env}\n"}
+		if err := c.Create(ctx, &tc); err != nil {
+			t.Fatal(err)
+		}
+		pod := seedPod(t, "vault-templated")
+		pod.Namespace, pod.GenerateName = ns, "templated-"
+		if err := c.Create(ctx, pod); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		_, cfg := agentOf(t, pod)
+		want := []render.Template{{Path: "app.env", Text: cm.Data["app.env"]}}
+		if diff := cmp.Diff(want, cfg.Volumes[0].Templates); diff != "" {
+			t.Errorf("agent templates (-want +got):\n%s", diff)
+		}
+		tc2 := tc.DeepCopy()
+		tc2.ObjectMeta = objectMeta(ns, "vault-templated-missing")
+		tc2.Annotations = map[string]string{render.Annotation: "- path: app.env\n  configMapKeyRef: {name: nope, key: app.env}\n"}
+		if err := c.Create(ctx, tc2); err != nil {
+			t.Fatal(err)
+		}
+		pod = seedPod(t, "vault-templated-missing")
+		pod.Namespace = ns
+		err := c.Create(ctx, pod)
+		if wantErr := `SecretProviderClass ` + ns + `/vault-templated-missing: annotation secrets-store-injector.io/templates: template "app.env": ConfigMap nope has no key app.env`; err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("error %v, want it to contain %q", err, wantErr)
 		}
 	})
 

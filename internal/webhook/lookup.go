@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,7 +27,17 @@ type CacheLookup struct {
 // Objects the caches watch. Informers for them are started before the
 // webhook serves.
 func watchedObjects() []client.Object {
-	return []client.Object{scheme.Metadata("Namespace"), &ssiv1.SecretProviderClass{}, scheme.Metadata("ServiceAccount")}
+	return []client.Object{scheme.Metadata("Namespace"), &ssiv1.SecretProviderClass{}, scheme.Metadata("ServiceAccount"), &corev1.ConfigMap{}}
+}
+
+// trimConfigMap is the cache transform of ConfigMaps: only their data can
+// hold template text, so binaryData is dropped to keep the cluster-wide
+// cache small.
+func trimConfigMap(obj any) (any, error) {
+	if cm, ok := obj.(*corev1.ConfigMap); ok {
+		cm.BinaryData = nil
+	}
+	return scheme.TrimForCache(obj)
 }
 
 // get reads obj from the cache, then from the API server on a miss;
@@ -60,6 +71,16 @@ func (l *CacheLookup) Class(ctx context.Context, namespace, name string) (*ssiv1
 		return nil, err
 	}
 	return c, nil
+}
+
+// ConfigMap implements Lookup.
+func (l *CacheLookup) ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error) {
+	cm := &corev1.ConfigMap{}
+	found, err := l.get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cm)
+	if err != nil || !found {
+		return nil, err
+	}
+	return cm, nil
 }
 
 // ServiceAccount implements Lookup.
