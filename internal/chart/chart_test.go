@@ -330,7 +330,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	webhook := map[grant][]string{
 		{"cluster", "", "namespaces", ""}:                                      read,
 		{"cluster", "", "serviceaccounts", ""}:                                 read,
-		{"cluster", "", "configmaps", ""}:                                      read,
+		{"cluster", "", "configmaps", ""}:                                      {"get"},
 		{"cluster", "secrets-store.csi.x-k8s.io", "secretproviderclasses", ""}: read,
 	}
 	node := map[grant][]string{

@@ -27,17 +27,7 @@ type CacheLookup struct {
 // Objects the caches watch. Informers for them are started before the
 // webhook serves.
 func watchedObjects() []client.Object {
-	return []client.Object{scheme.Metadata("Namespace"), &ssiv1.SecretProviderClass{}, scheme.Metadata("ServiceAccount"), &corev1.ConfigMap{}}
-}
-
-// trimConfigMap is the cache transform of ConfigMaps: only their data can
-// hold template text, so binaryData is dropped to keep the cluster-wide
-// cache small.
-func trimConfigMap(obj any) (any, error) {
-	if cm, ok := obj.(*corev1.ConfigMap); ok {
-		cm.BinaryData = nil
-	}
-	return scheme.TrimForCache(obj)
+	return []client.Object{scheme.Metadata("Namespace"), &ssiv1.SecretProviderClass{}, scheme.Metadata("ServiceAccount")}
 }
 
 // get reads obj from the cache, then from the API server on a miss;
@@ -73,11 +63,21 @@ func (l *CacheLookup) Class(ctx context.Context, namespace, name string) (*ssiv1
 	return c, nil
 }
 
-// ConfigMap implements Lookup.
+// ConfigMap implements Lookup. ConfigMaps are read from the API server,
+// not cached: only pods whose class takes a template from a ConfigMap
+// need one, and a cluster-wide ConfigMap cache would hold every
+// ConfigMap's data in the webhook's memory (and need list and watch).
+// Without a live reader (tests) the cache reader is used.
 func (l *CacheLookup) ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error) {
+	r := l.Live
+	if r == nil {
+		r = l.Cache
+	}
 	cm := &corev1.ConfigMap{}
-	found, err := l.get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cm)
-	if err != nil || !found {
+	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
 		return nil, err
 	}
 	return cm, nil

@@ -20,12 +20,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -128,9 +126,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.HealthAddr,
 		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: opts.Host, Port: opts.Port, TLSOpts: tlsOpts}),
-		Cache: cache.Options{DefaultTransform: scheme.TrimForCache, ByObject: map[client.Object]cache.ByObject{
-			&corev1.ConfigMap{}: {Transform: trimConfigMap},
-		}},
+		Cache:                  cache.Options{DefaultTransform: scheme.TrimForCache},
 	}
 	if opts.ManagerOptions != nil {
 		opts.ManagerOptions(&mo)
