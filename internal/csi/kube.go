@@ -82,7 +82,7 @@ func (d *Driver) getClass(ctx context.Context, pr *publishRequest) (*spc.Class, 
 		return nil, nil, &classError{ReasonClassInvalid, codes.FailedPrecondition, fmt.Errorf("SecretProviderClass %s: %w", c.Key(), err)}
 	}
 	if set != nil {
-		set.SetMaxOutput(d.opts.Limits.Sizes.Object())
+		set.SetMaxOutput(d.opts.Limits.Object())
 	}
 	return c, &classTemplates{list: list, set: set}, nil
 }

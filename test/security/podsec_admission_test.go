@@ -37,6 +37,10 @@ func (l *podsecLookup) Class(_ context.Context, ns, name string) (*ssiv1.SecretP
 	}}, nil
 }
 
+func (*podsecLookup) ConfigMap(context.Context, string, string) (*corev1.ConfigMap, error) {
+	return nil, nil
+}
+
 func (*podsecLookup) ServiceAccount(context.Context, string, string) (*metav1.ObjectMeta, error) {
 	return &metav1.ObjectMeta{Name: "default", Namespace: podsecNamespace}, nil
 }
