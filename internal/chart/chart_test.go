@@ -351,6 +351,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			{"cluster", "", "serviceaccounts/token", ""}:                           {"create"},
 			{"cluster", "", "secrets", ""}:                                         {"create", "delete", "get", "list", "update", "watch"},
 			{"cluster", "", "events", ""}:                                          {"create", "patch"},
+			{"cluster", "", "configmaps", ""}:                                      {"get"},
 			{ns, "coordination.k8s.io", "leases", ""}:                              {"create"},
 			{ns, "coordination.k8s.io", "leases", "ssi-sync"}:                      {"get", "update"},
 		}

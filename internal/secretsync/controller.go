@@ -90,13 +90,11 @@ type classState struct {
 	// fetched is set by a fetch and cleared once the sync it belongs to
 	// is counted.
 	fetched bool
-	// tplAnnotation is the templates annotation tplSet was compiled from,
-	// tplFromConfigMap the paths of its templates whose text is in a
-	// ConfigMap (not rendered here), rendered the last render.
-	tplAnnotation    string
-	tplSet           *render.Set
-	tplFromConfigMap []string
-	rendered         *render.Result
+	// tplResolved are the resolved templates tplSet was compiled from,
+	// rendered the last render.
+	tplResolved []render.Template
+	tplSet      *render.Set
+	rendered    *render.Result
 }
 
 // consumer is who a class is synced for: a live pod, or (pod-less) a
@@ -154,15 +152,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, nil
 	}
 	st := r.state(key)
+	get := r.configMaps(ctx, class.Namespace)
 	r.mu.Lock()
-	tset, fromConfigMap, terr := st.classTemplates(class, parsed)
+	tset, terr := st.classTemplates(class, parsed, get)
 	r.mu.Unlock()
 	if terr != nil {
 		// Admission refuses such a class; its raw objects still sync.
 		r.warn(class, ReasonInvalidClass, "Parse", "SecretProviderClass %s: %s; its rendered files are not synced", key, terr)
-	}
-	if len(fromConfigMap) > 0 {
-		specs, problems = filterSpecs(specs, problems, func(s secretSpec) []string { return checkConfigMapTemplates(s, class, fromConfigMap) })
 	}
 	if parsed.BuiltIn() {
 		have, known := classFiles(parsed, templatePaths(tset))

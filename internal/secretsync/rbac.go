@@ -126,6 +126,9 @@ func RBAC(o RBACOptions) []client.Object {
 			{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
 			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+			// The text of a class's templates kept in a ConfigMap
+			// (configMapKeyRef), read in the class's namespace at sync.
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get"}},
 		},
 	}
 	clusterBinding := &rbacv1.ClusterRoleBinding{

@@ -208,7 +208,7 @@ func TestRBACAsInstalled(t *testing.T) {
 		"patch a Secret": {func() error {
 			return asClient.Patch(ctx, managed("foreign"), client.RawPatch(types.MergePatchType, []byte(`{"data":{"k":"eA=="}}`)))
 		}, "forbidden"},
-		"read config maps": {func() error { return asClient.List(ctx, &corev1.ConfigMapList{}, client.InNamespace(ns)) }, "forbidden"},
+		"list config maps": {func() error { return asClient.List(ctx, &corev1.ConfigMapList{}, client.InNamespace(ns)) }, "forbidden"},
 		"list nodes":       {func() error { return asClient.List(ctx, &corev1.NodeList{}) }, "forbidden"},
 		"another Lease in its namespace": {func() error {
 			return asClient.Get(ctx, client.ObjectKey{Namespace: own, Name: "kube-controller-manager"}, &coordinationv1.Lease{})

@@ -2,7 +2,6 @@ package secretsync
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -236,19 +235,6 @@ func templatePaths(set *render.Set) []string {
 		return nil
 	}
 	return set.Paths()
-}
-
-// checkConfigMapTemplates reports the items that name a template whose text
-// is in a ConfigMap, which the sync controller does not read.
-func checkConfigMapTemplates(s secretSpec, class *ssiv1.SecretProviderClass, paths []string) []string {
-	var errs []string
-	for j, it := range s.items {
-		if slices.Contains(paths, it.objectName) {
-			errs = append(errs, fmt.Sprintf("secretObjects[%d] (Secret %q): data[%d].objectName %q is a template of SecretProviderClass %s/%s whose text is in a ConfigMap; the sync controller reads no ConfigMaps, so only inline templates can be synced",
-				s.index, s.name, j, it.objectName, class.Namespace, class.Name))
-		}
-	}
-	return errs
 }
 
 func quoteAll(ss []string) []string {

@@ -1,46 +1,46 @@
 package secretsync
 
 import (
+	"context"
 	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
-// classTemplates compiles the inline templates of a class (render.Annotation)
-// for sync: a secretObjects item may name a rendered file. The controller
-// reads no ConfigMaps, so a template whose text is in one is not rendered
-// here; its path is returned in fromConfigMap for a clear problem. The Set
-// is reused while the annotation is unchanged, so that Render can reuse the
-// files of templates whose objects did not change.
-func (st *classState) classTemplates(class *ssiv1.SecretProviderClass, parsed *spc.Class) (set *render.Set, fromConfigMap []string, err error) {
-	ann := class.Annotations[render.Annotation]
-	if st.tplAnnotation == ann && st.tplSet != nil {
-		return st.tplSet, st.tplFromConfigMap, nil
-	}
-	st.tplAnnotation, st.tplSet, st.tplFromConfigMap, st.rendered = ann, nil, nil, nil
-	specs, err := render.ParseAnnotation(ann)
+// classTemplates compiles the templates of a class (render.Annotation) for
+// sync: a secretObjects item may name a rendered file. Texts kept in a
+// ConfigMap are read through get (in the class's namespace) at every
+// sync, as the node shim reads them at every publish, so an edited
+// ConfigMap is rendered at the next sync. The Set is reused while the
+// resolved templates are unchanged, so that Render can reuse the files of
+// templates whose objects did not change.
+func (st *classState) classTemplates(class *ssiv1.SecretProviderClass, parsed *spc.Class, get render.ConfigMapGetter) (*render.Set, error) {
+	specs, err := render.ParseAnnotation(class.Annotations[render.Annotation])
 	if err != nil || len(specs) == 0 {
-		return nil, nil, err
+		st.tplResolved, st.tplSet, st.rendered = nil, nil, nil
+		return nil, err
 	}
-	inline := specs[:0:0]
-	for _, s := range specs {
-		if s.ConfigMapKeyRef != nil {
-			fromConfigMap = append(fromConfigMap, s.Path)
-			continue
-		}
-		inline = append(inline, s)
-	}
-	tpls, err := render.Resolve(inline, nil)
+	tpls, err := render.Resolve(specs, get)
 	if err != nil {
-		return nil, nil, fmt.Errorf("annotation %s: %w", render.Annotation, err)
+		return nil, fmt.Errorf("annotation %s: %w", render.Annotation, err)
 	}
-	if set, err = parsed.CompileTemplates(tpls); err != nil {
-		return nil, nil, err
+	if st.tplSet != nil && slices.Equal(st.tplResolved, tpls) {
+		return st.tplSet, nil
 	}
-	st.tplSet, st.tplFromConfigMap = set, fromConfigMap
-	return set, fromConfigMap, nil
+	st.tplResolved, st.tplSet, st.rendered = nil, nil, nil
+	set, err := parsed.CompileTemplates(tpls)
+	if err != nil {
+		return nil, err
+	}
+	st.tplResolved, st.tplSet = tpls, set
+	return set, nil
 }
 
 // withRendered returns files with the files set renders from them added
@@ -62,4 +62,22 @@ func (st *classState) withRendered(set *render.Set, files map[string][]byte) (ma
 		out[f.Path] = f.Data
 	}
 	return out, nil
+}
+
+// configMaps reads the ConfigMaps that hold template texts, from the API
+// server (not cached: only classes with such templates need them) and
+// only in the class's namespace.
+func (r *Reconciler) configMaps(ctx context.Context, namespace string) render.ConfigMapGetter {
+	return func(name, key string) (string, bool, error) {
+		cm := &corev1.ConfigMap{}
+		err := r.live.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, cm)
+		if apierrors.IsNotFound(err) {
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, fmt.Errorf("read ConfigMap %s/%s: %w", namespace, name, err)
+		}
+		v, ok := cm.Data[key]
+		return v, ok, nil
+	}
 }
