@@ -255,9 +255,13 @@ func TestWebhookDownShimServes(t *testing.T) {
 		waitDeployment(t, productNamespace, webhookDeployment, 1, 2*time.Minute)
 		waitWebhookEndpoint(t)
 	})
+	// Wait until the webhook pods are gone, terminating ones included: a
+	// terminating webhook still answers admission during its grace period
+	// (listPods leaves terminating pods out).
+	sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/component": "webhook"}})
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		pods := listPods(t, productNamespace, map[string]string{"app.kubernetes.io/component": "webhook"})
-		return len(pods) == 0, nil
+		pods, err := cl.Clientset.CoreV1().Pods(productNamespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		return err == nil && len(pods.Items) == 0, nil
 	})
 	if err != nil {
 		t.Fatal("webhook pods still running after scaling to zero")
