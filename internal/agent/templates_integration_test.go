@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -340,10 +341,15 @@ func TestTemplatesAgainstVaultAndMoto(t *testing.T) {
 			for ctx.Err() == nil {
 				rd.check(vaultDir, checkVaultSnapshot)
 				rd.check(awsVolDir, checkAWSSnapshot)
+				// Publications come every ~50 ms per volume; a read
+				// every millisecond sees each of them without taking a
+				// core from the agent and the backends.
+				time.Sleep(time.Millisecond)
 			}
 		}()
 		deadline := time.Now().Add(45 * time.Second)
-		for changed()-base < 500 {
+		seen := func() int { rd.mu.Lock(); defer rd.mu.Unlock(); return len(rd.seen) }
+		for changed()-base < 500 || seen() < 500 {
 			if time.Now().After(deadline) {
 				break
 			}
@@ -598,4 +604,45 @@ func (w testLineWriter) Write(p []byte) (int, error) {
 		w.t.Log(w.prefix + l)
 	}
 	return len(p), nil
+}
+
+// TestSnapshotChecksDetectAMix: the consistency checks of the 500-rotation
+// reader fail on a snapshot whose rendered file comes from other values
+// than its raw files.
+func TestSnapshotChecksDetectAMix(t *testing.T) {
+	vaultOK := map[string]string{
+		"db-user": "u1", "db-pass": "p1", "api-token": "t1", "db-password": "p1", "token.env": "API_TOKEN='t1'",
+		"config.json": `{"db": {"host": "db.internal", "port": 5432, "user": "u1", "password": "p1"}}`,
+	}
+	awsOK := map[string]string{
+		"prod_app": `{"apiKey":"k1","owner":"billing"}`, "prod_flags": "f1", "flags.conf": "flags=f1",
+		"aws.json": `{"service": "billing", "apiKey": "k1"}`,
+	}
+	with := func(m map[string]string, k, v string) map[string]string {
+		c := maps.Clone(m)
+		c[k] = v
+		return c
+	}
+	tests := map[string]struct {
+		check   func(map[string]string) error
+		files   map[string]string
+		wantErr bool
+	}{
+		"vault consistent":          {check: checkVaultSnapshot, files: vaultOK},
+		"vault password mixed":      {check: checkVaultSnapshot, files: with(vaultOK, "db-pass", "p2"), wantErr: true},
+		"vault user mixed":          {check: checkVaultSnapshot, files: with(vaultOK, "db-user", "u2"), wantErr: true},
+		"vault db-password mixed":   {check: checkVaultSnapshot, files: with(vaultOK, "db-password", "p2"), wantErr: true},
+		"vault fixed text lost":     {check: checkVaultSnapshot, files: with(vaultOK, "config.json", `{"db": {"user": "u1", "password": "p1"}}`), wantErr: true},
+		"aws consistent":            {check: checkAWSSnapshot, files: awsOK},
+		"aws apiKey mixed":          {check: checkAWSSnapshot, files: with(awsOK, "prod_app", `{"apiKey":"k2"}`), wantErr: true},
+		"aws rendered not JSON":     {check: checkAWSSnapshot, files: with(awsOK, "aws.json", "{"), wantErr: true},
+		"aws flags fixed text lost": {check: checkAWSSnapshot, files: with(awsOK, "flags.conf", "f1"), wantErr: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if err := tc.check(tc.files); (err != nil) != tc.wantErr {
+				t.Errorf("check = %v, want error %v", err, tc.wantErr)
+			}
+		})
+	}
 }
