@@ -107,6 +107,10 @@ func (r *runner) refresh(ctx context.Context, v *vol, phase string) (volume.Resu
 	switch {
 	case changed:
 		attrs = append(attrs, "changed", res.Write.Changed, "removed", res.Write.Removed)
+		if res.Rendered != nil {
+			// The templates executed: those whose objects changed.
+			attrs = append(attrs, "rendered", res.Rendered)
+		}
 		r.log.Info("files published", attrs...)
 	default:
 		r.log.Debug("nothing changed", attrs...)
