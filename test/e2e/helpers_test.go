@@ -191,6 +191,21 @@ func podLogs(t *testing.T, ns, pod, container string) string {
 
 // proxyGet fetches path from a pod's port through the API server's pod
 // proxy.
+//
+// The API server answers 503 (ServiceUnavailable) while it cannot reach
+// the pod yet, e.g. right after the pod turned Ready; such answers are
+// retried for up to 10s, anything else is returned at once.
 func proxyGet(ctx context.Context, ns, pod string, port int, path string) ([]byte, error) {
-	return cl.Clientset.CoreV1().Pods(ns).ProxyGet("http", pod, fmt.Sprint(port), path, nil).DoRaw(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := cl.Clientset.CoreV1().Pods(ns).ProxyGet("http", pod, fmt.Sprint(port), path, nil).DoRaw(ctx)
+		if err == nil || !apierrors.IsServiceUnavailable(err) || time.Now().After(deadline) {
+			return b, err
+		}
+		select {
+		case <-ctx.Done():
+			return b, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
