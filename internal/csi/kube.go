@@ -17,6 +17,7 @@ import (
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/render"
+	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -64,18 +65,7 @@ func (d *Driver) getClass(ctx context.Context, pr *publishRequest) (*spc.Class, 
 	}
 	var get render.ConfigMapGetter
 	if d.deps.APIReader != nil {
-		get = func(name, key string) (string, bool, error) {
-			cm := &corev1.ConfigMap{}
-			err := d.deps.APIReader.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: name}, cm)
-			if apierrors.IsNotFound(err) {
-				return "", false, nil
-			}
-			if err != nil {
-				return "", false, err
-			}
-			v, ok := cm.Data[key]
-			return v, ok, nil
-		}
+		get = scheme.ConfigMapKeys(ctx, d.deps.APIReader, obj.Namespace)
 	}
 	list, set, err := c.Templates(obj.Annotations[render.Annotation], get)
 	if err != nil {

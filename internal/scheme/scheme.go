@@ -3,10 +3,15 @@
 package scheme
 
 import (
+	"context"
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 )
@@ -60,4 +65,23 @@ func TrimForCache(obj any) (any, error) {
 		}
 	}
 	return obj, nil
+}
+
+// ConfigMapKeys reads keys of ConfigMaps in one namespace with r, for the
+// template texts a class keeps in a ConfigMap (render.ConfigMapGetter):
+// found is false when the ConfigMap or the key does not exist. The node
+// shim and the sync controller pass their uncached API reader.
+func ConfigMapKeys(ctx context.Context, r client.Reader, namespace string) func(name, key string) (string, bool, error) {
+	return func(name, key string) (string, bool, error) {
+		cm := &corev1.ConfigMap{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cm)
+		if apierrors.IsNotFound(err) {
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, fmt.Errorf("read ConfigMap %s/%s: %w", namespace, name, err)
+		}
+		v, ok := cm.Data[key]
+		return v, ok, nil
+	}
 }

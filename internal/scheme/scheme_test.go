@@ -1,12 +1,14 @@
 package scheme
 
 import (
+	"context"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 )
@@ -49,6 +51,35 @@ func TestTrimForCache(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestConfigMapKeys: a key of a ConfigMap in the namespace is found; a
+// missing key, a missing ConfigMap and one of another namespace are not,
+// without an error.
+func TestConfigMapKeys(t *testing.T) {
+	r := fake.NewClientBuilder().WithScheme(New()).WithObjects(
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "tpl"}, Data: map[string]string{"k": "text"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "theirs"}, Data: map[string]string{"k": "x"}},
+	).Build()
+	get := ConfigMapKeys(context.Background(), r, "ns")
+	tests := map[string]struct {
+		name, key string
+		want      string
+		found     bool
+	}{
+		"found":               {name: "tpl", key: "k", want: "text", found: true},
+		"missing key":         {name: "tpl", key: "nope"},
+		"missing ConfigMap":   {name: "nope", key: "k"},
+		"another namespace's": {name: "theirs", key: "k"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			v, found, err := get(tc.name, tc.key)
+			if err != nil || v != tc.want || found != tc.found {
+				t.Errorf("get(%q, %q) = %q, %v, %v; want %q, %v", tc.name, tc.key, v, found, err, tc.want, tc.found)
 			}
 		})
 	}

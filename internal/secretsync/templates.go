@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"slices"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
-
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/render"
+	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -68,16 +65,5 @@ func (st *classState) withRendered(set *render.Set, files map[string][]byte) (ma
 // server (not cached: only classes with such templates need them) and
 // only in the class's namespace.
 func (r *Reconciler) configMaps(ctx context.Context, namespace string) render.ConfigMapGetter {
-	return func(name, key string) (string, bool, error) {
-		cm := &corev1.ConfigMap{}
-		err := r.live.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, cm)
-		if apierrors.IsNotFound(err) {
-			return "", false, nil
-		}
-		if err != nil {
-			return "", false, fmt.Errorf("read ConfigMap %s/%s: %w", namespace, name, err)
-		}
-		v, ok := cm.Data[key]
-		return v, ok, nil
-	}
+	return scheme.ConfigMapKeys(ctx, r.live, namespace)
 }
