@@ -117,7 +117,7 @@ func TestIdentityAgreement(t *testing.T) {
 				"az-class": azClass,
 			},
 			syncWant: map[string]identity.Cloud{"az-sa": azSA, "gcp": {GCPServiceAccount: gsa}, "az-class": azClass}},
-		"unknown service account":            {sa: "", ann: wif, classes: []string{"az-sa", "gcp", "aws-irsa"}, want: map[string]identity.Cloud{"az-sa": {AzureTenantID: "tenant-two"}, "gcp": {GCPWorkloadIdentityProvider: wipFull}, "aws-irsa": {}}},
+		"unknown service account": {sa: "", ann: wif, classes: []string{"az-sa", "gcp", "aws-irsa"}, want: map[string]identity.Cloud{"az-sa": {AzureTenantID: "tenant-two"}, "gcp": {GCPWorkloadIdentityProvider: wipFull}, "aws-irsa": {}}},
 	}
 	for name, tc := range pods {
 		t.Run(name, func(t *testing.T) {

@@ -3,9 +3,9 @@ package gcp
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
