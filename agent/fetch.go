@@ -15,7 +15,7 @@ import (
 )
 
 // runFetch is `ssi-agent fetch --spc FILE --out DIR [--token-file PATH]
-// [--watch [--interval D]]`.
+// [--node-publish-secret-dir DIR] [--watch [--interval D]]`.
 func runFetch(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("ssi-agent fetch", flag.ContinueOnError)
 	opts := agent.FetchOptions{NewProviders: func(log *slog.Logger) provider.Set {
@@ -24,6 +24,7 @@ func runFetch(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.SPCFile, "spc", "", "YAML file holding the SecretProviderClass (required)")
 	fs.StringVar(&opts.OutDir, "out", "", "directory to write the files to, laid out as in the pod (required)")
 	fs.StringVar(&opts.TokenFile, "token-file", "", "service-account token given to the provider for every audience it asks for; ambient credentials otherwise")
+	fs.StringVar(&opts.NodePublishSecretDir, "node-publish-secret-dir", "", "directory with one file per key of the volume's nodePublishSecretRef Secret (Azure clientid and clientsecret, GCP key.json), read at every fetch")
 	fs.BoolVar(&opts.Watch, "watch", false, "keep rotating every --interval until interrupted")
 	fs.DurationVar(&opts.Interval, "interval", agent.DefaultWatchInterval, "rotation interval with --watch")
 	fs.DurationVar(&opts.Timeout, "timeout", agent.DefaultFirstFetchTimeout, "deadline of the first fetch, retries included")

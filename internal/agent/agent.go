@@ -227,10 +227,16 @@ func buildVolumes(cfg *agentconfig.Config, set provider.Set) ([]*vol, error) {
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: SecretProviderClass %s: %w", cv.Name, class.Key(), err)
 		}
+		v := &volume.Volume{Class: class, Dir: cv.Path, Permission: cv.Permission, Templates: tpls}
+		if dir := cv.SecretsDir; dir != "" {
+			// Read at every fetch: kubelet updates the Secret volume
+			// when the Secret changes.
+			v.Secrets = func() (map[string]string, error) { return volume.ReadSecretsDir(dir) }
+		}
 		out = append(out, &vol{
 			name:     cv.Name,
 			provider: p,
-			v:        &volume.Volume{Class: class, Dir: cv.Path, Permission: cv.Permission, Templates: tpls},
+			v:        v,
 			cloud:    cfg.CloudOf(cv),
 			wake:     make(chan struct{}, 1),
 		})

@@ -45,6 +45,12 @@ type FetchOptions struct {
 	// provider for every audience it asks for; otherwise providers use
 	// ambient credentials.
 	TokenFile string
+	// NodePublishSecretDir, when set, is a directory of one file per key
+	// standing for the volume's nodePublishSecretRef Secret (as the
+	// webhook mounts it into the agent): an Azure service principal's
+	// clientid and clientsecret, or GCP's key.json. It is read at every
+	// fetch.
+	NodePublishSecretDir string
 	// Watch keeps rotating every Interval (default DefaultWatchInterval)
 	// until ctx ends.
 	Watch    bool
@@ -114,14 +120,24 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 	if timeout <= 0 {
 		timeout = DefaultFirstFetchTimeout
 	}
+	lv := &volume.Volume{Class: class, Dir: opts.OutDir, Permission: opts.Permission, Templates: tset}
+	id := identity.Identity{Pod: identity.Pod{Namespace: class.Namespace}, Tokens: tokens}
+	var cloud identity.Cloud
+	if dir := opts.NodePublishSecretDir; dir != "" {
+		lv.Secrets = func() (map[string]string, error) { return volume.ReadSecretsDir(dir) }
+		// The identity the webhook decides for a volume with a
+		// nodePublishSecretRef (no service account is known here).
+		cloud = identity.Decide(class, identity.Sources{NodePublishSecret: true}).Cloud
+	}
 	r := &runner{
 		log:   log,
 		clock: schedule.Clock(opts.Clock),
-		id:    identity.Identity{Pod: identity.Pod{Namespace: class.Namespace}, Tokens: tokens},
+		id:    id,
 		vols: []*vol{{
 			name:     "local",
 			provider: p,
-			v:        &volume.Volume{Class: class, Dir: opts.OutDir, Permission: opts.Permission, Templates: tset},
+			v:        lv,
+			cloud:    cloud,
 			wake:     make(chan struct{}, 1),
 		}},
 		interval:  interval,

@@ -169,6 +169,36 @@ func nodePublishSecret(secrets map[string]string) bool {
 	return false
 }
 
+// maxPublishSecretBytes bounds the nodePublishSecretRef keys a
+// NodePublishVolume call may hand the built-in providers (a Secret holds
+// at most 1 MiB).
+const maxPublishSecretBytes = 1 << 20
+
+// publishSecrets returns the keys of the request's nodePublishSecretRef
+// Secret (the request's secrets but the service-account tokens), for
+// volume.Volume.Secrets; nil when there are none. Kubelet read the Secret;
+// the shim never reads Secrets itself, and never logs these values.
+func publishSecrets(secrets map[string]string) func() (map[string]string, error) {
+	if !nodePublishSecret(secrets) {
+		return nil
+	}
+	out := make(map[string]string, len(secrets))
+	var total int
+	for k, v := range secrets {
+		if k == AttrTokens {
+			continue
+		}
+		out[k] = v
+		total += len(k) + len(v)
+	}
+	return func() (map[string]string, error) {
+		if total > maxPublishSecretBytes {
+			return nil, fmt.Errorf("the nodePublishSecretRef Secret's keys hold %d bytes, more than %d", total, maxPublishSecretBytes)
+		}
+		return out, nil
+	}
+}
+
 // annotations returns the annotations of a service account or pod and
 // whether it could be read, reused for saTTL; uid, when set, keys the
 // cache too (a pod recreated under its name is another pod). Without

@@ -306,7 +306,7 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 	if err := d.deps.Mounter.MountTmpfs(pr.target); err != nil {
 		return status.Errorf(codes.Internal, "%v", err)
 	}
-	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes, Templates: tpls.set}
+	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes, Templates: tpls.set, Secrets: publishSecrets(pr.mount.Secrets)}
 	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: pr.tokens}
 	res, err := vol.Refresh(ctx, p, id)
 	if err != nil && !res.Write.Swapped {
@@ -356,6 +356,9 @@ func (d *Driver) republish(ctx context.Context, pr *publishRequest, pv *publishe
 		d.rotationFailed(pr, pv, class.Provider, err)
 		return
 	}
+	// Kubelet sends the nodePublishSecretRef Secret with every call: a
+	// rotated Secret is used from the next refresh on.
+	pv.vol.Secrets = publishSecrets(pr.mount.Secrets)
 	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: pr.tokens}
 	res, err := pv.vol.Refresh(ctx, p, id)
 	if err != nil && !res.Write.Swapped {

@@ -65,6 +65,11 @@ type Decision struct {
 	// Warnings explain identity settings that will not work as the user
 	// may expect; the webhook returns them as admission warnings.
 	Warnings []string
+	// Unsupported, when set, explains why the volume's identity mode is
+	// not supported here and what to use instead; the webhook denies the
+	// pod with it at admission, and the node shim and the sync controller
+	// refuse the fetch with it.
+	Unsupported string
 }
 
 // Decide decides the identity one volume's objects are fetched with. The
@@ -78,16 +83,22 @@ type Decision struct {
 //     is set, whatever the service account says; token audience
 //     pods.eks.amazonaws.com.
 //   - Azure: the tenant is the class's tenantID, which every Azure class
-//     has (parsing requires it, as upstream does). The client ID is the
-//     class's parameters.clientID, else the service account's
-//     azure.workload.identity/client-id. A class using a node identity
-//     (useVMManagedIdentity, usePodIdentity, useAzureTokenProxy) gets no
-//     client ID and no token; a class without a client ID whose volume
-//     has a nodePublishSecretRef gets no token either (service principal
-//     credentials). Otherwise the token audience is
+//     has (parsing requires it, as upstream does). usePodIdentity
+//     (aad-pod-identity, retired) and useAzureTokenProxy (AKS identity
+//     bindings, whose proxy protocol is not documented) are Unsupported.
+//     useVMManagedIdentity uses the node's identity: no client ID, no
+//     token. A class without parameters.clientID whose volume has a
+//     nodePublishSecretRef uses a service principal from that Secret
+//     (Credentials CredentialsNodePublishSecret; no client ID, no token),
+//     as upstream does. Otherwise the client ID is the class's
+//     parameters.clientID, else the service account's
+//     azure.workload.identity/client-id, and the token audience is
 //     api://AzureADTokenExchange.
 //   - GCP: the Google service account is the service account's
-//     iam.gke.io/gcp-service-account. With auth: provider-adc the fetching
+//     iam.gke.io/gcp-service-account. A volume with a nodePublishSecretRef
+//     and no parameters.auth uses the Secret's key.json when it has one
+//     (Credentials CredentialsNodePublishSecret; the other fields stay, for
+//     a Secret without key.json). With auth: provider-adc the fetching
 //     process's credentials are used: no federation provider and no
 //     token. Otherwise the federation provider is the pod's annotation
 //     secrets-store-injector.io/gcp-workload-identity-provider (normalised
@@ -127,28 +138,41 @@ func Decide(c *spc.Class, src Sources) Decision {
 	case c.Azure != nil:
 		az := c.Azure
 		d.Cloud.AzureTenantID = az.TenantID
-		if az.UseVMManagedIdentity {
+		switch {
+		case az.UsePodIdentity:
+			d.Unsupported = fmt.Sprintf("SecretProviderClass %s: parameters.usePodIdentity: \"true\" selects aad-pod-identity, which Microsoft retired (its NMI endpoint is not served here); use Microsoft Entra Workload ID: remove usePodIdentity and set parameters.clientID, or annotate service account %q with %s", c.Name, src.ServiceAccount, SAAnnotationAzureClientID)
+		case az.UseAzureTokenProxy:
+			d.Unsupported = fmt.Sprintf("SecretProviderClass %s: parameters.useAzureTokenProxy: \"true\" selects AKS identity bindings, whose token proxy protocol (its TLS server name and endpoint) is not publicly documented, so it is not supported here; use Microsoft Entra Workload ID: remove useAzureTokenProxy and set parameters.clientID, or annotate service account %q with %s", c.Name, src.ServiceAccount, SAAnnotationAzureClientID)
+		case az.UseVMManagedIdentity:
 			d.Warnings = append(d.Warnings, processIdentityWarning(c.Name, "parameters.useVMManagedIdentity", "the node's managed identity"))
-		}
-		if az.UseVMManagedIdentity || az.UsePodIdentity || az.UseAzureTokenProxy {
-			// Node identities: no pod token. (The Azure provider refuses
-			// aad-pod-identity and identity binding with a message.)
-			break
-		}
-		d.Cloud.AzureClientID = az.ClientID
-		if d.Cloud.AzureClientID == "" {
-			d.Cloud.AzureClientID = sa[SAAnnotationAzureClientID]
-		}
-		if d.Cloud.AzureClientID == "" && src.NodePublishSecret {
-			// Service principal from the nodePublishSecretRef Secret.
-			break
-		}
-		auds[AudienceAzureWorkloadIdentity] = true
-		if d.Cloud.AzureClientID == "" {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("SecretProviderClass %s: Azure workload identity needs a client ID: set parameters.clientID or annotate service account %q with %s", c.Name, src.ServiceAccount, SAAnnotationAzureClientID))
+			// A node identity: no pod token.
+		case az.ClientID == "" && src.NodePublishSecret:
+			// A service principal from the nodePublishSecretRef Secret
+			// (clientid, clientsecret), as upstream uses it whenever the
+			// class names no clientID, whatever the service account says.
+			d.Cloud.Credentials = CredentialsNodePublishSecret
+		default:
+			d.Cloud.AzureClientID = az.ClientID
+			if d.Cloud.AzureClientID == "" {
+				d.Cloud.AzureClientID = sa[SAAnnotationAzureClientID]
+			}
+			auds[AudienceAzureWorkloadIdentity] = true
+			if d.Cloud.AzureClientID == "" {
+				d.Warnings = append(d.Warnings, fmt.Sprintf("SecretProviderClass %s: Azure workload identity needs a client ID: set parameters.clientID or annotate service account %q with %s (or name a service principal's Secret in the volume's nodePublishSecretRef)", c.Name, src.ServiceAccount, SAAnnotationAzureClientID))
+			}
 		}
 	case c.GCP != nil:
 		d.Cloud.GCPServiceAccount = sa[SAAnnotationGCPServiceAcct]
+		if src.NodePublishSecret {
+			if c.GCP.AuthSet {
+				// Upstream refuses key.json together with an auth
+				// parameter; whether the Secret has key.json is known at
+				// fetch only.
+				d.Warnings = append(d.Warnings, fmt.Sprintf("SecretProviderClass %s: parameters.auth is set and the volume names a nodePublishSecretRef: the fetch fails if that Secret has a key.json key (remove parameters.auth to use it)", c.Name))
+			} else {
+				d.Cloud.Credentials = CredentialsNodePublishSecret
+			}
+		}
 		if c.GCP.Auth == spc.GCPAuthProviderADC {
 			d.Warnings = append(d.Warnings, processIdentityWarning(c.Name, "parameters.auth: provider-adc", "the application default credentials of the process that fetches (the node's)"))
 			break

@@ -46,6 +46,8 @@ func TestDecide(t *testing.T) {
 		want     Cloud
 		auds     []string
 		warnings []string // substrings, one per warning
+		// unsupported is a substring of Decision.Unsupported ("" = none).
+		unsupported string
 	}{
 		"aws irsa": {class: parse("aws", map[string]string{"objects": awsObjects, "region": "eu-west-1"}), src: known,
 			want: Cloud{AWSRoleARN: sa[SAAnnotationAWSRoleARN]}, auds: []string{AudienceAWSIRSA}},
@@ -62,7 +64,22 @@ func TestDecide(t *testing.T) {
 		"azure without client ID": {class: azure(nil), src: Sources{ServiceAccount: "app", ServiceAccountKnown: true},
 			want: Cloud{AzureTenantID: "class-tenant"}, auds: []string{AudienceAzureWorkloadIdentity}, warnings: []string{"needs a client ID"}},
 		"azure service principal": {class: azure(nil), src: Sources{ServiceAccount: "app", ServiceAccountKnown: true, NodePublishSecret: true},
-			want: Cloud{AzureTenantID: "class-tenant"}, auds: []string{}},
+			want: Cloud{AzureTenantID: "class-tenant", Credentials: CredentialsNodePublishSecret}, auds: []string{}},
+		// Upstream (pkg/auth/auth.go NewConfig) takes the service principal
+		// whenever the class names no clientID; the service account's
+		// client-id annotation is ours, so it does not outrank the Secret.
+		"azure service principal over the service account": {class: azure(nil), src: Sources{ServiceAccount: "app", ServiceAccountKnown: true, ServiceAccountAnnotations: sa, NodePublishSecret: true},
+			want: Cloud{AzureTenantID: "class-tenant", Credentials: CredentialsNodePublishSecret}, auds: []string{}},
+		"azure class client ID over the secret": {class: azure(map[string]string{"clientID": "class-client"}), src: Sources{ServiceAccount: "app", ServiceAccountKnown: true, NodePublishSecret: true},
+			want: Cloud{AzureClientID: "class-client", AzureTenantID: "class-tenant"}, auds: []string{AudienceAzureWorkloadIdentity}},
+		"azure pod identity unsupported": {class: azure(map[string]string{"usePodIdentity": "true"}), src: known,
+			want: Cloud{AzureTenantID: "class-tenant"}, auds: []string{}, unsupported: "aad-pod-identity, which Microsoft retired"},
+		"azure token proxy unsupported": {class: azure(map[string]string{"useAzureTokenProxy": "true", "clientID": "c"}), src: known,
+			want: Cloud{AzureTenantID: "class-tenant"}, auds: []string{}, unsupported: "not publicly documented"},
+		"gcp key.json": {class: parse("gcp", map[string]string{"secrets": gcpSecrets}), src: Sources{ServiceAccountKnown: true, ServiceAccountAnnotations: sa, NodePublishSecret: true},
+			want: Cloud{GCPServiceAccount: sa[SAAnnotationGCPServiceAcct], Credentials: CredentialsNodePublishSecret}, auds: []string{}},
+		"gcp key.json with auth set": {class: parse("gcp", map[string]string{"secrets": gcpSecrets, "auth": "pod-adc"}), src: Sources{ServiceAccountKnown: true, ServiceAccountAnnotations: sa, NodePublishSecret: true},
+			want: Cloud{GCPServiceAccount: sa[SAAnnotationGCPServiceAcct]}, auds: []string{}, warnings: []string{"parameters.auth is set and the volume names a nodePublishSecretRef"}},
 		"azure vm identity": {class: azure(map[string]string{"useVMManagedIdentity": "true"}), src: known,
 			want: Cloud{AzureTenantID: "class-tenant"}, auds: []string{}, warnings: []string{"parameters.useVMManagedIdentity fetches with the node's managed identity"}},
 		"gcp metadata server": {class: parse("gcp", map[string]string{"secrets": gcpSecrets}), src: known,
@@ -94,6 +111,9 @@ func TestDecide(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			d := Decide(tc.class, tc.src)
+			if (tc.unsupported == "") != (d.Unsupported == "") || !strings.Contains(d.Unsupported, tc.unsupported) {
+				t.Errorf("unsupported = %q, want it to contain %q", d.Unsupported, tc.unsupported)
+			}
 			if d.Cloud != tc.want {
 				t.Errorf("cloud = %+v\nwant %+v", d.Cloud, tc.want)
 			}

@@ -69,7 +69,19 @@ type Cloud struct {
 	// identity federation provider; when set the projected token is
 	// exchanged there instead of using the metadata server.
 	GCPWorkloadIdentityProvider string `json:"gcpWorkloadIdentityProvider,omitempty"`
+	// Credentials, when CredentialsNodePublishSecret, says that the
+	// volume's objects are fetched with the credentials of its
+	// nodePublishSecretRef Secret, as the upstream providers do: an Azure
+	// service principal (keys clientid and clientsecret), or a GCP
+	// service-account key (key key.json; without that key the GCP provider
+	// falls back on the pod's identity, as upstream does). Empty means the
+	// cloud's workload identity as the other fields say.
+	Credentials string `json:"credentials,omitempty"`
 }
+
+// CredentialsNodePublishSecret is the Cloud.Credentials value of volumes
+// fetched with the credentials of their nodePublishSecretRef Secret.
+const CredentialsNodePublishSecret = "nodePublishSecretRef"
 
 // TokenSource returns service-account tokens of the pod for an audience.
 type TokenSource interface {

@@ -29,7 +29,6 @@ func TestAudiencesAgreeWithProviders(t *testing.T) {
 		"azure workload identity": {class: "azure"},
 		"azure class client id":   {class: "azure-client"},
 		"azure vm identity":       {class: "azure-vm"},
-		"azure token proxy":       {class: "azure-proxy"},
 		"gcp metadata server":     {class: "gcp"},
 		"gcp federation":          {class: "gcp", ann: wif},
 		"gcp provider adc":        {class: "gcp-provider", ann: wif},

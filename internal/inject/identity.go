@@ -12,8 +12,10 @@ import (
 // identityFor decides the identity of each volume with identity.Decide,
 // records it on the volume, and returns the union of the volumes' token
 // audiences (sorted), the pod-wide identity older agents read
-// (identity.Merge) and the warnings.
-func identityFor(vols []secretVolume, in *Input) ([]string, identity.Cloud, []string) {
+// (identity.Merge) and the warnings. An identity mode Decide finds
+// unsupported denies the pod here, at admission, rather than at the
+// agent's first fetch.
+func identityFor(vols []secretVolume, in *Input) ([]string, identity.Cloud, []string, error) {
 	var warnings []string
 	auds := map[string]bool{}
 	src := identity.Sources{
@@ -30,6 +32,9 @@ func identityFor(vols []secretVolume, in *Input) ([]string, identity.Cloud, []st
 		vsrc := src
 		vsrc.NodePublishSecret = v.nodePublishSecret != ""
 		d := identity.Decide(v.class, vsrc)
+		if d.Unsupported != "" {
+			return nil, identity.Cloud{}, nil, &Error{Reason: ReasonClassInvalid, Message: fmt.Sprintf("volume %q: %s", v.name, d.Unsupported)}
+		}
 		v.cloud = d.Cloud
 		clouds = append(clouds, d.Cloud)
 		for _, a := range d.Audiences {
@@ -45,7 +50,7 @@ func identityFor(vols []secretVolume, in *Input) ([]string, identity.Cloud, []st
 		out = append(out, a)
 	}
 	sort.Strings(out)
-	return out, identity.Merge(clouds...), warnings
+	return out, identity.Merge(clouds...), warnings, nil
 }
 
 // tokens names the projected token file of every audience.

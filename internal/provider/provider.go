@@ -34,6 +34,12 @@ type Request struct {
 	// Sizes caps each object's files and all files of the fetch; the zero
 	// value means the defaults. FetchMerged enforces them.
 	Sizes limits.Sizes
+	// Secrets are the keys of the volume's nodePublishSecretRef Secret, as
+	// kubelet hands them to a CSI driver (the node shim) or as the agent
+	// reads them from the Secret volume mounted into it; nil when the
+	// volume names none. Providers read the credentials there that
+	// Identity.Cloud.Credentials selects, and never log them.
+	Secrets map[string]string
 }
 
 // Object is the result for one object of the class.

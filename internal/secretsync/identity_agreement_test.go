@@ -3,6 +3,7 @@ package secretsync
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,6 +94,12 @@ func TestIdentityAgreement(t *testing.T) {
 		ann     map[string]string
 		classes []string // one volume per class, named after it
 		want    map[string]identity.Cloud
+		// nps are the volumes with a nodePublishSecretRef. The sync
+		// controller does not read nodePublishSecretRef Secrets (it fetches
+		// as the consumers' service accounts; docs/sync.md), so for them
+		// it is held to syncWant instead.
+		nps      []string
+		syncWant map[string]identity.Cloud
 	}{
 		"two azure classes":                  {sa: "app", classes: []string{"az-class", "az-sa"}, want: map[string]identity.Cloud{"az-class": azClass, "az-sa": azSA}},
 		"two azure classes, other order":     {sa: "app", classes: []string{"az-sa", "az-class"}, want: map[string]identity.Cloud{"az-class": azClass, "az-sa": azSA}},
@@ -103,7 +110,14 @@ func TestIdentityAgreement(t *testing.T) {
 		"gcp metadata server":                {sa: "app", classes: []string{"gcp"}, want: map[string]identity.Cloud{"gcp": {GCPServiceAccount: gsa}}},
 		"every provider":                     {sa: "app", ann: wif, classes: []string{"vault", "az-sa", "aws-irsa", "gcp", "az-class"}, want: map[string]identity.Cloud{"vault": {}, "az-sa": azSA, "aws-irsa": {AWSRoleARN: role}, "gcp": {GCPServiceAccount: gsa, GCPWorkloadIdentityProvider: wipFull}, "az-class": azClass}},
 		"service account without annotation": {sa: "bare", classes: []string{"aws-irsa", "az-sa", "az-class"}, want: map[string]identity.Cloud{"aws-irsa": {}, "az-sa": {AzureTenantID: "tenant-two"}, "az-class": azClass}},
-		"unknown service account":            {sa: "", ann: wif, classes: []string{"az-sa", "gcp", "aws-irsa"}, want: map[string]identity.Cloud{"az-sa": {AzureTenantID: "tenant-two"}, "gcp": {GCPWorkloadIdentityProvider: wipFull}, "aws-irsa": {}}},
+		"azure service principal and gcp key.json": {sa: "app", classes: []string{"az-sa", "gcp", "az-class"}, nps: []string{"az-sa", "gcp", "az-class"},
+			want: map[string]identity.Cloud{
+				"az-sa":    {AzureTenantID: "tenant-two", Credentials: identity.CredentialsNodePublishSecret},
+				"gcp":      {GCPServiceAccount: gsa, Credentials: identity.CredentialsNodePublishSecret},
+				"az-class": azClass,
+			},
+			syncWant: map[string]identity.Cloud{"az-sa": azSA, "gcp": {GCPServiceAccount: gsa}, "az-class": azClass}},
+		"unknown service account": {sa: "", ann: wif, classes: []string{"az-sa", "gcp", "aws-irsa"}, want: map[string]identity.Cloud{"az-sa": {AzureTenantID: "tenant-two"}, "gcp": {GCPWorkloadIdentityProvider: wipFull}, "aws-irsa": {}}},
 	}
 	for name, tc := range pods {
 		t.Run(name, func(t *testing.T) {
@@ -115,8 +129,11 @@ func TestIdentityAgreement(t *testing.T) {
 			pod.Spec.ServiceAccountName = saName
 			pod.Spec.Containers = []corev1.Container{{Name: "app", Image: "app"}}
 			for _, c := range tc.classes {
-				pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: c, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
-					Driver: inject.CSIDriver, VolumeAttributes: map[string]string{inject.ClassAttribute: c}}}})
+				csiSrc := &corev1.CSIVolumeSource{Driver: inject.CSIDriver, VolumeAttributes: map[string]string{inject.ClassAttribute: c}}
+				if slices.Contains(tc.nps, c) {
+					csiSrc.NodePublishSecretRef = &corev1.LocalObjectReference{Name: "creds-" + c}
+				}
+				pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: c, VolumeSource: corev1.VolumeSource{CSI: csiSrc}})
 				pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: c, MountPath: "/mnt/" + c, ReadOnly: true})
 			}
 			var sa *corev1.ServiceAccount
@@ -125,11 +142,15 @@ func TestIdentityAgreement(t *testing.T) {
 			}
 			paths := map[string]map[string]identity.Cloud{
 				"webhook": webhookIdentities(t, pod, sa, objs),
-				"shim":    shimIdentities(t, pod, sa, parsed, tc.classes),
+				"shim":    shimIdentities(t, pod, sa, parsed, tc.classes, tc.nps),
 				"sync":    syncIdentities(t, pod, sa, parsed, tc.classes),
 			}
 			for path, got := range paths {
-				if diff := cmp.Diff(tc.want, got); diff != "" {
+				want := tc.want
+				if path == "sync" && tc.syncWant != nil {
+					want = tc.syncWant
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("%s path: per-volume identities differ from the table (-want +got):\n%s", path, diff)
 				}
 			}
@@ -174,7 +195,7 @@ func webhookIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount,
 
 // shimIdentities asks a node shim, whose API reader holds the service
 // account and the pod, for the identity of each volume.
-func shimIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, classes map[string]*spc.Class, vols []string) map[string]identity.Cloud {
+func shimIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, classes map[string]*spc.Class, vols, nps []string) map[string]identity.Cloud {
 	t.Helper()
 	objs := []client.Object{pod.DeepCopy()}
 	if sa != nil {
@@ -189,7 +210,12 @@ func shimIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, cl
 	id := identity.Pod{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), ServiceAccount: pod.Spec.ServiceAccountName}
 	out := map[string]identity.Cloud{}
 	for _, v := range vols {
-		out[v] = d.VolumeIdentity(context.Background(), classes[v], id, nil)
+		var secrets map[string]string
+		if slices.Contains(nps, v) {
+			// What kubelet sends for a nodePublishSecretRef: its keys.
+			secrets = map[string]string{"clientid": "x", "clientsecret": "y", "key.json": "{}"}
+		}
+		out[v] = d.VolumeIdentity(context.Background(), classes[v], id, secrets)
 	}
 	return out
 }

@@ -29,6 +29,9 @@ type GCP struct {
 	// Auth is "pod-adc" (the pod's workload identity, the default) or
 	// "provider-adc" (the credentials of the process that fetches).
 	Auth string
+	// AuthSet reports that parameters.auth was given: upstream uses a
+	// nodePublishSecretRef's key.json only when it was not.
+	AuthSet bool
 }
 
 // GCPSecret is one entry of the "secrets" list.
@@ -57,7 +60,7 @@ var (
 )
 
 func parseGCP(p *parser) (*GCP, error) {
-	g := &GCP{}
+	g := &GCP{AuthSet: p.get("auth") != ""}
 	switch a := p.get("auth"); a {
 	case "", GCPAuthPodADC:
 		g.Auth = GCPAuthPodADC

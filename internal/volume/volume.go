@@ -8,6 +8,9 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
@@ -34,6 +37,10 @@ type Volume struct {
 	// rendered into the same atomic write as the objects; nil renders
 	// nothing.
 	Templates *render.Set
+	// Secrets returns the keys of the volume's nodePublishSecretRef
+	// Secret, called at every Refresh so that a rotated Secret is used;
+	// nil when the volume names none (provider.Request.Secrets).
+	Secrets func() (map[string]string, error)
 
 	mu      sync.Mutex
 	objects []provider.Object
@@ -69,7 +76,15 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 	if perm == 0 {
 		perm = atomicdir.DefaultMode
 	}
-	merged, files, err := provider.FetchMerged(ctx, p, provider.Request{Class: v.Class, Identity: id, Permission: perm, Sizes: v.Sizes}, prev)
+	req := provider.Request{Class: v.Class, Identity: id, Permission: perm, Sizes: v.Sizes}
+	if v.Secrets != nil {
+		sec, err := v.Secrets()
+		if err != nil {
+			return Result{}, &provider.Error{Class: v.Class.Key(), Provider: v.Class.Provider, Reason: provider.ReasonInvalidConfig, Err: err}
+		}
+		req.Secrets = sec
+	}
+	merged, files, err := provider.FetchMerged(ctx, p, req, prev)
 	if err != nil {
 		return Result{}, err
 	}
@@ -129,4 +144,51 @@ func (v *Volume) Forget() {
 	v.mu.Lock()
 	v.objects, v.rendered = nil, nil
 	v.mu.Unlock()
+}
+
+// Bounds of ReadSecretsDir: a Kubernetes Secret holds at most 1 MiB.
+const (
+	maxSecretKeys     = 64
+	maxSecretDirBytes = 1 << 20
+)
+
+// ReadSecretsDir reads a Secret volume (one file per key; kubelet's
+// "..data" and timestamped directories are skipped) into a map of key to
+// value, for Volume.Secrets. It reads the directory anew at each call,
+// so a Secret kubelet updated is used. Errors name the directory and the
+// key, never a value.
+func ReadSecretsDir(dir string) (map[string]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read nodePublishSecretRef Secret volume %s: %w", dir, err)
+	}
+	out := map[string]string{}
+	var total int64
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, "..") {
+			continue
+		}
+		if len(out) == maxSecretKeys {
+			return nil, fmt.Errorf("nodePublishSecretRef Secret volume %s has more than %d keys", dir, maxSecretKeys)
+		}
+		path := filepath.Join(dir, name)
+		st, err := os.Stat(path) // follows kubelet's symbolic links into ..data
+		if err != nil {
+			return nil, fmt.Errorf("nodePublishSecretRef Secret volume %s: key %s: %w", dir, name, err)
+		}
+		if !st.Mode().IsRegular() {
+			continue
+		}
+		total += st.Size()
+		if total > maxSecretDirBytes {
+			return nil, fmt.Errorf("nodePublishSecretRef Secret volume %s holds more than %d bytes", dir, maxSecretDirBytes)
+		}
+		b, err := os.ReadFile(path) //nolint:gosec // the Secret volume the webhook mounted
+		if err != nil {
+			return nil, fmt.Errorf("nodePublishSecretRef Secret volume %s: key %s: %w", dir, name, err)
+		}
+		out[name] = string(b)
+	}
+	return out, nil
 }

@@ -2,6 +2,8 @@ package azure
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -77,6 +79,15 @@ func (p *Provider) clientsFor(req provider.Request) (*vaultClients, error) {
 		// Workload identity is per service account; the shim serves many.
 		key += "\x00" + strings.Join([]string{pod.Namespace, pod.ServiceAccount, pod.UID}, "\x00")
 	}
+	var sp servicePrincipal
+	if mode == modeServicePrincipal {
+		if sp, err = servicePrincipalOf(req.Secrets); err != nil {
+			return nil, p.classError(req, provider.ReasonInvalidConfig, err)
+		}
+		// A rotated Secret (another client or secret) gets new clients;
+		// the key holds a digest of the secret, never the secret.
+		key += "\x00" + pod.Namespace + "\x00" + sp.clientID + "\x00" + sp.digest()
+	}
 
 	p.cache.mu.Lock()
 	defer p.cache.mu.Unlock()
@@ -85,7 +96,7 @@ func (p *Provider) clientsFor(req provider.Request) (*vaultClients, error) {
 	}
 	vc := p.cache.m[key]
 	if vc == nil {
-		vc, err = p.newClients(req, ce, vault, verify, mode, clientID)
+		vc, err = p.newClients(req, ce, vault, verify, mode, clientID, sp)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +126,48 @@ func (p *Provider) evictOldest() {
 const (
 	modeWorkloadIdentity = "workload-identity"
 	modeManagedIdentity  = "vm-managed-identity"
+	modeServicePrincipal = "service-principal"
 )
+
+// maxSecretKeyBytes bounds each credential read from a nodePublishSecretRef
+// Secret; a client ID is a GUID and a client secret well under 1 KiB.
+const maxSecretKeyBytes = 4 << 10
+
+// servicePrincipal is the client ID and secret of a nodePublishSecretRef
+// Secret.
+type servicePrincipal struct{ clientID, secret string }
+
+func (s servicePrincipal) digest() string {
+	h := sha256.Sum256([]byte(s.clientID + "\x00" + s.secret))
+	return hex.EncodeToString(h[:])
+}
+
+// servicePrincipalOf reads the keys clientid and clientsecret (in any
+// case, as upstream matches them) from the volume's nodePublishSecretRef
+// Secret. Errors name the keys, never their values.
+func servicePrincipalOf(secrets map[string]string) (servicePrincipal, error) {
+	if secrets == nil {
+		return servicePrincipal{}, errors.New("service principal: the volume's nodePublishSecretRef Secret is not available")
+	}
+	var sp servicePrincipal
+	for k, v := range secrets {
+		switch strings.ToLower(k) {
+		case "clientid":
+			sp.clientID = strings.TrimSpace(v)
+		case "clientsecret":
+			sp.secret = v
+		}
+	}
+	switch {
+	case sp.clientID == "":
+		return sp, errors.New("service principal: the nodePublishSecretRef Secret has no clientid key (or it is empty)")
+	case sp.secret == "":
+		return sp, errors.New("service principal: the nodePublishSecretRef Secret has no clientsecret key (or it is empty)")
+	case len(sp.clientID) > maxSecretKeyBytes || len(sp.secret) > maxSecretKeyBytes:
+		return sp, fmt.Errorf("service principal: clientid or clientsecret of the nodePublishSecretRef Secret is longer than %d bytes", maxSecretKeyBytes)
+	}
+	return sp, nil
+}
 
 // errManagedIdentityOutsidePod refuses useVMManagedIdentity in a shared
 // process whose operator has not allowed lending its identity.
@@ -130,23 +182,26 @@ func identityMode(req provider.Request, noProcessIdentity bool) (mode, clientID 
 	case az.UsePodIdentity:
 		return "", "", errors.New(`parameters.usePodIdentity: aad-pod-identity is retired and not supported; use Microsoft Entra Workload ID: remove usePodIdentity and set parameters.clientID, or annotate the service account with azure.workload.identity/client-id`)
 	case az.UseAzureTokenProxy:
-		return "", "", errors.New(`parameters.useAzureTokenProxy: AKS identity binding is not supported; use Microsoft Entra Workload ID: remove useAzureTokenProxy and set parameters.clientID, or annotate the service account with azure.workload.identity/client-id`)
+		return "", "", errors.New(`parameters.useAzureTokenProxy: AKS identity binding is not supported (its token proxy protocol is not publicly documented); use Microsoft Entra Workload ID: remove useAzureTokenProxy and set parameters.clientID, or annotate the service account with azure.workload.identity/client-id`)
 	case az.UseVMManagedIdentity && noProcessIdentity:
 		return "", "", errManagedIdentityOutsidePod
 	case az.UseVMManagedIdentity:
 		return modeManagedIdentity, az.UserAssignedIdentityID, nil
+	}
+	if az.ClientID == "" && req.Identity.Cloud.Credentials == identity.CredentialsNodePublishSecret {
+		return modeServicePrincipal, "", nil
 	}
 	clientID = az.ClientID
 	if clientID == "" {
 		clientID = req.Identity.Cloud.AzureClientID
 	}
 	if clientID == "" {
-		return "", "", errors.New(`no workload identity client ID: set parameters.clientID or annotate the service account with azure.workload.identity/client-id (service principal secrets through nodePublishSecretRef are not supported)`)
+		return "", "", errors.New(`no workload identity client ID: set parameters.clientID or annotate the service account with azure.workload.identity/client-id, or name a Secret with a service principal's clientid and clientsecret in the volume's nodePublishSecretRef`)
 	}
 	return modeWorkloadIdentity, clientID, nil
 }
 
-func (p *Provider) newClients(req provider.Request, ce cloudEndpoints, vault string, verify bool, mode, clientID string) (*vaultClients, error) {
+func (p *Provider) newClients(req provider.Request, ce cloudEndpoints, vault string, verify bool, mode, clientID string, sp servicePrincipal) (*vaultClients, error) {
 	az := req.Class.Azure
 	base := p.opts.ClientOptions
 	base.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: ce.authorityHost}
@@ -161,6 +216,11 @@ func (p *Provider) newClients(req provider.Request, ce cloudEndpoints, vault str
 			o.ID = azidentity.ClientID(az.UserAssignedIdentityID)
 		}
 		cred, err = azidentity.NewManagedIdentityCredential(o)
+	case modeServicePrincipal:
+		cred, err = azidentity.NewClientSecretCredential(az.TenantID, sp.clientID, sp.secret, &azidentity.ClientSecretCredentialOptions{
+			ClientOptions:            base,
+			DisableInstanceDiscovery: !ce.knownAuthority,
+		})
 	case modeWorkloadIdentity:
 		assertion := func(ctx context.Context) (string, error) { return vc.tokens.Token(ctx, TokenAudience) }
 		cred, err = azidentity.NewClientAssertionCredential(az.TenantID, clientID, assertion, &azidentity.ClientAssertionCredentialOptions{

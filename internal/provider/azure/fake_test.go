@@ -78,6 +78,8 @@ type fakeAzure struct {
 	objects map[string]map[string][]*kvVer
 	// federated: client ID -> allowed subject (system:serviceaccount:ns:name)
 	federated map[string]string
+	// principals are service principals' client secrets by client ID.
+	principals map[string]string
 	// managed: client ID of the VM's user-assigned identities ("" = system)
 	managed map[string]bool
 	// access: principals allowed to read the vault
@@ -99,7 +101,7 @@ func newFakeAzure(t *testing.T, ca *providertest.CA, reviewer *providertest.Revi
 	f := &fakeAzure{
 		t: t, tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47", reviewer: reviewer,
 		objects:   map[string]map[string][]*kvVer{"secrets": {}, "keys": {}, "certificates": {}},
-		federated: map[string]string{}, managed: map[string]bool{}, access: map[string]bool{},
+		federated: map[string]string{}, principals: map[string]string{}, managed: map[string]bool{}, access: map[string]bool{},
 		denied: map[string]bool{}, throttled: map[string]bool{}, tokens: map[string]grant{},
 		pageSize: 25, defaultResource: "https://vault.azure.net",
 	}
@@ -221,6 +223,19 @@ func (f *fakeAzure) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 	form := r.PostForm
 	if tenant != f.tenant {
 		f.aadError(w, 400, "invalid_tenant", "AADSTS90002: Tenant not found")
+		return
+	}
+	if form.Get("grant_type") == "client_credentials" && form.Has("client_secret") {
+		// A service principal's client credentials.
+		f.mu.Lock()
+		want, ok := f.principals[form.Get("client_id")]
+		f.mu.Unlock()
+		if !ok || want != form.Get("client_secret") {
+			f.aadError(w, 401, "invalid_client", "AADSTS7000215: Invalid client secret provided")
+			return
+		}
+		f.calls.Add("entra client secret")
+		f.issue(w, form.Get("client_id"), f.defaultResource)
 		return
 	}
 	if form.Get("grant_type") != "client_credentials" || form.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {

@@ -161,6 +161,63 @@ func (p *Provider) credentialsFor(ctx context.Context, g *spc.GCP, cloud identit
 	}), "adc+impersonation", nil
 }
 
+// KeyJSONKey is the key of a nodePublishSecretRef Secret that holds a
+// Google service-account key, as the upstream provider reads it.
+const KeyJSONKey = "key.json"
+
+// maxKeyJSONBytes bounds the key.json read from a nodePublishSecretRef
+// Secret; a service-account key is about 2.3 KiB.
+const maxKeyJSONBytes = 64 << 10
+
+// keyJSONOf returns the service-account key of the volume's
+// nodePublishSecretRef Secret when the fetch uses it: the Secret has
+// key.json and identity.Decide chose it (parameters.auth not set). Like
+// upstream, a key.json together with parameters.auth is refused, and a
+// Secret without key.json leaves the pod's identity in use. Errors never
+// quote the key.
+func keyJSONOf(g *spc.GCP, cl identity.Cloud, secrets map[string]string) ([]byte, error) {
+	v, ok := secrets[KeyJSONKey]
+	if !ok {
+		return nil, nil
+	}
+	if g.AuthSet {
+		return nil, fmt.Errorf("the nodePublishSecretRef Secret has %s and parameters.auth is %q: use one of them (remove parameters.auth to authenticate with the key)", KeyJSONKey, g.Auth)
+	}
+	if cl.Credentials != identity.CredentialsNodePublishSecret {
+		return nil, nil
+	}
+	if len(v) > maxKeyJSONBytes {
+		return nil, fmt.Errorf("%s of the nodePublishSecretRef Secret is %d bytes, more than %d", KeyJSONKey, len(v), maxKeyJSONBytes)
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal([]byte(v), &head); err != nil {
+		return nil, fmt.Errorf("%s of the nodePublishSecretRef Secret is not JSON", KeyJSONKey)
+	}
+	if head.Type != string(credentials.ServiceAccount) {
+		// Other credential files (external_account above all) make the
+		// process that fetches read files and call URLs the file names:
+		// not something a pod's Secret may direct the node shim to do.
+		return nil, fmt.Errorf("%s of the nodePublishSecretRef Secret has type %q; only a service-account key (type %q) is accepted", KeyJSONKey, head.Type, credentials.ServiceAccount)
+	}
+	return []byte(v), nil
+}
+
+// keyCredentials are the credentials of a service-account key: a JWT
+// signed with the key, exchanged at the key's token_uri (Google's OAuth
+// 2.0 token endpoint) for an access token.
+func (p *Provider) keyCredentials(keyJSON []byte) (*auth.Credentials, string, error) {
+	c, err := credentials.NewCredentialsFromJSON(credentials.ServiceAccount, keyJSON, &credentials.DetectOptions{
+		Scopes: []string{cloudPlatformScope}, Client: p.httpClient(), Logger: sdkLogger,
+	})
+	if err != nil {
+		// The library's error may quote the file; keep it out.
+		return nil, "", &authError{"use " + KeyJSONKey + " of the nodePublishSecretRef Secret", errors.New("the service-account key does not parse")}
+	}
+	return c, "key.json", nil
+}
+
 // generateAccessTokenURL is the IAM Credentials method that mints an
 // access token for a service account.
 func (p *Provider) generateAccessTokenURL(gsa string) string {

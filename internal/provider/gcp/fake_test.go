@@ -2,7 +2,10 @@ package gcp
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -78,6 +81,9 @@ type fakeGCP struct {
 	federated map[string]string
 	// tokenCreators: service account email -> principals allowed to impersonate it.
 	tokenCreators map[string]map[string]bool
+	// saKeys are the public keys of service-account keys by client email
+	// (the JWT-bearer grant of a key.json).
+	saKeys map[string]*rsa.PublicKey
 	// metadataPrincipal is who the metadata server answers as.
 	metadataEmail string
 	// checkAuthority makes the server require the regional endpoint for
@@ -93,7 +99,7 @@ func newFakeGCP(t *testing.T, ca *providertest.CA, reviewer *providertest.Review
 		secrets: map[string]*smSecret{}, tokens: map[string]string{},
 		accessors: map[string]bool{}, viewers: map[string]bool{},
 		denied: map[string]bool{}, throttled: map[string]bool{}, federated: map[string]string{},
-		tokenCreators: map[string]map[string]bool{}, metadataEmail: gsaEmail, checkAuthority: true,
+		tokenCreators: map[string]map[string]bool{}, saKeys: map[string]*rsa.PublicKey{}, metadataEmail: gsaEmail, checkAuthority: true,
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -109,7 +115,7 @@ func newFakeGCP(t *testing.T, ca *providertest.CA, reviewer *providertest.Review
 	t.Cleanup(f.grpcSrv.Stop)
 
 	f.https = httptest.NewUnstartedServer(http.HandlerFunc(f.serveHTTPS))
-	f.https.TLS = ca.ServerTLS(t, "sts.googleapis.com", "iamcredentials.googleapis.com")
+	f.https.TLS = ca.ServerTLS(t, "sts.googleapis.com", "iamcredentials.googleapis.com", "oauth2.googleapis.com")
 	f.https.StartTLS()
 	t.Cleanup(f.https.Close)
 	f.metadata = httptest.NewServer(http.HandlerFunc(f.serveMetadata))
@@ -295,6 +301,9 @@ func jsonReply(w http.ResponseWriter, code int, v any) {
 
 func (f *fakeGCP) serveHTTPS(w http.ResponseWriter, r *http.Request) {
 	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/token":
+		f.calls.Add("oauth2 jwt-bearer token")
+		f.serveJWTBearer(w, r)
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/token":
 		f.calls.Add("sts token")
 		f.serveSTS(w, r)
@@ -400,4 +409,44 @@ func (f *fakeGCP) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		f.t.Logf("fake metadata: unexpected %s", r.URL)
 		http.NotFound(w, r)
 	}
+}
+
+// serveJWTBearer is Google's OAuth 2.0 token endpoint for a service-account
+// key: the assertion is a JWT signed (RS256) with the key, issued by the
+// account's email, for audience the token endpoint, asking for scopes.
+func (f *fakeGCP) serveJWTBearer(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+		jsonReply(w, 400, map[string]string{"error": "unsupported_grant_type", "error_description": "Invalid grant_type"})
+		return
+	}
+	parts := strings.Split(r.PostForm.Get("assertion"), ".")
+	if len(parts) != 3 {
+		jsonReply(w, 400, map[string]string{"error": "invalid_grant", "error_description": "Invalid JWT"})
+		return
+	}
+	var claims struct {
+		Iss   string `json:"iss"`
+		Aud   string `json:"aud"`
+		Scope string `json:"scope"`
+		Exp   int64  `json:"exp"`
+	}
+	body, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || json.Unmarshal(body, &claims) != nil {
+		jsonReply(w, 400, map[string]string{"error": "invalid_grant", "error_description": "Invalid JWT payload"})
+		return
+	}
+	f.mu.Lock()
+	pub := f.saKeys[claims.Iss]
+	f.mu.Unlock()
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if pub == nil || err != nil || rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig) != nil {
+		jsonReply(w, 400, map[string]string{"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+		return
+	}
+	if claims.Aud != "https://oauth2.googleapis.com/token" || !strings.Contains(claims.Scope, cloudPlatformScope) || claims.Exp < time.Now().Unix() {
+		jsonReply(w, 400, map[string]string{"error": "invalid_grant", "error_description": "Invalid JWT: audience, scope or expiry"})
+		return
+	}
+	jsonReply(w, 200, map[string]any{"access_token": f.mint("sa:"+claims.Iss, "ya29.key-"), "expires_in": 3599, "token_type": "Bearer"})
 }

@@ -17,6 +17,8 @@ package gcp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -317,8 +319,18 @@ func (noRetry) Retry(error) (time.Duration, bool) { return 0, false }
 // them on first use.
 func (p *Provider) identity(ctx context.Context, req provider.Request) (*podIdentity, error) {
 	g, cl, pod := req.Class.GCP, req.Identity.Cloud, req.Identity.Pod
+	keyJSON, err := keyJSONOf(g, cl, req.Secrets)
+	if err != nil {
+		return nil, p.classError(req, provider.ReasonInvalidConfig, err)
+	}
 	key := g.Auth
-	if g.Auth != spc.GCPAuthProviderADC {
+	switch {
+	case keyJSON != nil:
+		// A rotated Secret gets new credentials; the key holds a digest
+		// of the key file, never the file.
+		h := sha256.Sum256(keyJSON)
+		key = strings.Join([]string{"key.json", pod.Namespace, hex.EncodeToString(h[:])}, "\x00")
+	case g.Auth != spc.GCPAuthProviderADC:
 		key = strings.Join([]string{g.Auth, cl.GCPWorkloadIdentityProvider, cl.GCPServiceAccount, pod.Namespace, pod.ServiceAccount, pod.UID}, "\x00")
 	}
 	p.mu.Lock()
@@ -326,7 +338,13 @@ func (p *Provider) identity(ctx context.Context, req provider.Request) (*podIden
 	p.mu.Unlock()
 	if id == nil {
 		tokens := &podTokens{}
-		creds, mode, err := p.credentialsFor(ctx, g, cl, tokens)
+		var creds *auth.Credentials
+		var mode string
+		if keyJSON != nil {
+			creds, mode, err = p.keyCredentials(keyJSON)
+		} else {
+			creds, mode, err = p.credentialsFor(ctx, g, cl, tokens)
+		}
 		if err != nil {
 			reason := provider.ReasonUnauthenticated
 			if errors.Is(err, errPodADCOutsidePod) || errors.Is(err, errProviderADCOutsidePod) {
