@@ -100,6 +100,9 @@ func parseGCP(p *parser) (*GCP, error) {
 		if len(s.Location) > 30 {
 			return nil, p.errf(field+".resourceName", "location %q is longer than 30 characters", s.Location)
 		}
+		if err := checkGCPResource(s); err != nil {
+			return nil, p.errf(field+".resourceName", "%v", err)
+		}
 		s.File = s.Path
 		fileField := field + ".path"
 		if s.File == "" {
@@ -121,6 +124,43 @@ func parseGCP(p *parser) (*GCP, error) {
 	}
 	g.Secrets = entries
 	return g, nil
+}
+
+// gcpLocationLabel is a location as Google names them ("global",
+// "us-east1", "eu"): one DNS label.
+var gcpLocationLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// checkGCPResource refuses what a resource name would carry into a host
+// name or a URL beyond its own place. A regional resource's location
+// becomes part of the endpoint's host name
+// (secretmanager.<l>.rep.googleapis.com, parametermanager.<l>.rep.googleapis.com),
+// so it must be one DNS label: "x@attacker.example#" would otherwise send
+// the request, and the pod's access token with it, to another host
+// (docs/security.md). A Parameter Manager name is expanded into the REST
+// request path unescaped, so a segment holding '?', '#', '%' or white
+// space, or a "." or ".." segment, would change the request. Google names
+// none of its resources so; upstream sends them and fails at the fetch.
+func checkGCPResource(s *GCPSecret) error {
+	if s.Location != "" && !gcpLocationLabel.MatchString(s.Location) {
+		return fmt.Errorf("location %q is not a Google Cloud location (lower-case letters, digits and hyphens, such as us-east1 or global)", s.Location)
+	}
+	if s.Kind != GCPParameterVersion {
+		return nil
+	}
+	for _, seg := range strings.Split(s.ResourceName, "/") {
+		if seg == "." || seg == ".." || strings.ContainsFunc(seg, func(r rune) bool {
+			return r == '?' || r == '#' || r == '%' || r <= ' ' || r == 0x7f
+		}) {
+			return fmt.Errorf("%q: the segment %q is not a Parameter Manager resource id (it would change the request URL)", s.ResourceName, seg)
+		}
+	}
+	return nil
+}
+
+// IsGlobalParameter reports whether the entry is a Parameter Manager
+// version in location "global", served by the global endpoint.
+func (s *GCPSecret) IsGlobalParameter() bool {
+	return s.Kind == GCPParameterVersion && s.Location == "global"
 }
 
 // Project returns the project segment of the resource name.

@@ -91,6 +91,9 @@ type fakeGCP struct {
 	checkAuthority bool
 	// lastAuthority is the :authority of the last Secret Manager call.
 	authorities []string
+	// pm is the Parameter Manager REST API, served on the same HTTPS
+	// listener under its host names (pm_fake_test.go).
+	pm *fakePM
 }
 
 func newFakeGCP(t *testing.T, ca *providertest.CA, reviewer *providertest.Reviewer) *fakeGCP {
@@ -101,6 +104,7 @@ func newFakeGCP(t *testing.T, ca *providertest.CA, reviewer *providertest.Review
 		denied: map[string]bool{}, throttled: map[string]bool{}, federated: map[string]string{},
 		tokenCreators: map[string]map[string]bool{}, saKeys: map[string]*rsa.PublicKey{}, metadataEmail: gsaEmail, checkAuthority: true,
 	}
+	f.pm = newFakePM(f)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +119,8 @@ func newFakeGCP(t *testing.T, ca *providertest.CA, reviewer *providertest.Review
 	t.Cleanup(f.grpcSrv.Stop)
 
 	f.https = httptest.NewUnstartedServer(http.HandlerFunc(f.serveHTTPS))
-	f.https.TLS = ca.ServerTLS(t, "sts.googleapis.com", "iamcredentials.googleapis.com", "oauth2.googleapis.com")
+	f.https.TLS = ca.ServerTLS(t, "sts.googleapis.com", "iamcredentials.googleapis.com", "oauth2.googleapis.com",
+		"parametermanager.googleapis.com", "parametermanager.us-east1.rep.googleapis.com", "parametermanager.europe-west4.rep.googleapis.com")
 	f.https.StartTLS()
 	t.Cleanup(f.https.Close)
 	f.metadata = httptest.NewServer(http.HandlerFunc(f.serveMetadata))
@@ -301,6 +306,8 @@ func jsonReply(w http.ResponseWriter, code int, v any) {
 
 func (f *fakeGCP) serveHTTPS(w http.ResponseWriter, r *http.Request) {
 	switch {
+	case strings.HasPrefix(r.Host, "parametermanager."), strings.HasSuffix(r.URL.Path, ":render"):
+		f.pm.serve(w, r)
 	case r.Method == http.MethodPost && r.URL.Path == "/token":
 		f.calls.Add("oauth2 jwt-bearer token")
 		f.serveJWTBearer(w, r)

@@ -1,7 +1,9 @@
 // Package gcp is the "gcp" provider: it reads Google Secret Manager secret
 // versions (global and regional) with cloud.google.com/go/secretmanager
-// over gRPC, taking the parameters of the upstream Google Secret Manager
-// provider unchanged (see docs/providers/gcp.md).
+// over gRPC, and renders Parameter Manager parameter versions (global and
+// regional) with the REST client google.golang.org/api/parametermanager/v1,
+// taking the parameters of the upstream Google Secret Manager provider
+// unchanged (see docs/providers/gcp.md).
 //
 // The pod authenticates with its own identity: the GKE metadata server
 // (application default credentials in the pod), or workload identity
@@ -35,6 +37,7 @@ import (
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/option"
+	parametermanager "google.golang.org/api/parametermanager/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -126,6 +129,11 @@ type podIdentity struct {
 	tokens   *podTokens
 	lastUsed time.Time
 	clients  map[string]*secretmanager.Client
+	// parameters are the Parameter Manager REST clients by base URL,
+	// sending through rest (the provider's HTTP client with this
+	// identity's bearer token).
+	parameters map[string]*parametermanager.Service
+	rest       *http.Client
 }
 
 // close closes the identity's clients.
@@ -135,6 +143,10 @@ func (id *podIdentity) close() error {
 		errs = append(errs, c.Close())
 		delete(id.clients, endpoint)
 	}
+	if id.rest != nil {
+		id.rest.CloseIdleConnections()
+	}
+	clear(id.parameters)
 	return errors.Join(errs...)
 }
 
@@ -202,12 +214,6 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		return nil, &provider.Error{Provider: spc.ProviderGCP, Reason: provider.ReasonInvalidConfig, Err: errors.New("the class has no gcp parameters")}
 	}
 	g := req.Class.GCP
-	for i := range g.Secrets {
-		if g.Secrets[i].Kind == spc.GCPParameterVersion {
-			return nil, p.objectError(req, g.Secrets[i].ResourceName, provider.WithReason(provider.ReasonInvalidConfig,
-				errors.New("this build does not support Parameter Manager resources (its Go client, cloud.google.com/go/parametermanager, is not available to it); use Secret Manager resources projects/P/secrets/S/versions/V")))
-		}
-	}
 	id, err := p.identity(ctx, req)
 	if err != nil {
 		return nil, err
@@ -231,7 +237,13 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		if count[s.ResourceName] > 1 {
 			cur = ""
 		}
-		obj, err := p.fetchSecret(ctx, req, id, s, cur)
+		var obj provider.Object
+		var err error
+		if s.Kind == spc.GCPParameterVersion {
+			obj, err = p.fetchParameter(ctx, req, id, s)
+		} else {
+			obj, err = p.fetchSecret(ctx, req, id, s, cur)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -352,7 +364,7 @@ func (p *Provider) identity(ctx context.Context, req provider.Request) (*podIden
 			}
 			return nil, p.classError(req, reason, err)
 		}
-		id = &podIdentity{creds: creds, mode: mode, tokens: tokens, clients: map[string]*secretmanager.Client{}}
+		id = &podIdentity{creds: creds, mode: mode, tokens: tokens, clients: map[string]*secretmanager.Client{}, parameters: map[string]*parametermanager.Service{}}
 		p.mu.Lock()
 		if old := p.idents[key]; old != nil {
 			id = old

@@ -56,7 +56,10 @@ func newRig(t *testing.T) *rig {
 
 // provider returns a provider that reaches the fake under the real
 // Google host names (mapped=true) or only through the endpoint variables.
-func (r *rig) provider(mapped bool) *Provider {
+func (r *rig) provider(mapped bool) *Provider { return r.providerWith(mapped, nil) }
+
+// providerWith is provider with Options changed by mod (nil: none).
+func (r *rig) providerWith(mapped bool, mod func(*Options)) *Provider {
 	dial := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(r.ca.ClientTLS()))}
 	var d *providertest.Dialer
 	if mapped {
@@ -64,12 +67,16 @@ func (r *rig) provider(mapped bool) *Provider {
 		gd := &providertest.Dialer{Fallback: r.fake.grpcAddr()}
 		dial = append(dial, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return gd.DialContext(ctx, "tcp", addr) }))
 	}
-	p := New(Options{
+	opts := Options{
 		GRPCDialOptions: dial,
 		HTTPClient:      providertest.HTTPClient(r.ca, d),
 		Getenv:          func(k string) string { return r.vars[k] },
 		DisableRetries:  true,
-	})
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	p := New(opts)
 	r.t.Cleanup(func() { _ = p.Close() })
 	return p
 }
@@ -399,7 +406,6 @@ func TestErrors(t *testing.T) {
 		"JSON value not string": {one("projects/my-project/secrets/typed/versions/latest", "  extractJSONKey: port\n"), identity.Cloud{}, nil, "projects/my-project/secrets/typed/versions/latest", provider.ReasonInvalidContent, "is a number, not a string"},
 		"malformed YAML":        {one("projects/my-project/secrets/badyaml/versions/latest", "  extractYAMLKey: password\n"), identity.Cloud{}, nil, "projects/my-project/secrets/badyaml/versions/latest", provider.ReasonInvalidContent, "the payload is not a YAML mapping"},
 		"YAML value not string": {one("projects/my-project/secrets/typed/versions/latest", "  extractYAMLKey: port\n"), identity.Cloud{}, nil, "projects/my-project/secrets/typed/versions/latest", provider.ReasonInvalidContent, "is a number, not a string"},
-		"parameter manager":     {one("projects/my-project/locations/global/parameters/p/versions/v1", ""), identity.Cloud{}, nil, "projects/my-project/locations/global/parameters/p/versions/v1", provider.ReasonInvalidConfig, "this build does not support Parameter Manager resources"},
 		"STS rejects the audience": {one("projects/my-project/secrets/ok/versions/1", ""), identity.Cloud{GCPWorkloadIdentityProvider: wipResource},
 			identity.StaticTokens{TokenAudience(wipResource): wrongAudTok}, "", provider.ReasonUnauthenticated, "invalid_grant"},
 		"no pod token": {one("projects/my-project/secrets/ok/versions/1", ""), identity.Cloud{GCPWorkloadIdentityProvider: wipResource},
