@@ -351,16 +351,16 @@ func TestUpstreamNamespacedClass(t *testing.T) {
 	for _, ns := range []string{"up-ns-a", "up-ns-b"} {
 		want := "value-of-namespace-" + ns
 		var names []string
+		// Both pods of the namespace live until the test ends (a subtest's
+		// cleanup would delete the first before the owners are counted).
 		for _, path := range upPaths {
-			t.Run(ns+"/"+path.name, func(t *testing.T) {
-				name := "busybox-" + path.name
-				names = append(names, "Pod/"+name)
-				st := runReady(t, upPod(ns, name, path.shim, []string{class}, map[string]string{"SECRET_USERNAME": "foosecret"}), path.shim)
-				wantFiles(t, st, map[string]string{"secrets-store-0/username": want})
-				if st.Env["SECRET_USERNAME"] != want {
-					t.Errorf("env SECRET_USERNAME is not %s's value", ns)
-				}
-			})
+			name := "busybox-" + path.name
+			names = append(names, "Pod/"+name)
+			st := runReady(t, upPod(ns, name, path.shim, []string{class}, map[string]string{"SECRET_USERNAME": "foosecret"}), path.shim)
+			wantFiles(t, st, map[string]string{"secrets-store-0/username": want})
+			if st.Env["SECRET_USERNAME"] != want {
+				t.Errorf("%s/%s (%s path): env SECRET_USERNAME is not %s's value", ns, name, path.name, ns)
+			}
 		}
 		sec := waitSecret(t, ns, "foosecret", time.Minute, "owned by this namespace's two pods", ownersAre(names...))
 		if string(sec.Data["username"]) != want {

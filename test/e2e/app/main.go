@@ -155,6 +155,18 @@ func watch() error {
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch %s: %w", dir, err)
 	}
+	// Volumes mounted below the watched directory (one per class, at
+	// dir/<name>) are watched too, so their rotations are seen.
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			p := filepath.Join(dir, e.Name())
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				if err := w.Add(p); err != nil {
+					return fmt.Errorf("watch %s: %w", p, err)
+				}
+			}
+		}
+	}
 	files, err := readFiles(dir)
 	if err != nil {
 		return err
