@@ -83,24 +83,44 @@ func secretsDir() string {
 }
 
 // readFiles returns the user-visible files of dir (skipping the atomic
-// writer's dot entries), following symlinks.
+// writer's dot entries), following symlinks. Files in subdirectories are
+// included under their slash-separated relative path ("sub/name"): nested
+// object paths, and several volumes mounted under one watched directory.
 func readFiles(dir string) (map[string]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+	out := map[string]string{}
+	if err := readTree(dir, "", out, 0); err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
+	return out, nil
+}
+
+func readTree(dir, prefix string, out map[string]string, depth int) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p)
 		if err != nil {
-			continue // a directory or a dangling link
+			continue // a dangling link
 		}
-		out[e.Name()] = string(b)
+		if fi.IsDir() {
+			if depth < 8 {
+				_ = readTree(p, prefix+e.Name()+"/", out, depth+1)
+			}
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		out[prefix+e.Name()] = string(b)
 	}
-	return out, nil
+	return nil
 }
 
 func digest(s string) string {
@@ -134,6 +154,18 @@ func watch() error {
 	defer func() { _ = w.Close() }()
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch %s: %w", dir, err)
+	}
+	// Volumes mounted below the watched directory (one per class, at
+	// dir/<name>) are watched too, so their rotations are seen.
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			p := filepath.Join(dir, e.Name())
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				if err := w.Add(p); err != nil {
+					return fmt.Errorf("watch %s: %w", p, err)
+				}
+			}
+		}
 	}
 	files, err := readFiles(dir)
 	if err != nil {
