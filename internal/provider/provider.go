@@ -171,7 +171,9 @@ func CheckSizes(objs []Object, sizes limits.Sizes) error {
 }
 
 // Merge resolves Unchanged objects against the previous result and returns
-// the complete files to write, sorted by path.
+// the complete files to write, sorted by path. Where two objects produce
+// the same path, the later object's file is the one returned (see
+// LastWriterWins).
 func Merge(prev, cur []Object) ([]Object, []atomicdir.File, error) {
 	byID := make(map[string]Object, len(prev))
 	for _, o := range prev {
@@ -191,8 +193,32 @@ func Merge(prev, cur []Object) ([]Object, []atomicdir.File, error) {
 		out = append(out, o)
 		files = append(files, o.Files...)
 	}
+	files = LastWriterWins(files)
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	return out, files, nil
+}
+
+// LastWriterWins drops every file whose path a later file in files also
+// has, keeping the order of the rest. The upstream driver writes a plugin's
+// files into a map by path, so of two objects producing one file name the
+// later one is served; admission warns about such classes (spc.Parse), and
+// this is the one place the agent, the node shim and the sync controller
+// resolve them, before atomicdir (which refuses duplicates) sees the list.
+func LastWriterWins(files []atomicdir.File) []atomicdir.File {
+	last := make(map[string]int, len(files))
+	for i, f := range files {
+		last[f.Path] = i
+	}
+	if len(last) == len(files) {
+		return files
+	}
+	out := make([]atomicdir.File, 0, len(last))
+	for i, f := range files {
+		if last[f.Path] == i {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Versions returns the ID-to-version map of objects.

@@ -68,9 +68,29 @@ type FileSpec struct {
 	Dir bool
 }
 
-// Files lists what the class writes, sorted by path. Plugin classes
-// produce files only the plugin knows, so the list is empty.
+// Files lists what the class writes, sorted by path. Where two objects
+// produce the same path only the later one is listed, as only its file is
+// written (provider.LastWriterWins; admission warns about it). Plugin
+// classes produce files only the plugin knows, so the list is empty.
 func (c *Class) Files() []FileSpec {
+	raw := c.rawFiles()
+	last := make(map[string]int, len(raw))
+	for i, f := range raw {
+		last[f.Path] = i
+	}
+	out := make([]FileSpec, 0, len(last))
+	for i, f := range raw {
+		if last[f.Path] == i {
+			out = append(out, f)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// rawFiles lists the files of every object in the class's order,
+// duplicates included.
+func (c *Class) rawFiles() []FileSpec {
 	var out []FileSpec
 	switch {
 	case c.AWS != nil:
@@ -82,7 +102,6 @@ func (c *Class) Files() []FileSpec {
 	case c.Vault != nil:
 		out = c.Vault.files()
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 
@@ -137,7 +156,7 @@ func ParseSpec(namespace, name, provider string, params map[string]string) (*Cla
 	if err != nil {
 		return nil, err
 	}
-	if err := p.checkFiles(c.Files()); err != nil {
+	if err := p.checkFiles(c.rawFiles()); err != nil {
 		return nil, err
 	}
 	c.Warnings = p.warnings
@@ -165,9 +184,9 @@ type parser struct {
 	class    string
 	provider string
 	params   map[string]string
-	// fields maps produced file paths to the field that produced them,
-	// for duplicate messages.
-	fields   map[string]string
+	// fields maps produced file paths to the fields that produced them,
+	// in the class's order, for duplicate messages.
+	fields   map[string][]string
 	warnings []string
 }
 
@@ -204,35 +223,58 @@ func (p *parser) boolParam(key string) (bool, error) {
 // file records a produced path for the duplicate check.
 func (p *parser) file(path, field string) {
 	if p.fields == nil {
-		p.fields = map[string]string{}
+		p.fields = map[string][]string{}
 	}
-	if _, dup := p.fields[path]; !dup {
-		p.fields[path] = field
-	}
+	p.fields[path] = append(p.fields[path], field)
 }
 
-// checkFiles proves every produced path stays in the volume and is unique.
-func (p *parser) checkFiles(files []FileSpec) error {
-	seen := map[string]bool{}
-	for _, f := range files {
-		field := p.fields[f.Path]
-		if field == "" {
-			field = "objects"
-		}
-		if err := atomicdir.ValidatePath(f.Path); err != nil {
-			return p.errf(field, "file name is not allowed: %v", err)
-		}
-		if seen[f.Path] {
-			return p.errf(field, "file name %q is produced by more than one object", f.Path)
-		}
-		seen[f.Path] = true
+// field is the first field that produced path, for error messages.
+func (p *parser) field(path string) string {
+	if fs := p.fields[path]; len(fs) > 0 {
+		return fs[0]
 	}
-	for path := range seen {
+	return "objects"
+}
+
+// checkFiles proves every produced path stays in the volume. Two objects
+// producing exactly the same path are admitted with a warning, because the
+// upstream driver serves such a class (the later object's file wins); a
+// path that needs another object's file to be a directory cannot be
+// written and is denied.
+func (p *parser) checkFiles(files []FileSpec) error {
+	count := map[string]int{}
+	dir := map[string]bool{}
+	var order []string
+	for _, f := range files {
+		if err := atomicdir.ValidatePath(f.Path); err != nil {
+			return p.errf(p.field(f.Path), "file name is not allowed: %v", err)
+		}
+		if count[f.Path] == 0 {
+			order = append(order, f.Path)
+			dir[f.Path] = f.Dir
+		} else if dir[f.Path] != f.Dir {
+			return p.errf(p.field(f.Path), "%q is both a file and a directory of versions (objectVersionHistory); one of them cannot be written", f.Path)
+		}
+		count[f.Path]++
+	}
+	for _, path := range order {
 		for d := parentOf(path); d != ""; d = parentOf(d) {
-			if seen[d] {
-				return p.errf(p.fields[path], "file %q would need %q to be a directory, but another object writes a file there", path, d)
+			if count[d] > 0 {
+				return p.errf(p.field(path), "file %q would need %q to be a directory, but %s writes a file there", path, d, p.field(d))
 			}
 		}
+	}
+	for _, path := range order {
+		if count[path] < 2 {
+			continue
+		}
+		fields := p.fields[path]
+		if len(fields) < 2 {
+			fields = []string{"objects"}
+		}
+		served := fields[len(fields)-1]
+		p.warnf(served, "file name %q is produced by %d objects (%s); as upstream, only the last one's file (%s) is written and the others are not served",
+			path, count[path], strings.Join(fields, ", "), served)
 	}
 	return nil
 }

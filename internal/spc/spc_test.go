@@ -226,7 +226,6 @@ func TestParseRejectsMalformed(t *testing.T) {
 		"gcp mode out of range":         {"gcp", map[string]string{"secrets": "- {resourceName: projects/p/secrets/s/versions/1, path: a, mode: 4096}"}, "secrets[0].mode"},
 		"gcp both extract keys":         {"gcp", map[string]string{"secrets": "- {resourceName: projects/p/secrets/s/versions/1, path: a, extractJSONKey: a, extractYAMLKey: b}"}, "secrets[0].extractJSONKey"},
 		"gcp absolute path":             {"gcp", map[string]string{"secrets": "- {resourceName: projects/p/secrets/s/versions/1, path: /etc/shadow}"}, "secrets[0].path"},
-		"gcp duplicate path":            {"gcp", map[string]string{"secrets": "- {resourceName: projects/p/secrets/s/versions/1, path: a}\n- {resourceName: projects/p/secrets/t/versions/1, path: a}"}, "secrets[0].path"},
 		"gcp file under a file":         {"gcp", map[string]string{"secrets": "- {resourceName: projects/p/secrets/s/versions/1, path: a}\n- {resourceName: projects/p/secrets/t/versions/1, path: a/b}"}, "secrets[1].path"},
 		"vault no roleName":             {"vault", map[string]string{"objects": vaultOK}, "parameters.roleName"},
 		"vault both mount keys":         {"vault", map[string]string{"roleName": "r", "vaultAuthMountPath": "", "vaultKubernetesMountPath": "", "objects": vaultOK}, "parameters.vaultAuthMountPath"},

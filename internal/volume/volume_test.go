@@ -259,3 +259,59 @@ func TestRefreshVolumeCapCountsRendered(t *testing.T) {
 		t.Fatalf("under the default cap: %v", err)
 	}
 }
+
+// dupProvider answers two objects that produce the same file name, in
+// the class's order, as a backend would for an Azure secret and key of one
+// name.
+type dupProvider struct{ round int }
+
+func (*dupProvider) Name() string { return "azure" }
+
+func (d *dupProvider) Fetch(context.Context, provider.Request) ([]provider.Object, error) {
+	d.round++
+	r := strconv.Itoa(d.round)
+	return []provider.Object{
+		{ID: "secret/x", Version: "s" + r, Files: []atomicdir.File{{Path: "x", Data: []byte("secret-" + r), Mode: 0o600}}},
+		{ID: "key/x", Version: "k" + r, Files: []atomicdir.File{{Path: "x", Data: []byte("key-" + r), Mode: 0o640}}},
+		{ID: "secret/y", Version: "y" + r, Files: []atomicdir.File{{Path: "y", Data: []byte("y-" + r)}}},
+	}, nil
+}
+
+// TestRefreshDuplicatePathLastWins: a class whose secret and key share a
+// name is admitted (with a warning) and published as upstream serves it:
+// the later object's file, with its mode, on every refresh.
+func TestRefreshDuplicatePathLastWins(t *testing.T) {
+	objects := "array:\n  - |\n    objectName: x\n    objectType: secret\n    filePermission: \"0600\"\n" +
+		"  - |\n    objectName: x\n    objectType: key\n    filePermission: \"0640\"\n  - |\n    objectName: y\n    objectType: secret\n"
+	class, err := spc.ParseSpec("ns", "cls", "azure", map[string]string{"keyvaultName": "kv1", "tenantId": "t", "objects": objects})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(class.Warnings) != 1 || !strings.Contains(class.Warnings[0], "parameters.objects.array[1].objectAlias") {
+		t.Fatalf("warnings = %q; want one naming array[1]", class.Warnings)
+	}
+	v := &Volume{Class: class, Dir: t.TempDir()}
+	p := &dupProvider{}
+	for round := 1; round <= 2; round++ {
+		if _, err := v.Refresh(context.Background(), p, identity.Identity{}); err != nil {
+			t.Fatalf("refresh %d: %v", round, err)
+		}
+		r := strconv.Itoa(round)
+		if got := read(t, v.Dir, "x"); got != "key-"+r {
+			t.Fatalf("refresh %d: x = %q, want the key's content", round, got)
+		}
+		if got := read(t, v.Dir, "y"); got != "y-"+r {
+			t.Fatalf("refresh %d: y = %q", round, got)
+		}
+		st, err := os.Stat(filepath.Join(v.Dir, "x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o640 {
+			t.Fatalf("refresh %d: x mode %o, want 0640 (the key's)", round, st.Mode().Perm())
+		}
+	}
+	if n := len(v.Objects()); n != 3 {
+		t.Fatalf("%d objects recorded, want 3", n)
+	}
+}
