@@ -43,6 +43,7 @@ func newMetrics(r *runner) *metrics {
 	}
 	m.reg.MustRegister(m.fetches, m.rotations, m.errors, m.reloads,
 		&volumeCollector{r: r},
+		&renewalCollector{r: r},
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
 	)

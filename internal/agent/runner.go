@@ -240,7 +240,7 @@ func (r *runner) rotate(ctx context.Context) {
 }
 
 func (r *runner) rotateVolume(ctx context.Context, v *vol) {
-	delay := r.jitter(r.interval)
+	delay := r.untilRenewal(v, r.jitter(r.interval))
 	for {
 		var tick <-chan time.Time
 		var t clock.Timer
@@ -269,7 +269,7 @@ func (r *runner) rotateVolume(ctx context.Context, v *vol) {
 			delay = r.backoff(int(v.failures.Load()))
 			continue
 		}
-		delay = r.jitter(r.interval)
+		delay = r.untilRenewal(v, r.jitter(r.interval))
 		if res.Write.Swapped && r.reload != nil {
 			r.reload.signal(r.metrics)
 		}

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
@@ -40,6 +41,24 @@ type Request struct {
 	// volume names none. Providers read the credentials there that
 	// Identity.Cloud.Credentials selects, and never log them.
 	Secrets map[string]string
+	// Keep lists object IDs whose previous answer stands (a certificate
+	// before its renewal point). A provider that implements Keeper answers
+	// Unchanged for them without calling the backend; the caller sets Keep
+	// only for such providers, and only for whole groups (Object.Group).
+	Keep map[string]bool
+}
+
+// Keeper is implemented by providers that honour Request.Keep.
+type Keeper interface {
+	// HonoursKeep reports that Fetch never calls the backend for the
+	// objects of Request.Keep.
+	HonoursKeep() bool
+}
+
+// HonoursKeep reports whether p implements Keeper and honours Keep.
+func HonoursKeep(p Provider) bool {
+	k, ok := p.(Keeper)
+	return ok && k.HonoursKeep()
 }
 
 // Object is the result for one object of the class.
@@ -54,6 +73,13 @@ type Object struct {
 	// Unchanged reports that Version equals Request.Current[ID] and the
 	// previously written files stand.
 	Unchanged bool
+	// Group is shared by the objects cut from one backend response (a
+	// Vault PKI issue's certificate, key and chain), which are renewed
+	// together; empty means the object is a group of its own.
+	Group string
+	// Expires is when the object's lease ends, for a provider that knows
+	// (a Vault dynamic secret); zero when unknown.
+	Expires time.Time
 }
 
 // Provider fetches the objects of a class from one backend.
@@ -188,6 +214,9 @@ func Merge(prev, cur []Object) ([]Object, []atomicdir.File, error) {
 				return nil, nil, fmt.Errorf("object %q reported unchanged but was never fetched", o.ID)
 			}
 			o.Files = p.Files
+			if o.Group == "" {
+				o.Group = p.Group
+			}
 			o.Unchanged = false
 		}
 		out = append(out, o)

@@ -42,6 +42,9 @@ type Class struct {
 
 	// Warnings are allowed-but-dubious findings, for admission warnings.
 	Warnings []string
+	// CertRenewAt is parameters.ssiCertRenewAt (ParamCertRenewAt); zero
+	// means the default.
+	CertRenewAt float64
 
 	AWS   *AWS
 	Azure *Azure
@@ -137,6 +140,9 @@ func ParseSpec(namespace, name, provider string, params map[string]string) (*Cla
 	}
 	if !ValidProviderName(provider) {
 		return nil, p.errf("spec.provider", "%q is not a valid provider name (letters, digits, '-' and '_', at most 30)", provider)
+	}
+	if err := parseCertRenewAt(p, c); err != nil {
+		return nil, err
 	}
 	var err error
 	switch provider {

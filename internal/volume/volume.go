@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
@@ -41,9 +42,17 @@ type Volume struct {
 	// Secret, called at every Refresh so that a rotated Secret is used;
 	// nil when the volume names none (provider.Request.Secrets).
 	Secrets func() (map[string]string, error)
+	// RenewAt is the fraction of a certificate's validity after which it
+	// is fetched again (see Refresh); outside (0, 1) means
+	// DefaultRenewAt.
+	RenewAt float64
+	// Now reads the time for renewal decisions; nil is time.Now.
+	Now func() time.Time
 
-	mu      sync.Mutex
-	objects []provider.Object
+	mu sync.Mutex
+	// renewals are the certificate and lease schedules of objects.
+	renewals []Renewal
+	objects  []provider.Object
 	// rendered is the last published render, so that a template whose
 	// objects did not change is not executed again.
 	rendered *render.Result
@@ -67,16 +76,31 @@ type Result struct {
 // exactly these objects (a template that fails to execute fails the
 // Refresh, naming the template and position but no value). On any error
 // nothing published changes.
+//
+// Objects whose content holds an X.509 certificate are renewed by its
+// lifetime: until RenewAt of the leaf's validity, the objects of its group
+// (provider.Object.Group) are passed as Request.Keep to a provider that
+// honours it, which answers Unchanged without calling the backend; at the
+// renewal point the whole group is fetched again. A failed renewal keeps
+// the old files (the caller retries).
 func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.Identity) (Result, error) {
 	v.mu.Lock()
-	prev, prior := v.objects, v.rendered
+	prev, prior, rs := v.objects, v.rendered, v.renewals
 	v.mu.Unlock()
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	var kept map[string]bool
+	if provider.HonoursKeep(p) {
+		kept = keep(rs, now())
+	}
 
 	perm := v.Permission
 	if perm == 0 {
 		perm = atomicdir.DefaultMode
 	}
-	req := provider.Request{Class: v.Class, Identity: id, Permission: perm, Sizes: v.Sizes}
+	req := provider.Request{Class: v.Class, Identity: id, Permission: perm, Sizes: v.Sizes, Keep: kept}
 	if v.Secrets != nil {
 		sec, err := v.Secrets()
 		if err != nil {
@@ -119,8 +143,9 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 	if err != nil && !wr.Swapped {
 		return Result{}, fmt.Errorf("write files of SecretProviderClass %s to %s: %w", v.Class.Key(), v.Dir, err)
 	}
+	nrs := renewals(merged, v.RenewAt)
 	v.mu.Lock()
-	v.objects, v.rendered = merged, res
+	v.objects, v.rendered, v.renewals = merged, res, nrs
 	v.mu.Unlock()
 	// An error after the swap (a name not fixed up) is reported, but the
 	// new set is published and recorded.
@@ -142,7 +167,7 @@ func (v *Volume) Objects() []provider.Object {
 // Refresh fetches all content and renders every template.
 func (v *Volume) Forget() {
 	v.mu.Lock()
-	v.objects, v.rendered = nil, nil
+	v.objects, v.rendered, v.renewals = nil, nil, nil
 	v.mu.Unlock()
 }
 

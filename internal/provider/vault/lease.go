@@ -30,6 +30,8 @@ func groupOf(o *spc.VaultObject) groupKey {
 // response is one Vault answer shared by the objects of a group.
 type response struct {
 	secret *vaultapi.Secret
+	// expires is when its lease ends; zero without a lease.
+	expires time.Time
 }
 
 // leaseKey identifies a leased response: the class and the group.
@@ -78,21 +80,23 @@ func (s *session) get(ctx context.Context, class string, o *spc.VaultObject, g g
 	args := argsOf(o)
 	s.mu.Lock()
 	if l := s.leases[lk]; l != nil && !l.due && l.gen == s.gen && l.args == args && s.p.clock.Now().Before(l.expires) {
-		sec := l.secret
+		sec, exp := l.secret, l.expires
 		s.mu.Unlock()
-		return &response{secret: sec}, nil
+		return &response{secret: sec, expires: exp}, nil
 	}
 	s.mu.Unlock()
 	sec, gen, err := s.read(ctx, o)
 	if err != nil {
 		return nil, err
 	}
+	resp := &response{secret: sec}
 	if sec.LeaseID != "" && sec.LeaseDuration > 0 {
+		resp.expires = s.p.clock.Now().Add(time.Duration(sec.LeaseDuration) * time.Second)
 		s.track(lk, sec, gen, args)
 	} else {
 		s.untrack(lk)
 	}
-	return &response{secret: sec}, nil
+	return resp, nil
 }
 
 // track keeps a leased response and starts renewing its lease, replacing

@@ -194,7 +194,8 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	if err != nil {
 		return nil, &provider.Error{Class: c.Key(), Provider: Name, Reason: reasonOf(err), Err: err}
 	}
-	responses, err := p.readAll(ctx, s, c)
+	kept := keptGroups(c, req)
+	responses, err := p.readAll(ctx, s, c, kept)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +205,12 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		fail := func(err error) ([]provider.Object, error) {
 			return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: o.ObjectName, Reason: reasonOf(err), Err: err}
 		}
-		resp := responses[groupOf(o)]
+		gk := groupOf(o)
+		if kept[gk] {
+			out = append(out, provider.Object{ID: o.ObjectName, Version: req.Current[o.ObjectName], Unchanged: true, Group: gk.String()})
+			continue
+		}
+		resp := responses[gk]
 		content, stable, err := render(resp.secret, o)
 		if err != nil {
 			return fail(err)
@@ -214,14 +220,14 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 			return fail(provider.WithReason(provider.ReasonInvalidConfig, err))
 		}
 		if cur, ok := req.Current[o.ObjectName]; ok && cur == ver {
-			out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Unchanged: true})
+			out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Unchanged: true, Group: gk.String(), Expires: resp.expires})
 			continue
 		}
 		mode := o.FilePermission
 		if mode == 0 {
 			mode = req.Permission
 		}
-		out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Files: []atomicdir.File{{Path: o.ObjectName, Mode: mode, Data: content}}})
+		out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Files: []atomicdir.File{{Path: o.ObjectName, Mode: mode, Data: content}}, Group: gk.String(), Expires: resp.expires})
 	}
 	return out, nil
 }
@@ -235,7 +241,11 @@ const maxParallelReads = 8
 // parallel, and returns the responses by group. When reads fail, the error
 // of the first failing object in class order is returned, so messages do
 // not depend on timing.
-func (p *Provider) readAll(ctx context.Context, s *session, c *spc.Class) (map[groupKey]*response, error) {
+func (p *Provider) readAll(ctx context.Context, s *session, c *spc.Class, kept map[groupKey]bool) (map[groupKey]*response, error) {
+	if allKept(c, kept) {
+		// Nothing to read: not even a login.
+		return nil, nil
+	}
 	// Log in once up front rather than have every read wait for it.
 	if _, err := s.current(ctx); err != nil {
 		return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: c.Vault.Objects[0].ObjectName, Reason: reasonOf(err), Err: err}
@@ -250,7 +260,7 @@ func (p *Provider) readAll(ctx context.Context, s *session, c *spc.Class) (map[g
 	seen := map[groupKey]bool{}
 	for i := range c.Vault.Objects {
 		o := &c.Vault.Objects[i]
-		if gk := groupOf(o); !seen[gk] {
+		if gk := groupOf(o); !seen[gk] && !kept[gk] {
 			seen[gk] = true
 			jobs = append(jobs, &job{first: o, gk: gk})
 		}
