@@ -200,6 +200,10 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		return nil, &provider.Error{Provider: spc.ProviderGCP, Reason: provider.ReasonInvalidConfig, Err: errors.New("the class has no gcp parameters")}
 	}
 	g := req.Class.GCP
+	if len(g.Secrets) == 0 {
+		// secrets: "[]": nothing to read, no identity needed.
+		return nil, nil
+	}
 	for i := range g.Secrets {
 		if g.Secrets[i].Kind == spc.GCPParameterVersion {
 			return nil, p.objectError(req, g.Secrets[i].ResourceName, provider.WithReason(provider.ReasonInvalidConfig,
