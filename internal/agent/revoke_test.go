@@ -93,11 +93,20 @@ path "database/creds/app" { capabilities = ["read"] }`)
 	for _, tc := range []struct {
 		name   string
 		revoke *agentconfig.RevokeOnShutdown
+		// grant lets the token call sys/leases/revoke, which revokes each
+		// lease before the agent exits.
+		grant bool
 	}{
-		{"default keeps them", nil},
-		{"annotated revokes them", &agentconfig.RevokeOnShutdown{Grace: agentconfig.Duration{Duration: 5 * time.Second}}},
+		{"default keeps them", nil, false},
+		{"annotated revokes them", &agentconfig.RevokeOnShutdown{Grace: agentconfig.Duration{Duration: 5 * time.Second}}, false},
+		{"annotated with sys/leases/revoke granted", &agentconfig.RevokeOnShutdown{Grace: agentconfig.Duration{Duration: 5 * time.Second}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.grant {
+				f.vault.Policy(t, "app", `path "secret/data/app/*" { capabilities = ["read"] }
+path "database/creds/app" { capabilities = ["read"] }
+path "sys/leases/revoke" { capabilities = ["update"] }`)
+			}
 			before := agentTokenAccessors(t, f)
 			dir := filepath.Join(t.TempDir(), "secrets")
 			cfg := f.config(t, dir, "app", agentconfig.ModeSidecar, time.Second)
@@ -145,6 +154,9 @@ path "database/creds/app" { capabilities = ["read"] }`)
 			}
 			if took > tc.revoke.Grace.Duration+time.Second {
 				t.Errorf("stopping took %s, more than the grace %s", took, tc.revoke.Grace.Duration)
+			}
+			if tc.grant && leaseErr == nil {
+				t.Error("with sys/leases/revoke granted the lease outlived the agent")
 			}
 			// Vault revokes a revoked token's leases in the background,
 			// moments after revoke-self answers: poll within the grace.
