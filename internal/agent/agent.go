@@ -198,12 +198,14 @@ func Run(ctx context.Context, opts Options) (err error) {
 		// The init container wrote the files; readiness needs them there.
 		r.adoptWritten()
 		r.rotate(ctx)
+		revokeOnShutdown(log, cfg.RevokeOnShutdown, set)
 		return nil
 	default: // sidecar
 		if err := r.first(ctx, firstTimeout); err != nil {
 			return err
 		}
 		r.rotate(ctx)
+		revokeOnShutdown(log, cfg.RevokeOnShutdown, set)
 		return nil
 	}
 }

@@ -80,12 +80,35 @@ type Config struct {
 	// before the field existed have none; for them the agent keeps the
 	// behaviour of that time and signals every container's main process.
 	ReloadContainers []string `json:"reloadContainers,omitempty"`
+	// RevokeOnShutdown, when set, makes the agent revoke what its
+	// providers hold for the pod (Vault: the dynamic-secret leases it
+	// read, then its Vault token) when it is stopped after the first
+	// fetch, within RevokeOnShutdown.Grace (added to v1 compatibly:
+	// absent means nothing is revoked, as before).
+	RevokeOnShutdown *RevokeOnShutdown `json:"revokeOnShutdown,omitempty"`
 	// HealthAddr serves /healthz, /readyz and /metrics, e.g. ":9811".
 	HealthAddr string `json:"healthAddr,omitempty"`
 	// LogLevel (debug, info, warn, error; empty is info) and LogFormat
 	// (json, text; empty is text), as logging.New reads them.
 	LogLevel  string `json:"logLevel,omitempty"`
 	LogFormat string `json:"logFormat,omitempty"`
+}
+
+// RevokeOnShutdown is the pod's revoke-on-shutdown request.
+type RevokeOnShutdown struct {
+	// Grace bounds the revocation; zero is DefaultRevokeGrace.
+	Grace Duration `json:"grace,omitempty"`
+}
+
+// DefaultRevokeGrace bounds revoke-on-shutdown when no grace is given.
+const DefaultRevokeGrace = 5 * time.Second
+
+// GraceOrDefault is r's grace, or DefaultRevokeGrace when it has none.
+func (r *RevokeOnShutdown) GraceOrDefault() time.Duration {
+	if r.Grace.Duration <= 0 {
+		return DefaultRevokeGrace
+	}
+	return r.Grace.Duration
 }
 
 // Volume is one secrets volume of the pod.
@@ -202,6 +225,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("agent config: reloadContainers: %q is empty or listed twice", n)
 		}
 		names[n] = true
+	}
+	if c.RevokeOnShutdown != nil && c.RevokeOnShutdown.Grace.Duration < 0 {
+		return errors.New("agent config: revokeOnShutdown: negative grace")
 	}
 	if c.RotationInterval.Duration < 0 || c.FirstFetchTimeout.Duration < 0 {
 		return errors.New("agent config: negative duration")

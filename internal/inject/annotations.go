@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/identity"
 )
 
@@ -36,6 +37,12 @@ const (
 	AnnotationReloadContainers    = Prefix + "reload-containers"
 	AnnotationAgentRunAsUser      = Prefix + "agent-run-as-user"
 	AnnotationVolumeSizeLimit     = Prefix + "volume-size-limit"
+	// AnnotationRevokeOnShutdown ("true" or "false") makes the agent
+	// revoke the pod's Vault leases and token when it stops.
+	AnnotationRevokeOnShutdown = Prefix + "revoke-on-shutdown"
+	// AnnotationRevokeOnShutdownGrace (a Go duration) bounds that
+	// revocation; the default is agentconfig.DefaultRevokeGrace.
+	AnnotationRevokeOnShutdownGrace = Prefix + "revoke-on-shutdown-grace"
 )
 
 // Values of the namespace label and of the status annotation.
@@ -89,7 +96,9 @@ type settings struct {
 	// annotation names them; nil: those that mount a secrets volume.
 	reloadContainers []string
 	runAsUser        *int64
-	shorthand        *shorthand
+	// revoke is set by revoke-on-shutdown: "true".
+	revoke    *agentconfig.RevokeOnShutdown
+	shorthand *shorthand
 }
 
 // shorthand is the annotation form of declaring a secrets volume.
@@ -198,6 +207,9 @@ func parseSettings(ann map[string]string) (*settings, []string, error) {
 			return nil, nil, annotationError(AnnotationAgentRunAsUser, "%q is not a non-zero user ID (the agent never runs as root)", v)
 		}
 		s.runAsUser = &uid
+	}
+	if s.revoke, warnings, err = parseRevoke(ann, s.mode, warnings); err != nil {
+		return nil, nil, err
 	}
 	if v, ok := ann[identity.AnnotationGCPWorkloadIdentityProvider]; ok {
 		// identity.Decide reads it; a pod naming no valid provider is denied.

@@ -163,9 +163,11 @@ func (p *plan) agentConfig(mode agentconfig.Mode, tokens []agentconfig.Token) ag
 		c.RotationInterval.Duration = p.rotation
 		c.FirstFetchTimeout.Duration = p.cfg.FirstFetchTimeout
 		c.ReloadSignal, c.ReloadContainers = p.reloadSignal, p.reloadTargets
+		c.RevokeOnShutdown = p.revoke
 	case agentconfig.ModeRotate:
 		c.RotationInterval.Duration = p.rotation
 		c.ReloadSignal, c.ReloadContainers = p.reloadSignal, p.reloadTargets
+		c.RevokeOnShutdown = p.revoke
 	case agentconfig.ModeInit, agentconfig.ModeInitOnly:
 		c.FirstFetchTimeout.Duration = p.cfg.FirstFetchTimeout
 	}

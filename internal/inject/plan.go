@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/identity"
 )
 
@@ -56,6 +57,8 @@ type plan struct {
 	cloud identity.Cloud
 	// maskAPIToken is set unless the pod opts out of the API token.
 	maskAPIToken bool
+	// revoke is the pod's revoke-on-shutdown, nil without it.
+	revoke *agentconfig.RevokeOnShutdown
 }
 
 // newPlan decides everything the builders need.
@@ -88,6 +91,10 @@ func newPlan(cfg *Config, in *Input, s *settings, vols []secretVolume) (*plan, [
 			p.rotation = s.rotation
 		}
 		p.reloadSignal = s.reloadSignal
+		p.revoke = s.revoke
+		if err := checkRevokeGrace(p.revoke, spec.TerminationGracePeriodSeconds); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	consumers, err := consumerContainers(spec, vols)

@@ -134,7 +134,8 @@ func (s Set) Close() error {
 // objects of the last successful fetch) as req.Current so that unchanged
 // objects cost no content fetch, and merges the result into prev: the
 // complete objects and files, as Merge returns them. An empty result is an
-// error: a class always has objects.
+// error, except for a built-in class whose object list is explicitly empty
+// (objects: "[]"), whose volume stays empty.
 func FetchMerged(ctx context.Context, p Provider, req Request, prev []Object) ([]Object, []atomicdir.File, error) {
 	req.Current = Versions(prev)
 	objs, err := p.Fetch(ctx, req)
@@ -154,7 +155,7 @@ func FetchMerged(ctx context.Context, p Provider, req Request, prev []Object) ([
 	fail := func(reason Reason, err error) error {
 		return &Error{Class: req.Class.Key(), Provider: req.Class.Provider, Reason: reason, Err: err}
 	}
-	if len(objs) == 0 {
+	if len(objs) == 0 && (!req.Class.BuiltIn() || len(req.Class.Files()) > 0) {
 		return nil, nil, fail(ReasonInvalidContent, errors.New("the provider returned no objects"))
 	}
 	merged, files, err := Merge(prev, objs)

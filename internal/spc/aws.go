@@ -112,9 +112,8 @@ func parseAWS(p *parser) (*AWS, error) {
 	if err := yaml.Unmarshal([]byte(raw), &entries); err != nil {
 		return nil, p.errf("parameters.objects", "is not a YAML list of objects: %v", err)
 	}
-	if len(entries) == 0 {
-		return nil, p.errf("parameters.objects", "is empty; list at least one object")
-	}
+	// An explicit empty list (objects: "[]") is a class with no objects:
+	// the volume stays empty, and the mount does not fail.
 	byName := map[string]*AWSObject{}
 	aliases := map[string]bool{}
 	for i, o := range entries {

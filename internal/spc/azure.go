@@ -127,9 +127,8 @@ func parseAzure(p *parser) (*Azure, error) {
 	if err := yaml.Unmarshal([]byte(raw), &wrapper); err != nil {
 		return nil, p.errf("parameters.objects", "must be a YAML map with key \"array\" listing one YAML document string per object: %v", err)
 	}
-	if len(wrapper.Array) == 0 {
-		return nil, p.errf("parameters.objects", "array is empty; list at least one object")
-	}
+	// An explicit empty array (objects: "array: []") is a class with no
+	// objects: the volume stays empty, and the mount does not fail.
 	for i, doc := range wrapper.Array {
 		field := fmt.Sprintf("parameters.objects.array[%d]", i)
 		var o AzureObject

@@ -69,16 +69,15 @@ func parseGCP(p *parser) (*GCP, error) {
 	default:
 		return nil, p.errf("parameters.auth", "must be pod-adc or provider-adc, got %q", a)
 	}
-	if !p.has("secrets") {
+	if !p.has("secrets") || strings.TrimSpace(p.get("secrets")) == "" {
 		return nil, p.errf("parameters.secrets", "is required")
 	}
 	var entries []GCPSecret
 	if err := yaml.Unmarshal([]byte(p.get("secrets")), &entries); err != nil {
 		return nil, p.errf("parameters.secrets", "is not a YAML list of secrets: %v", err)
 	}
-	if len(entries) == 0 {
-		return nil, p.errf("parameters.secrets", "is empty; list at least one secret")
-	}
+	// An explicit empty list (secrets: "[]") is a class with no secrets:
+	// the volume stays empty, and the mount does not fail.
 	for i := range entries {
 		s := &entries[i]
 		field := fmt.Sprintf("parameters.secrets[%d]", i)

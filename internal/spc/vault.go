@@ -101,9 +101,8 @@ func parseVault(p *parser) (*Vault, error) {
 	if err := yaml.Unmarshal([]byte(raw), &objs); err != nil {
 		return nil, p.errf("parameters.objects", "is not a YAML list of objects: %v", err)
 	}
-	if len(objs) == 0 {
-		return nil, p.errf("parameters.objects", "is empty; list at least one object")
-	}
+	// An explicit empty list (objects: "[]") is a class with no objects:
+	// the volume stays empty, and the mount does not fail.
 	seen := map[string]bool{}
 	var dups []string
 	for i := range objs {

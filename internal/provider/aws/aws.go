@@ -194,6 +194,10 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 			Err: errors.New("the class has no aws parameters")}
 	}
 	class, a := req.Class, req.Class.AWS
+	if len(a.Objects) == 0 {
+		// objects: "[]": nothing to read, no region or identity needed.
+		return nil, nil
+	}
 	classErr := func(reason provider.Reason, err error) error {
 		return &provider.Error{Class: class.Key(), Provider: Name, Reason: reason, Err: err}
 	}

@@ -136,6 +136,10 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	if req.Class == nil || req.Class.Azure == nil {
 		return nil, &provider.Error{Provider: spc.ProviderAzure, Reason: provider.ReasonInvalidConfig, Err: errors.New("the class has no azure parameters")}
 	}
+	if len(req.Class.Azure.Objects) == 0 {
+		// objects: "array: []": nothing to read, no credential needed.
+		return nil, nil
+	}
 	vc, err := p.clientsFor(req)
 	if err != nil {
 		return nil, err

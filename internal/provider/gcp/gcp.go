@@ -214,6 +214,10 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		return nil, &provider.Error{Provider: spc.ProviderGCP, Reason: provider.ReasonInvalidConfig, Err: errors.New("the class has no gcp parameters")}
 	}
 	g := req.Class.GCP
+	if len(g.Secrets) == 0 {
+		// secrets: "[]": nothing to read, no identity needed.
+		return nil, nil
+	}
 	id, err := p.identity(ctx, req)
 	if err != nil {
 		return nil, err

@@ -190,6 +190,10 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		return nil, &provider.Error{Class: class, Provider: Name, Reason: provider.ReasonInvalidConfig,
 			Err: errors.New("the class has no vault parameters")}
 	}
+	if len(c.Vault.Objects) == 0 {
+		// objects: "[]": nothing to read, no login needed.
+		return nil, nil
+	}
 	s, err := p.session(req)
 	if err != nil {
 		return nil, &provider.Error{Class: c.Key(), Provider: Name, Reason: reasonOf(err), Err: err}
