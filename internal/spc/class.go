@@ -261,3 +261,22 @@ func octalString(s string) (fs.FileMode, bool) {
 	}
 	return fs.FileMode(m), true
 }
+
+// specialMode turns a YAML mode value into the permission the upstream
+// providers end up with: the upstream driver's writer hands the value to
+// os.WriteFile and os.Chmod as an os.FileMode, which keep only the low nine
+// bits of a Unix mode, so the setuid, setgid and sticky bits written in octal
+// (01777, 02755, 04600) are dropped. Such a value is admitted with a warning
+// naming field; anything above 07777 is not a Unix mode (upstream would
+// reinterpret some of those bits as Go's setuid/setgid/sticky flags) and is
+// refused.
+func (p *parser) specialMode(field string, v uint32) (fs.FileMode, error) {
+	if v > 0o7777 {
+		return 0, p.errf(field, "must be a permission between 0000 and 07777 (a YAML integer such as 0600), got %#o", v)
+	}
+	m := fs.FileMode(v) & fs.ModePerm
+	if v > 0o777 {
+		p.warnf(field, "%#o has setuid, setgid or sticky bits, which are dropped as upstream drops them: the file is written with mode %#o", v, m)
+	}
+	return m, nil
+}
