@@ -206,6 +206,8 @@ func TestConformanceGCP(t *testing.T) {
 		"decimal 511": {params: gcpOne("path: a, mode: 511"), files: []FileSpec{f("a", 0o777)}},
 		// config/config.go Secret.Mode comment "octal value between 0000 and 0777" (boundary)
 		"mode 0777": {params: gcpOne("path: a, mode: 0777"), files: []FileSpec{f("a", 0o777)}},
+		// secrets-store-csi-driver atomic_writer.go writePayloadToDir: MkdirAll under an existing file fails the mount
+		"file and directory of another": {params: map[string]string{"secrets": "- {resourceName: " + gcpRes + ", path: a}\n- {resourceName: " + gcpRes + ", path: a/b}"}, deny: "parameters.secrets[1].path"},
 		// the mode's denial names the field of the entry it is in
 		"second entry mode refused": {params: map[string]string{"secrets": "- {resourceName: " + gcpRes + ", path: a}\n- {resourceName: " + gcpRes + ", path: b, mode: 0100000}"}, deny: "parameters.secrets[1].mode"},
 	})
