@@ -133,6 +133,8 @@ func TestConformanceGCP(t *testing.T) {
 		"double slash": {params: gcpOne("path: a//b"), deny: "parameters.secrets[0].path"},
 		// writer.go Validate: filepath.Clean(path) != path
 		"trailing slash": {params: gcpOne("path: a/"), deny: "parameters.secrets[0].path"},
+		// atomic_writer.go validatePath allows a backslash; refused here on purpose (docs/providers/gcp.md)
+		"backslash path": {params: gcpOne(`path: 'a\b'`), deny: "parameters.secrets[0].path"},
 		// atomic_writer.go validatePath maxFileNameLength 255
 		"element of 256 bytes": {params: gcpOne("fileName: " + strings.Repeat("x", 256)), deny: "parameters.secrets[0].fileName"},
 		// atomic_writer.go validatePath maxFileNameLength 255 (boundary admitted)
