@@ -3,9 +3,11 @@
 // them (same keys, same YAML libraries, same typing of nested values), and
 // proves that every file the class produces stays inside the volume.
 //
-// Where an upstream provider silently misbehaves on bad input (for example
-// Azure writing a file with mode 0 for an unparsable filePermission), the
-// parser rejects the class with a message naming the field instead.
+// A class an upstream provider serves is admitted; where upstream's result
+// looks like a mistake (setuid bits it drops, a file written mode 0000) the
+// class is admitted with a warning naming the field. A class upstream
+// refuses, or that would write outside the volume, is rejected with a
+// message naming the class and the field.
 package spc
 
 import (
