@@ -59,7 +59,8 @@ type Result struct {
 }
 
 // ValidatePath reports whether p is a path the writer accepts: relative,
-// clean, inside the directory, and not using the reserved ".." prefix.
+// clean, inside the directory, and its first element not using the reserved
+// ".." prefix.
 func ValidatePath(p string) error {
 	switch {
 	case p == "":
@@ -73,14 +74,17 @@ func ValidatePath(p string) error {
 	case len(p) > 4096:
 		return fmt.Errorf("path %q is longer than 4096 bytes", p[:64]+"...")
 	}
-	for _, el := range strings.Split(p, "/") {
+	for i, el := range strings.Split(p, "/") {
 		switch {
 		case el == "":
 			return fmt.Errorf("path %q has an empty element", p)
 		case el == "." || el == "..":
 			return fmt.Errorf("path %q contains %q", p, el)
-		case strings.HasPrefix(el, ".."):
-			return fmt.Errorf("path %q has an element starting with \"..\", which is reserved", p)
+		case i == 0 && strings.HasPrefix(el, ".."):
+			// The writer's own names ("..data", "..data_tmp", timestamped
+			// sets) live only at the top of the directory; deeper elements
+			// are inside a set, as in the upstream driver's writer.
+			return fmt.Errorf("path %q starts with \"..\", which is reserved for the writer's own entries", p)
 		case len(el) > 255:
 			return fmt.Errorf("path %q has an element longer than 255 bytes", p)
 		}

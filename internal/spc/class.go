@@ -3,9 +3,11 @@
 // them (same keys, same YAML libraries, same typing of nested values), and
 // proves that every file the class produces stays inside the volume.
 //
-// Where an upstream provider silently misbehaves on bad input (for example
-// Azure writing a file with mode 0 for an unparsable filePermission), the
-// parser rejects the class with a message naming the field instead.
+// A class an upstream provider serves is admitted; where upstream's result
+// looks like a mistake (setuid bits it drops, a file written mode 0000) the
+// class is admitted with a warning naming the field. A class upstream
+// refuses, or that would write outside the volume, is rejected with a
+// message naming the class and the field.
 package spc
 
 import (
@@ -308,4 +310,23 @@ func octalString(s string) (fs.FileMode, bool) {
 		}
 	}
 	return fs.FileMode(m), true
+}
+
+// specialMode turns a YAML mode value into the permission the upstream
+// providers end up with: the upstream driver's writer hands the value to
+// os.WriteFile and os.Chmod as an os.FileMode, which keep only the low nine
+// bits of a Unix mode, so the setuid, setgid and sticky bits written in octal
+// (01777, 02755, 04600) are dropped. Such a value is admitted with a warning
+// naming field; anything above 07777 is not a Unix mode (upstream would
+// reinterpret some of those bits as Go's setuid/setgid/sticky flags) and is
+// refused.
+func (p *parser) specialMode(field string, v uint32) (fs.FileMode, error) {
+	if v > 0o7777 {
+		return 0, p.errf(field, "must be a permission between 0000 and 07777 (a YAML integer such as 0600), got %#o", v)
+	}
+	m := fs.FileMode(v) & fs.ModePerm
+	if v > 0o777 {
+		p.warnf(field, "%#o has setuid, setgid or sticky bits, which are dropped as upstream drops them: the file is written with mode %#o", v, m)
+	}
+	return m, nil
 }

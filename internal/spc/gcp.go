@@ -111,10 +111,19 @@ func parseGCP(p *parser) (*GCP, error) {
 			return nil, p.errf(field+".path", "is required (path or fileName)")
 		}
 		if s.Mode != nil {
-			if *s.Mode < 0 || *s.Mode > 0o777 {
-				return nil, p.errf(field+".mode", "must be a permission between 0000 and 0777 (a YAML integer such as 0600), got %d", *s.Mode)
+			if *s.Mode < 0 {
+				return nil, p.errf(field+".mode", "must be a permission between 0000 and 07777 (a YAML integer such as 0600), got %d", *s.Mode)
 			}
-			s.FilePermission = fs.FileMode(*s.Mode)
+			m, err := p.specialMode(field+".mode", uint32(*s.Mode))
+			if err != nil {
+				return nil, err
+			}
+			if m == 0 {
+				// Upstream writes the file with mode 0000 (unreadable even
+				// by its owner); the mount's default is served instead.
+				p.warnf(field+".mode", "%#o leaves no permission bits; the file is written with the mount's default mode 0644 (the upstream provider writes it 0000)", *s.Mode)
+			}
+			s.FilePermission = m
 		}
 		if s.ExtractJSONKey != "" && s.ExtractYAMLKey != "" {
 			return nil, p.errf(field+".extractJSONKey", "cannot be set together with extractYAMLKey")

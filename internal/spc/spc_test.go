@@ -142,7 +142,7 @@ func TestParseTyping(t *testing.T) {
 		},
 		"vault path normalisation, query, defaults": {
 			provider: "vault",
-			params:   map[string]string{"roleName": "r", "vaultKubernetesMountPath": "/k8s-east/", "objects": "- {objectName: a, secretPath: 'secret/data/x?version=2', method: post, filePermission: 0640, secretArgs: {common_name: a.example.com, ttl: 1h}}"},
+			params:   map[string]string{"roleName": "r", "vaultKubernetesMountPath": "/k8s-east/", "objects": "- {objectName: a, secretPath: 'secret/data/x?version=2', method: POST, filePermission: 0640, secretArgs: {common_name: a.example.com, ttl: 1h}}"},
 			check: func(t *testing.T, c *Class) {
 				o := c.Vault.Objects[0]
 				if o.APIPath != "/v1/secret/data/x" || o.Query.Get("version") != "2" || o.Method != "POST" || o.FilePermission != 0o640 || o.SecretArgs["ttl"] != "1h" {

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -84,8 +85,12 @@ func parseVault(p *parser) (*Vault, error) {
 		}
 	}
 	var err error
-	if v.SkipTLSVerify, err = p.boolParam("vaultSkipTLSVerify"); err != nil {
-		return nil, err
+	if raw, ok := p.params["vaultSkipTLSVerify"]; ok {
+		// Upstream parses the value as given, with strconv.ParseBool: an
+		// empty or padded value fails every mount, so it is refused here.
+		if v.SkipTLSVerify, err = strconv.ParseBool(raw); err != nil {
+			return nil, p.errf("parameters.vaultSkipTLSVerify", "%q is not a boolean (use \"true\" or \"false\"; upstream refuses an empty or padded value)", raw)
+		}
 	}
 	if v.RoleName == "" {
 		return nil, p.errf("parameters.roleName", "is required")
@@ -129,23 +134,42 @@ func parseVault(p *parser) (*Vault, error) {
 		if o.Method == "" {
 			o.Method = "GET"
 		}
-		switch strings.ToUpper(o.Method) {
+		switch o.Method {
 		case "GET", "PUT", "POST":
-			o.Method = strings.ToUpper(o.Method)
 		default:
+			// Upstream sends the method as written; Vault answers 405 to
+			// any other spelling ("get"), so the class could never mount.
+			// LIST and DELETE are refused on purpose (docs/providers/vault.md).
+			if up := strings.ToUpper(o.Method); up == "GET" || up == "PUT" || up == "POST" {
+				return nil, p.errf(field+".method", "%q must be upper case (%s): Vault answers 405 Method Not Allowed to %q", o.Method, up, o.Method)
+			}
 			return nil, p.errf(field+".method", "must be GET, PUT or POST, got %q", o.Method)
 		}
-		if o.FilePermission > 0o777 {
-			return nil, p.errf(field+".filePermission", "must be a permission between 0000 and 0777 (a YAML integer such as 0600), got %d", uint32(o.FilePermission))
+		if o.FilePermission != 0 {
+			raw := uint32(o.FilePermission)
+			if o.FilePermission, err = p.specialMode(field+".filePermission", raw); err != nil {
+				return nil, err
+			}
+			if o.FilePermission == 0 {
+				// Upstream writes mode 0000 for e.g. 01000; the mount's
+				// default is served instead.
+				p.warnf(field+".filePermission", "%#o leaves no permission bits; the file is written with the mount's default mode 0644 (the upstream provider writes it 0000)", raw)
+			}
 		}
-		switch e := strings.ToLower(o.Encoding); e {
-		case "", VaultEncodingUTF8, VaultEncodingBase64, VaultEncodingHex:
-			o.Encoding = e
-		default:
-			return nil, p.errf(field+".encoding", "must be utf-8, base64 or hex, got %q", o.Encoding)
-		}
-		if o.Encoding != "" && o.Encoding != VaultEncodingUTF8 && o.SecretKey == "" {
-			p.warnf(field+".encoding", "is ignored without secretKey, as upstream ignores it: the whole response is written as JSON")
+		if o.SecretKey == "" {
+			// Upstream writes the whole response as JSON and never looks at
+			// encoding then, whatever its value.
+			if o.Encoding != "" && !strings.EqualFold(o.Encoding, VaultEncodingUTF8) {
+				p.warnf(field+".encoding", "%q is ignored without secretKey, as upstream ignores it: the whole response is written as JSON", o.Encoding)
+			}
+			o.Encoding = ""
+		} else {
+			switch e := strings.ToLower(o.Encoding); e {
+			case "", VaultEncodingUTF8, VaultEncodingBase64, VaultEncodingHex:
+				o.Encoding = e
+			default:
+				return nil, p.errf(field+".encoding", "must be utf-8, base64 or hex, got %q", o.Encoding)
+			}
 		}
 		p.file(o.ObjectName, field+".objectName")
 	}

@@ -54,7 +54,7 @@ func TestRequests(t *testing.T) {
     ttl: 1h
 - objectName: key
   secretPath: pki/issue/web
-  method: put
+  method: PUT
   secretKey: private_key
   secretArgs:
     common_name: ignored-shared-response.example.com
