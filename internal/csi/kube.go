@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -136,7 +138,12 @@ func (d *Driver) identityOf(ctx context.Context, c *spc.Class, pr *publishReques
 		ServiceAccountKnown:       known,
 		ServiceAccountAnnotations: sa,
 		NodePublishSecret:         nodePublishSecret(pr.mount.Secrets),
-		Defaults:                  identity.Defaults{GCPWorkloadIdentityProvider: d.opts.GCPWorkloadIdentityProvider},
+		Defaults: identity.Defaults{
+			GCPWorkloadIdentityProvider: d.opts.GCPWorkloadIdentityProvider,
+			// The audiences kubelet sent tokens for are the CSIDriver's
+			// tokenRequests: what a Vault class's audience is decided from.
+			TokenRequests: slices.Sorted(maps.Keys(pr.tokens)),
+		},
 	}
 	if c.GCP != nil {
 		src.PodAnnotations, _ = d.annotations(ctx, &corev1.Pod{}, pod.Namespace, pod.Name, pod.UID)
@@ -146,6 +153,32 @@ func (d *Driver) identityOf(ctx context.Context, c *spc.Class, pr *publishReques
 		d.log.Debug("identity", "pod", pod.Namespace+"/"+pod.Name, "class", c.Key(), "warning", w)
 	}
 	return dec
+}
+
+// mintedTokenTTL is the lifetime of a token the shim requests for a Vault
+// login, vault-csi-provider's.
+const mintedTokenTTL = 15 * time.Minute
+
+// tokensOf is the token source of a volume of class c: kubelet's tokens,
+// and for a Vault class a token the shim requests with the TokenRequest
+// API, bound to the pod, for an audience kubelet sent none for (the
+// class's audience, or the API server's default when it sets none and
+// the tokenRequests do not include "vault"), as vault-csi-provider does.
+// Only the built-in Vault provider asks for a token it may lack; the
+// other providers' audiences are the CSIDriver's tokenRequests.
+func (d *Driver) tokensOf(c *spc.Class, pr *publishRequest) identity.TokenSource {
+	if c.Vault == nil || d.deps.Tokens == nil {
+		return pr.tokens
+	}
+	pod := pr.pod
+	mint := identity.FuncTokens(func(ctx context.Context, audience string) (string, error) {
+		d.log.Debug("kubelet sent no token for the Vault audience; requesting one", "pod", pod.Namespace+"/"+pod.Name, "class", c.Key(), "audience", identity.AudienceName(audience))
+		return identity.Mint(ctx, d.deps.Tokens, identity.MintRequest{
+			Namespace: pod.Namespace, ServiceAccount: pod.ServiceAccount, Audience: audience,
+			Expiration: mintedTokenTTL, PodName: pod.Name, PodUID: pod.UID,
+		})
+	})
+	return identity.Fallback{First: pr.tokens, Then: mint}
 }
 
 // VolumeIdentity is the cloud identity the shim fetches a volume of class

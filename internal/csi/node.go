@@ -307,7 +307,7 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 		return status.Errorf(codes.Internal, "%v", err)
 	}
 	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes, Templates: tpls.set}
-	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: pr.tokens}
+	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: d.tokensOf(class, pr)}
 	res, err := vol.Refresh(ctx, p, id)
 	if err != nil && !res.Write.Swapped {
 		if uerr := d.deps.Mounter.Unmount(pr.target); uerr != nil {
@@ -356,7 +356,7 @@ func (d *Driver) republish(ctx context.Context, pr *publishRequest, pv *publishe
 		d.rotationFailed(pr, pv, class.Provider, err)
 		return
 	}
-	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: pr.tokens}
+	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: d.tokensOf(class, pr)}
 	res, err := pv.vol.Refresh(ctx, p, id)
 	if err != nil && !res.Write.Swapped {
 		d.rotationFailed(pr, pv, class.Provider, err)

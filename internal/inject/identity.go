@@ -13,13 +13,14 @@ import (
 // records it on the volume, and returns the union of the volumes' token
 // audiences (sorted), the pod-wide identity older agents read
 // (identity.Merge) and the warnings.
-func identityFor(vols []secretVolume, in *Input) ([]string, identity.Cloud, []string) {
+func identityFor(vols []secretVolume, in *Input, cfg *Config) ([]string, identity.Cloud, []string) {
 	var warnings []string
 	auds := map[string]bool{}
 	src := identity.Sources{
 		ServiceAccount:      serviceAccountName(&in.Pod.Spec),
 		ServiceAccountKnown: in.ServiceAccount != nil,
 		PodAnnotations:      in.Pod.Annotations,
+		Defaults:            identity.Defaults{TokenRequests: cfg.TokenRequests},
 	}
 	if in.ServiceAccount != nil {
 		src.ServiceAccountAnnotations = in.ServiceAccount.Annotations

@@ -122,7 +122,7 @@ func newPlan(cfg *Config, in *Input, s *settings, vols []secretVolume) (*plan, [
 	if spec.HostNetwork {
 		warnings = append(warnings, fmt.Sprintf("the pod uses the host network: the agent's health port %d must be free on the node", p.healthPort))
 	}
-	p.audiences, p.cloud, w = identityFor(p.volumes, in)
+	p.audiences, p.cloud, w = identityFor(p.volumes, in, cfg)
 	warnings = append(warnings, w...)
 	return p, warnings, nil
 }
