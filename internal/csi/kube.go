@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
@@ -22,6 +23,14 @@ import (
 	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/spc"
 )
+
+// ClassNotFoundMessage is the upstream driver's message for a class
+// missing from the pod's namespace: "failed to get secretproviderclass
+// NS/NAME, error: " and the API error, whose text is
+// `secretproviderclasses.secrets-store.csi.x-k8s.io "NAME" not found`.
+func ClassNotFoundMessage(namespace, name string, err error) string {
+	return fmt.Sprintf("failed to get secretproviderclass %s/%s, error: %v", namespace, name, err)
+}
 
 // classError is a failure to obtain a usable class, with the event reason
 // and gRPC code it maps to.
@@ -51,8 +60,12 @@ func (d *Driver) getClass(ctx context.Context, pr *publishRequest) (*spc.Class, 
 	}
 	switch {
 	case apierrors.IsNotFound(err):
+		// The upstream driver's words first: runbooks and alerts match
+		// them in the FailedMount event (its e2e tests grep for
+		// "failed to get secretproviderclass NS/NAME.*not found").
+		nf := apierrors.NewNotFound(schema.GroupResource{Group: ssiv1.GroupVersion.Group, Resource: "secretproviderclasses"}, pr.className)
 		return nil, nil, &classError{ReasonClassNotFound, codes.FailedPrecondition,
-			fmt.Errorf("SecretProviderClass %q not found in namespace %q (classes are read from the pod's namespace only)", pr.className, pr.pod.Namespace)}
+			fmt.Errorf("%s; classes are read from the pod's namespace only", ClassNotFoundMessage(pr.pod.Namespace, pr.className, nf))}
 	case err != nil:
 		return nil, nil, &classError{ReasonMountFailed, codes.Unavailable,
 			fmt.Errorf("read SecretProviderClass %s/%s: %w", pr.pod.Namespace, pr.className, err)}
