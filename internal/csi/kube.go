@@ -200,8 +200,12 @@ func (d *Driver) tokensOf(c *spc.Class, pr *publishRequest) identity.TokenSource
 // three-caller agreement test (internal/secretsync), which compares it
 // with the webhook's and the sync controller's decisions; the shim itself
 // does not call it.
+//
+// The tokens kubelet sent are read from secrets[AttrTokens], as with
+// serviceAccountTokenInSecrets.
 func (d *Driver) VolumeIdentity(ctx context.Context, c *spc.Class, pod identity.Pod, secrets map[string]string) identity.Cloud {
-	return d.identityOf(ctx, c, &publishRequest{pod: pod, mount: plugin.Mount{Secrets: secrets}}).Cloud
+	tokens, _ := identity.ParseCSITokens(secrets[AttrTokens])
+	return d.identityOf(ctx, c, &publishRequest{pod: pod, tokens: tokens, mount: plugin.Mount{Secrets: secrets}}).Cloud
 }
 
 // nodePublishSecret reports whether the request carries the keys of a
