@@ -48,7 +48,7 @@ func TestVaultTokensLikeVaultCSIProvider(t *testing.T) {
 		minted  []authenticationv1.TokenRequestSpec
 		err     bool
 	}{
-		"kubelet's vault token": {class: plain, kubelet: map[string]string{"vault": "k-vault", "": "k-default"}, token: "k-vault"},
+		"kubelet's vault token":                   {class: plain, kubelet: map[string]string{"vault": "k-vault", "": "k-default"}, token: "k-vault"},
 		"no vault token: kubelet's default token": {class: plain, kubelet: map[string]string{"": "k-default", "sts.amazonaws.com": "k-sts"}, token: "k-default"},
 		"no token at all: minted for the default audience": {class: plain, token: "minted",
 			minted: []authenticationv1.TokenRequestSpec{{ExpirationSeconds: &exp, BoundObjectRef: bound}}},
