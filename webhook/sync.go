@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/logging"
 	"github.com/ssinjector/ssi/internal/provider"
@@ -49,6 +50,7 @@ func syncCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return nil
 	})
+	identity.AddTokenRequestFlag(fs, &o.TokenRequests)
 	var pf providerFlags
 	pf.addFlags(fs)
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus /metrics endpoint (0 disables)")

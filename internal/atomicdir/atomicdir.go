@@ -41,8 +41,14 @@ const (
 type File struct {
 	// Path is relative to the directory, slash-separated, and may be nested.
 	Path string
-	// Mode is the permission of the file; zero means DefaultMode.
+	// Mode is the permission of the file; zero means DefaultMode unless
+	// ExactMode is set.
 	Mode fs.FileMode
+	// ExactMode writes Mode as it is, zero included (0000). A provider
+	// plugin's file of mode 0 is written so, as the upstream driver writes
+	// it; the built-in providers leave it false, so their zero keeps
+	// meaning "the volume's default".
+	ExactMode bool
 	// Data is the content.
 	Data []byte
 }
@@ -137,7 +143,7 @@ func write(dir string, files []File, now func() time.Time) (Result, error) {
 	}
 	payload := make(map[string]File, len(files))
 	for _, f := range files {
-		if f.Mode == 0 {
+		if f.Mode == 0 && !f.ExactMode {
 			f.Mode = DefaultMode
 		}
 		payload[f.Path] = f

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -611,5 +612,27 @@ func TestWriteRemovesAbandonedSets(t *testing.T) {
 		if isTimestamped(n) {
 			t.Errorf("isTimestamped(%q) = true", n)
 		}
+	}
+}
+
+// TestWriteExactModeZero: a file marked ExactMode with mode 0 is written
+// 0000 (a provider plugin's mode 0, as the upstream driver writes it);
+// without the mark zero keeps meaning DefaultMode. Going from one to the
+// other is a change.
+func TestWriteExactModeZero(t *testing.T) {
+	dir := t.TempDir()
+	mustWrite(t, dir, File{Path: "plugin", ExactMode: true, Data: []byte("P")}, File{Path: "builtin", Data: []byte("B")})
+	for name, want := range map[string]fs.FileMode{"plugin": 0, "builtin": DefaultMode} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %o, want %o", name, fi.Mode().Perm(), want)
+		}
+	}
+	res := mustWrite(t, dir, File{Path: "plugin", Data: []byte("P")}, File{Path: "builtin", Data: []byte("B")})
+	if !res.Swapped || !reflect.DeepEqual(res.Changed, []string{"plugin"}) {
+		t.Errorf("0000 to default: swapped %v changed %q, want [plugin]", res.Swapped, res.Changed)
 	}
 }

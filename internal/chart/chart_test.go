@@ -340,6 +340,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		{"cluster", "", "pods", ""}:                                                     {"get"},
 		{"cluster", "", "configmaps", ""}:                                               {"get"},
 		{"cluster", "", "events", ""}:                                                   {"create", "patch"},
+		// Tokens for a Vault class's audience kubelet sent none for, as
+		// vault-csi-provider requests them.
+		{"cluster", "", "serviceaccounts/token", ""}: {"create"},
 	}
 	// The sync controller's own service account; the webhook's keeps no
 	// Secret or token rights with sync on.
@@ -391,7 +394,11 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 					if g.Group == "*" || g.Resource == "*" || contains(verbs, "*") {
 						t.Errorf("%s: wildcard in %+v %v", sa, g, verbs)
 					}
-					if (g.Resource == "secrets" || g.Resource == "serviceaccounts/token") && !strings.HasSuffix(sa, "/ssi-sync") {
+					// The node shim requests pod-bound tokens for Vault
+					// classes (vault-csi-provider's rule); nothing else but
+					// the sync controller mints.
+					if (g.Resource == "secrets" || g.Resource == "serviceaccounts/token") && !strings.HasSuffix(sa, "/ssi-sync") &&
+						(g.Resource != "serviceaccounts/token" || !strings.HasSuffix(sa, "/ssi-node")) {
 						t.Errorf("%s has %v on %s", sa, verbs, g.Resource)
 					}
 					if g.Resource == "secrets" && name != "sync enabled" {
@@ -618,6 +625,7 @@ func TestSyncDeployment(t *testing.T) {
 		"--allow-process-identity=true", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
 		"--allowed-backend-hosts=*.vault.example.com,10.20.0.0/16", "--allow-protected-namespace=kube-system",
 		"--api-server-audiences=https://issuer.example,kubernetes.default.svc",
+		"--token-request=vault", "--token-request=my-project.svc.id.goog",
 		"--log-level=debug", "--log-format=text"}
 	if !reflect.DeepEqual(c.Args, want) {
 		t.Errorf("args\n got %q\nwant %q", c.Args, want)
@@ -667,6 +675,47 @@ func TestWebhookDeployment(t *testing.T) {
 	svc := convert[corev1.Service](t, Get(objs, "Service", "ssi-webhook"))
 	if svc.Spec.Ports[0].Port != 443 || svc.Spec.Ports[0].TargetPort.StrVal != "webhook" {
 		t.Errorf("service ports %+v", svc.Spec.Ports)
+	}
+}
+
+// TestTokenRequestsDriveWebhookAndSync: the tokenRequests value is the
+// CSIDriver's tokenRequests and the webhook's and the sync controller's
+// --token-request flags, so all three decide a Vault class's audience
+// from the same list (identity.VaultAudience).
+func TestTokenRequestsDriveWebhookAndSync(t *testing.T) {
+	r := runner(t)
+	tests := map[string]struct {
+		o    Options
+		want []string
+	}{
+		"defaults":    {Options{Set: []string{"syncSecret.enabled=true"}}, []string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""}},
+		"non-default": {nonDefault, []string{"vault", "my-project.svc.id.goog"}},
+		"upstream":    {Options{Values: []string{"tokenRequests: [{audience: vault}]\nsyncSecret: {enabled: true}\n"}}, []string{"vault"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			objs := render(t, r, tc.o)
+			d := convert[storagev1.CSIDriver](t, Get(objs, "CSIDriver", "secrets-store.csi.k8s.io"))
+			var got []string
+			for _, tr := range d.Spec.TokenRequests {
+				got = append(got, tr.Audience)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("CSIDriver tokenRequests %q, want %q", got, tc.want)
+			}
+			for _, dep := range []string{"ssi-webhook", "ssi-sync"} {
+				c := convert[appsv1.Deployment](t, Get(objs, "Deployment", dep)).Spec.Template.Spec.Containers[0]
+				var flags []string
+				for _, a := range c.Args {
+					if v, ok := strings.CutPrefix(a, "--token-request="); ok {
+						flags = append(flags, v)
+					}
+				}
+				if !reflect.DeepEqual(flags, tc.want) {
+					t.Errorf("%s --token-request %q, want %q", dep, flags, tc.want)
+				}
+			}
+		})
 	}
 }
 

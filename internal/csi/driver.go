@@ -228,6 +228,11 @@ type Deps struct {
 	// APIReader reads from the API server directly: a class the cache has
 	// not seen yet, and service accounts. Optional.
 	APIReader client.Reader
+	// Tokens creates service-account tokens with the TokenRequest API
+	// (create on serviceaccounts/token) for a Vault class whose audience
+	// kubelet sent no token for, as vault-csi-provider does
+	// (vaultTokens). Optional: without it such a volume fails.
+	Tokens client.SubResourceClientConstructor
 	// Status records SecretProviderClassPodStatus objects. Optional.
 	Status StatusRecorder
 	// Events records events on pods. Optional.

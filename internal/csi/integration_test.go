@@ -141,14 +141,14 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("class from another namespace is not used", func(t *testing.T) {
 		_, err := node.NodePublishVolume(ctx, publishReq(target, pv))
-		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), fmt.Sprintf("not found in namespace %q", nsA)) {
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), fmt.Sprintf("failed to get secretproviderclass %s/db, error: ", nsA)) {
 			t.Fatalf("err = %v", err)
 		}
 		if prov.count() != 0 {
 			t.Error("the provider was called for a class of another namespace")
 		}
 		e := waitEvent(t, env, nsA, "web-0", ReasonClassNotFound)
-		if e.Type != corev1.EventTypeWarning || e.InvolvedObject.UID != pod.UID || !strings.Contains(e.Message, `SecretProviderClass "db" not found`) {
+		if e.Type != corev1.EventTypeWarning || e.InvolvedObject.UID != pod.UID || !strings.HasPrefix(e.Message, fmt.Sprintf(`failed to get secretproviderclass %s/db, error: secretproviderclasses.secrets-store.csi.x-k8s.io "db" not found`, nsA)) {
 			t.Errorf("event = %s %s uid=%s %q", e.Type, e.Reason, e.InvolvedObject.UID, e.Message)
 		}
 		if e.Source.Component != EventComponent || e.Source.Host != "node-1" {

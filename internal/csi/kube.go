@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
@@ -20,6 +23,14 @@ import (
 	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/spc"
 )
+
+// ClassNotFoundMessage is the upstream driver's message for a class
+// missing from the pod's namespace: "failed to get secretproviderclass
+// NS/NAME, error: " and the API error, whose text is
+// `secretproviderclasses.secrets-store.csi.x-k8s.io "NAME" not found`.
+func ClassNotFoundMessage(namespace, name string, err error) string {
+	return fmt.Sprintf("failed to get secretproviderclass %s/%s, error: %v", namespace, name, err)
+}
 
 // classError is a failure to obtain a usable class, with the event reason
 // and gRPC code it maps to.
@@ -49,8 +60,12 @@ func (d *Driver) getClass(ctx context.Context, pr *publishRequest) (*spc.Class, 
 	}
 	switch {
 	case apierrors.IsNotFound(err):
+		// The upstream driver's words first: runbooks and alerts match
+		// them in the FailedMount event (its e2e tests grep for
+		// "failed to get secretproviderclass NS/NAME.*not found").
+		nf := apierrors.NewNotFound(schema.GroupResource{Group: ssiv1.GroupVersion.Group, Resource: "secretproviderclasses"}, pr.className)
 		return nil, nil, &classError{ReasonClassNotFound, codes.FailedPrecondition,
-			fmt.Errorf("SecretProviderClass %q not found in namespace %q (classes are read from the pod's namespace only)", pr.className, pr.pod.Namespace)}
+			fmt.Errorf("%s; classes are read from the pod's namespace only", ClassNotFoundMessage(pr.pod.Namespace, pr.className, nf))}
 	case err != nil:
 		return nil, nil, &classError{ReasonMountFailed, codes.Unavailable,
 			fmt.Errorf("read SecretProviderClass %s/%s: %w", pr.pod.Namespace, pr.className, err)}
@@ -136,7 +151,12 @@ func (d *Driver) identityOf(ctx context.Context, c *spc.Class, pr *publishReques
 		ServiceAccountKnown:       known,
 		ServiceAccountAnnotations: sa,
 		NodePublishSecret:         nodePublishSecret(pr.mount.Secrets),
-		Defaults:                  identity.Defaults{GCPWorkloadIdentityProvider: d.opts.GCPWorkloadIdentityProvider},
+		Defaults: identity.Defaults{
+			GCPWorkloadIdentityProvider: d.opts.GCPWorkloadIdentityProvider,
+			// The audiences kubelet sent tokens for are the CSIDriver's
+			// tokenRequests: what a Vault class's audience is decided from.
+			TokenRequests: slices.Sorted(maps.Keys(pr.tokens)),
+		},
 	}
 	if c.GCP != nil {
 		src.PodAnnotations, _ = d.annotations(ctx, &corev1.Pod{}, pod.Namespace, pod.Name, pod.UID)
@@ -148,14 +168,44 @@ func (d *Driver) identityOf(ctx context.Context, c *spc.Class, pr *publishReques
 	return dec
 }
 
+// mintedTokenTTL is the lifetime of a token the shim requests for a Vault
+// login, vault-csi-provider's.
+const mintedTokenTTL = 15 * time.Minute
+
+// tokensOf is the token source of a volume of class c: kubelet's tokens,
+// and for a Vault class a token the shim requests with the TokenRequest
+// API, bound to the pod, for an audience kubelet sent none for (the
+// class's audience, or the API server's default when it sets none and
+// the tokenRequests do not include "vault"), as vault-csi-provider does.
+// Only the built-in Vault provider asks for a token it may lack; the
+// other providers' audiences are the CSIDriver's tokenRequests.
+func (d *Driver) tokensOf(c *spc.Class, pr *publishRequest) identity.TokenSource {
+	if c.Vault == nil || d.deps.Tokens == nil {
+		return pr.tokens
+	}
+	pod := pr.pod
+	mint := identity.FuncTokens(func(ctx context.Context, audience string) (string, error) {
+		d.log.Debug("kubelet sent no token for the Vault audience; requesting one", "pod", pod.Namespace+"/"+pod.Name, "class", c.Key(), "audience", identity.AudienceName(audience))
+		return identity.Mint(ctx, d.deps.Tokens, identity.MintRequest{
+			Namespace: pod.Namespace, ServiceAccount: pod.ServiceAccount, Audience: audience,
+			Expiration: mintedTokenTTL, PodName: pod.Name, PodUID: pod.UID,
+		})
+	})
+	return identity.Fallback{First: pr.tokens, Then: mint}
+}
+
 // VolumeIdentity is the cloud identity the shim fetches a volume of class
 // c for pod with, secrets being the request's NodePublishVolume secrets:
 // what identityOf decides during a publish. It exists as a seam for the
 // three-caller agreement test (internal/secretsync), which compares it
 // with the webhook's and the sync controller's decisions; the shim itself
 // does not call it.
+//
+// The tokens kubelet sent are read from secrets[AttrTokens], as with
+// serviceAccountTokenInSecrets.
 func (d *Driver) VolumeIdentity(ctx context.Context, c *spc.Class, pod identity.Pod, secrets map[string]string) identity.Cloud {
-	return d.identityOf(ctx, c, &publishRequest{pod: pod, mount: plugin.Mount{Secrets: secrets}}).Cloud
+	tokens, _ := identity.ParseCSITokens(secrets[AttrTokens])
+	return d.identityOf(ctx, c, &publishRequest{pod: pod, tokens: tokens, mount: plugin.Mount{Secrets: secrets}}).Cloud
 }
 
 // nodePublishSecret reports whether the request carries the keys of a

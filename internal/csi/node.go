@@ -64,6 +64,9 @@ type published struct {
 	// templates are the resolved templates vol renders, to tell a changed
 	// declaration from an unchanged one (whose last render is reused).
 	templates []render.Template
+	// zeroModeWarned is set once the warning about files of mode 0000
+	// has been logged for the volume.
+	zeroModeWarned bool
 }
 
 // publishRequest is a validated NodePublishVolume request.
@@ -307,7 +310,7 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 		return status.Errorf(codes.Internal, "%v", err)
 	}
 	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes, Templates: tpls.set, Secrets: publishSecrets(pr.mount.Secrets)}
-	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: pr.tokens}
+	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: d.tokensOf(class, pr)}
 	res, err := vol.Refresh(ctx, p, id)
 	if err != nil && !res.Write.Swapped {
 		if uerr := d.deps.Mounter.Unmount(pr.target); uerr != nil {
@@ -325,11 +328,26 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 		d.log.Warn("files published with an error", "class", class.Key(), "target", pr.target, "err", err)
 	}
 	pv := &published{vol: vol, pod: pr.pod, class: class.Key(), last: d.deps.Clock.Now(), templates: tpls.list}
+	d.warnZeroMode(pv, res.Objects)
 	d.recordStatus(pr, pv, res.Objects)
 	d.store(pr.target, pv)
 	d.metrics.publish.WithLabelValues(class.Provider, "ok").Inc()
 	d.log.Info("published", "pod", pr.pod.Namespace+"/"+pr.pod.Name, "class", class.Key(), "provider", class.Provider, "objects", len(res.Objects), "target", pr.target)
 	return nil
+}
+
+// warnZeroMode logs, once per volume, the files a provider plugin returned
+// with mode 0: they are written 0000, as the upstream driver writes them,
+// so only a root container can read them.
+func (d *Driver) warnZeroMode(pv *published, objs []provider.Object) {
+	if pv.zeroModeWarned {
+		return
+	}
+	if files := plugin.ZeroModeFiles(objs); len(files) > 0 {
+		pv.zeroModeWarned = true
+		d.log.Warn("the provider plugin returned files with mode 0; they are written 0000 as the upstream driver writes them, readable by root only (set the class's file permission)",
+			"pod", pv.pod.Namespace+"/"+pv.pod.Name, "class", pv.class, "files", files)
+	}
 }
 
 // republish refreshes a mounted volume. Whatever fails, the published files
@@ -359,12 +377,13 @@ func (d *Driver) republish(ctx context.Context, pr *publishRequest, pv *publishe
 	// Kubelet sends the nodePublishSecretRef Secret with every call: a
 	// rotated Secret is used from the next refresh on.
 	pv.vol.Secrets = publishSecrets(pr.mount.Secrets)
-	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: pr.tokens}
+	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: d.tokensOf(class, pr)}
 	res, err := pv.vol.Refresh(ctx, p, id)
 	if err != nil && !res.Write.Swapped {
 		d.rotationFailed(pr, pv, class.Provider, err)
 		return
 	}
+	d.warnZeroMode(pv, res.Objects)
 	if err != nil {
 		d.log.Warn("files published with an error", "class", class.Key(), "target", pr.target, "err", err)
 	}

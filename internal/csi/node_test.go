@@ -223,12 +223,15 @@ func TestPublishFailures(t *testing.T) {
 		msg       string
 		wantMount bool
 	}{
+		// The upstream driver's words (pkg/secrets-store/utils.go
+		// getSecretProviderItem; its bats tests grep FailedMount for
+		// "failed to get secretproviderclass NS/NAME.*not found").
 		"class missing": {
-			code: codes.FailedPrecondition, reason: ReasonClassNotFound, msg: `SecretProviderClass "db" not found in namespace "team-a"`,
+			code: codes.FailedPrecondition, reason: ReasonClassNotFound, msg: `failed to get secretproviderclass team-a/db, error: secretproviderclasses.secrets-store.csi.x-k8s.io "db" not found; classes are read from the pod's namespace only`,
 		},
 		"class only in another namespace": {
 			objs: []client.Object{spcObject("team-b", "db", "test", nil)},
-			code: codes.FailedPrecondition, reason: ReasonClassNotFound, msg: `not found in namespace "team-a"`,
+			code: codes.FailedPrecondition, reason: ReasonClassNotFound, msg: `failed to get secretproviderclass team-a/db, error: secretproviderclasses.secrets-store.csi.x-k8s.io "db" not found`,
 		},
 		"class invalid": {
 			objs: []client.Object{spcObject("team-a", "db", "vault", map[string]string{"objects": "- objectName: a"})},
@@ -267,7 +270,16 @@ func TestPublishFailures(t *testing.T) {
 			if ok, _ := h.mnt.IsMountPoint(target); ok {
 				t.Error("a failed first publish left the target mounted")
 			}
-			if tc.reason != "" {
+			if tc.reason == ReasonClassNotFound {
+				// Kubelet's FailedMount shows the gRPC message: it must
+				// start with upstream's phrase.
+				if m := status.Convert(err).Message(); !strings.HasPrefix(m, "failed to get secretproviderclass team-a/db, error: ") {
+					t.Errorf("message %q does not start with upstream's phrase", m)
+				}
+				if e := h.event(); !strings.HasPrefix(e, "Warning "+tc.reason+" failed to get secretproviderclass team-a/db, error: ") {
+					t.Errorf("event %q does not start with upstream's phrase", e)
+				}
+			} else if tc.reason != "" {
 				e := h.event()
 				if !strings.HasPrefix(e, "Warning "+tc.reason+" ") || !strings.Contains(e, tc.msg) {
 					t.Errorf("event = %q, want Warning %s with %q", e, tc.reason, tc.msg)

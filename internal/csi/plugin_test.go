@@ -1,8 +1,11 @@
 package csi
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -125,5 +128,48 @@ func TestPluginFirstPublishFailure(t *testing.T) {
 	}
 	if e := h.event(); !strings.HasPrefix(e, "Warning FailedToMountSecrets ") {
 		t.Errorf("event = %q", e)
+	}
+}
+
+// TestPluginModeZero: a file a plugin returns with mode 0 is written 0000,
+// as the upstream driver writes it (the others keep their mode), and the
+// shim warns once per volume, naming the file, not on every rotation.
+func TestPluginModeZero(t *testing.T) {
+	dir := shortDir(t)
+	srv := startFakePlugin(t, dir, "akeyless")
+	srv.SetObjects(map[string]string{"secret/db-password": "v1"})
+	srv.SetFiles([]*v1alpha1.File{{Path: "db-password", Mode: 0o600, Contents: []byte("p")}, {Path: "ca.crt", Contents: []byte("CA")}})
+	var logs bytes.Buffer
+	h := newHarness(t, func(o *Options) {
+		o.ProviderDirs = []string{dir}
+		o.PluginTimeout = 10 * time.Second
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	}, spcObject("team-a", "db", "akeyless", map[string]string{"objects": "x"}))
+	t.Cleanup(func() { _ = h.d.Close() })
+	target := kubeletTarget(t, h.root, "uid-1", "secrets")
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if i > 0 {
+			srv.SetObjects(map[string]string{"secret/db-password": "v2"})
+			h.clk.Step(3 * time.Minute)
+		}
+		if _, err := h.d.NodePublishVolume(ctx, publishReq(target, web)); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]os.FileMode{"db-password": 0o600, "ca.crt": 0} {
+			fi, err := os.Stat(filepath.Join(target, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != want {
+				t.Errorf("publish %d: %s has mode %o, want %o", i, name, fi.Mode().Perm(), want)
+			}
+		}
+	}
+	if n := strings.Count(logs.String(), "returned files with mode 0"); n != 1 {
+		t.Errorf("%d mode-0 warnings, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "ca.crt") || strings.Contains(logs.String(), "db-password]") {
+		t.Errorf("the warning should name ca.crt only:\n%s", logs.String())
 	}
 }

@@ -88,6 +88,7 @@ func Run(ctx context.Context, opts Options) error {
 		Mounter:    SystemMounter{SizeBytes: opts.Limits.TmpfsBytes()},
 		Classes:    classes,
 		APIReader:  api,
+		Tokens:     api,
 		Status:     statusQ,
 		Events:     recorder,
 		Registerer: reg,

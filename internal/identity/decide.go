@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"flag"
 	"fmt"
 	"sort"
 	"strings"
@@ -52,6 +53,13 @@ type Defaults struct {
 	// controller have no such setting (the agent in a GKE pod uses the
 	// metadata server instead).
 	GCPWorkloadIdentityProvider string
+	// TokenRequests are the audiences kubelet requests for the node
+	// shim's volumes (the CSIDriver's tokenRequests, Helm value
+	// tokenRequests): the webhook's and the sync controller's
+	// --token-requests, and on the shim the audiences of the tokens
+	// kubelet sent with the volume. They decide a Vault class's audience
+	// when the class sets none (VaultAudience).
+	TokenRequests []string
 }
 
 // Decision is the identity of one volume and what follows from it.
@@ -107,8 +115,11 @@ type Decision struct {
 //     audience is the provider's default allowed audience
 //     (https://iam.googleapis.com/projects/…, or the pool of a GKE
 //     identity namespace "identitynamespace:POOL:…").
-//   - Vault: no cloud identity; the token audience is the class's
-//     audience (the API server's default when empty).
+//   - Vault: the token audience is VaultAudience's, the rule of
+//     vault-csi-provider: the class's audience, else "vault" when the
+//     token requests include it, else the API server's default. A
+//     decided "vault" is recorded in Cloud.VaultAudience, which the
+//     Vault provider logs in with.
 //   - Classes of provider plugins: nothing.
 //
 // A pod annotation that does not parse is no source (the webhook denies
@@ -191,7 +202,11 @@ func Decide(c *spc.Class, src Sources) Decision {
 			auds[gcpTokenAudience(wip)] = true
 		}
 	case c.Vault != nil:
-		auds[c.Vault.Audience] = true
+		a := VaultAudience(c.Vault.Audience, src.Defaults.TokenRequests)
+		auds[a] = true
+		if a != c.Vault.Audience {
+			d.Cloud.VaultAudience = a
+		}
 	}
 	d.Audiences = make([]string, 0, len(auds))
 	for a := range auds {
@@ -199,6 +214,41 @@ func Decide(c *spc.Class, src Sources) Decision {
 	}
 	sort.Strings(d.Audiences)
 	return d
+}
+
+// VaultAudience is the audience of the service-account token a Vault
+// class logs in with, given the class's `audience` parameter and the
+// audiences of the tokens kubelet is asked for (the CSIDriver's
+// tokenRequests). It is vault-csi-provider's rule (internal/config: the
+// token of kubelet's csi.storage.k8s.io/serviceAccount.tokens keyed by
+// the class's audience, else by "vault"; internal/auth: without such a
+// token it creates one with the TokenRequest API for the class's
+// audience, which is the API server's default when the class sets none),
+// reduced to the audience that results:
+//
+//   - the class's audience when it sets one (kubelet's token, or one
+//     minted for it);
+//   - else "vault" when the token requests include "vault";
+//   - else DefaultAudience (upstream mints a token without audiences).
+func VaultAudience(classAudience string, tokenRequests []string) string {
+	if classAudience != "" {
+		return classAudience
+	}
+	for _, a := range tokenRequests {
+		if a == AudienceVault {
+			return AudienceVault
+		}
+	}
+	return DefaultAudience
+}
+
+// VaultLoginAudience is the audience the Vault provider presents for
+// class audience classAudience and the decided cloud identity.
+func VaultLoginAudience(classAudience string, cloud Cloud) string {
+	if cloud.VaultAudience != "" {
+		return cloud.VaultAudience
+	}
+	return classAudience
 }
 
 // processIdentityWarning warns about a class that fetches with the
@@ -269,4 +319,18 @@ func Merge(clouds ...Cloud) Cloud {
 		first(&out.GCPWorkloadIdentityProvider, c.GCPWorkloadIdentityProvider)
 	}
 	return out
+}
+
+// TokenRequestFlag is the flag, repeatable, that names one audience of the
+// CSIDriver's tokenRequests (the Helm value tokenRequests) for the
+// webhook and the sync controller (Defaults.TokenRequests); an empty
+// value names the API server's default audience.
+const TokenRequestFlag = "token-request"
+
+// AddTokenRequestFlag registers TokenRequestFlag on fs, appending to dst.
+func AddTokenRequestFlag(fs *flag.FlagSet, dst *[]string) {
+	fs.Func(TokenRequestFlag, "audience of the node shim's CSIDriver tokenRequests (Helm value tokenRequests; repeatable, empty for the API server's default); a Vault class without `audience` logs in with audience \"vault\" when one is \"vault\"", func(s string) error {
+		*dst = append(*dst, strings.TrimSpace(s))
+		return nil
+	})
 }

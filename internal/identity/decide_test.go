@@ -106,6 +106,14 @@ func TestDecide(t *testing.T) {
 			auds: []string{DefaultAudience}},
 		"vault audience": {class: parse("vault", map[string]string{"roleName": "r", "audience": "vault", "objects": "- objectName: a\n  secretPath: s\n"}), src: known,
 			auds: []string{"vault"}},
+		// vault-csi-provider: kubelet's token for "vault" when the class
+		// sets no audience and the CSIDriver requests one.
+		"vault, token requests include vault": {class: parse("vault", map[string]string{"roleName": "r", "objects": "- objectName: a\n  secretPath: s\n"}),
+			src: Sources{Defaults: Defaults{TokenRequests: []string{"sts.amazonaws.com", "vault", ""}}}, want: Cloud{VaultAudience: "vault"}, auds: []string{"vault"}},
+		"vault, class audience wins over vault": {class: parse("vault", map[string]string{"roleName": "r", "audience": "team-a", "objects": "- objectName: a\n  secretPath: s\n"}),
+			src: Sources{Defaults: Defaults{TokenRequests: []string{"vault"}}}, auds: []string{"team-a"}},
+		"vault, token requests without vault": {class: parse("vault", map[string]string{"roleName": "r", "objects": "- objectName: a\n  secretPath: s\n"}),
+			src: Sources{Defaults: Defaults{TokenRequests: []string{"", "sts.amazonaws.com"}}}, auds: []string{DefaultAudience}},
 		"plugin": {class: parse("acme", map[string]string{"x": "y"}), src: known, auds: []string{}},
 	}
 	for name, tc := range cases {
@@ -137,5 +145,38 @@ func TestMerge(t *testing.T) {
 	want := Cloud{AzureTenantID: "t1", AzureClientID: "c1", AWSRoleARN: "r", GCPWorkloadIdentityProvider: "w"}
 	if got != want {
 		t.Errorf("Merge = %+v, want %+v", got, want)
+	}
+}
+
+// TestVaultAudience is vault-csi-provider's choice (internal/config
+// Parse: tokens[audience] with audience = class audience or "vault";
+// internal/auth createJWTToken: a minted token for the class audience,
+// none meaning the API server's default), reduced to the audience used.
+func TestVaultAudience(t *testing.T) {
+	cases := map[string]struct {
+		class    string
+		requests []string
+		want     string
+	}{
+		"class audience, kubelet sends it":      {"team-a", []string{"team-a"}, "team-a"},
+		"class audience, kubelet sends others":  {"team-a", []string{"vault", ""}, "team-a"},
+		"class audience, no token requests":     {"team-a", nil, "team-a"},
+		"no class audience, vault requested":    {"", []string{"vault"}, AudienceVault},
+		"no class audience, default requested":  {"", []string{""}, DefaultAudience},
+		"no class audience, nothing requested":  {"", nil, DefaultAudience},
+		"no class audience, Vault is not vault": {"", []string{"Vault"}, DefaultAudience},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := VaultAudience(tc.class, tc.requests); got != tc.want {
+				t.Errorf("VaultAudience(%q, %q) = %q, want %q", tc.class, tc.requests, got, tc.want)
+			}
+		})
+	}
+	if got := VaultLoginAudience("", Cloud{VaultAudience: "vault"}); got != "vault" {
+		t.Errorf("VaultLoginAudience with a decided audience = %q", got)
+	}
+	if got := VaultLoginAudience("team-a", Cloud{}); got != "team-a" {
+		t.Errorf("VaultLoginAudience of an older configuration = %q", got)
 	}
 }

@@ -37,6 +37,9 @@ const (
 	// AudienceAzureWorkloadIdentity is the audience of the token Microsoft
 	// Entra Workload ID accepts as a client assertion.
 	AudienceAzureWorkloadIdentity = "api://AzureADTokenExchange" //nolint:gosec // an audience, not a credential
+	// AudienceVault is the audience vault-csi-provider looks for among
+	// kubelet's tokens when a Vault class sets no `audience` (VaultAudience).
+	AudienceVault = "vault"
 )
 
 // Pod identifies the pod a fetch is for.
@@ -77,6 +80,13 @@ type Cloud struct {
 	// falls back on the pod's identity, as upstream does). Empty means the
 	// cloud's workload identity as the other fields say.
 	Credentials string `json:"credentials,omitempty"`
+	// VaultAudience is the audience of the token a Vault class logs in
+	// with when it is not the class's own `audience`: AudienceVault when
+	// the class sets none and the installation's token requests include
+	// it (VaultAudience). Empty means the class's audience, which is the
+	// API server's default when the class sets none; configurations
+	// written before the field existed mean that too.
+	VaultAudience string `json:"vaultAudience,omitempty"`
 }
 
 // CredentialsNodePublishSecret is the Cloud.Credentials value of volumes
@@ -184,6 +194,23 @@ func ParseCSITokens(s string) (StaticTokens, error) {
 		out[aud] = t.Token
 	}
 	return out, nil
+}
+
+// Fallback returns First's token for an audience, and Then's when First
+// has none (an error wrapping ErrNoToken). The node shim serves Vault
+// classes with kubelet's tokens first and a token it requests with the
+// TokenRequest API second, as vault-csi-provider does.
+type Fallback struct {
+	First, Then TokenSource
+}
+
+// Token implements TokenSource.
+func (f Fallback) Token(ctx context.Context, audience string) (string, error) {
+	t, err := f.First.Token(ctx, audience)
+	if err == nil || !errors.Is(err, ErrNoToken) || f.Then == nil {
+		return t, err
+	}
+	return f.Then.Token(ctx, audience)
 }
 
 // FuncTokens adapts a function, for example one calling TokenRequest.

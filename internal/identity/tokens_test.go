@@ -46,3 +46,26 @@ func TestLatest(t *testing.T) {
 		t.Errorf("after Set(nil): %v, want ErrNoToken", err)
 	}
 }
+
+func TestFallback(t *testing.T) {
+	var minted []string
+	mint := FuncTokens(func(_ context.Context, aud string) (string, error) {
+		minted = append(minted, aud)
+		return "minted-" + aud, nil
+	})
+	f := Fallback{First: StaticTokens{"vault": "kubelet"}, Then: mint}
+	if tok, err := f.Token(context.Background(), "vault"); err != nil || tok != "kubelet" {
+		t.Errorf("kubelet's token: %q, %v", tok, err)
+	}
+	if tok, err := f.Token(context.Background(), DefaultAudience); err != nil || tok != "minted-" {
+		t.Errorf("minted token: %q, %v", tok, err)
+	}
+	if len(minted) != 1 || minted[0] != DefaultAudience {
+		t.Errorf("minted for %q, want only the default audience", minted)
+	}
+	// Another failure of the first source is not hidden by a mint.
+	bad := Fallback{First: FuncTokens(func(context.Context, string) (string, error) { return "", errors.New("broken") }), Then: mint}
+	if _, err := bad.Token(context.Background(), "vault"); err == nil || err.Error() != "broken" {
+		t.Errorf("err = %v, want the first source's", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ssinjector/ssi/internal/agentconfig"
+	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/logging"
 )
 
@@ -48,6 +49,12 @@ type Config struct {
 	// TokenExpiration is the lifetime of the projected tokens; kubelet
 	// refreshes them at 80% of it.
 	TokenExpiration time.Duration
+	// TokenRequests are the audiences of the node shim's CSIDriver
+	// tokenRequests (--token-request, Helm value tokenRequests); with
+	// "vault" among them a Vault class without `audience` is given a
+	// projected token of audience "vault", as on the shim
+	// (identity.VaultAudience).
+	TokenRequests []string
 	// ExcludedNamespaces are never touched (kube-system and the webhook's
 	// own namespace are always added by the webhook).
 	ExcludedNamespaces []string
@@ -111,6 +118,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	quantityFlag(fs, &c.CPULimit, "agent-cpu-limit", "CPU limit of the agent; 0 sets none")
 	quantityFlag(fs, &c.VolumeSizeLimit, "volume-size-limit", "default sizeLimit of each in-memory secrets volume")
 	fs.DurationVar(&c.TokenExpiration, "token-expiration", c.TokenExpiration, "lifetime of the service-account tokens projected into the agent (at least 10m)")
+	identity.AddTokenRequestFlag(fs, &c.TokenRequests)
 	fs.Func("exclude-namespace", "namespace never injected (repeatable; kube-system always is)", func(s string) error {
 		c.ExcludedNamespaces = append(c.ExcludedNamespaces, s)
 		return nil

@@ -15,13 +15,14 @@ import (
 // (identity.Merge) and the warnings. An identity mode Decide finds
 // unsupported denies the pod here, at admission, rather than at the
 // agent's first fetch.
-func identityFor(vols []secretVolume, in *Input) ([]string, identity.Cloud, []string, error) {
+func identityFor(vols []secretVolume, in *Input, cfg *Config) ([]string, identity.Cloud, []string, error) {
 	var warnings []string
 	auds := map[string]bool{}
 	src := identity.Sources{
 		ServiceAccount:      serviceAccountName(&in.Pod.Spec),
 		ServiceAccountKnown: in.ServiceAccount != nil,
 		PodAnnotations:      in.Pod.Annotations,
+		Defaults:            identity.Defaults{TokenRequests: cfg.TokenRequests},
 	}
 	if in.ServiceAccount != nil {
 		src.ServiceAccountAnnotations = in.ServiceAccount.Annotations

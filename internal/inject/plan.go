@@ -129,7 +129,7 @@ func newPlan(cfg *Config, in *Input, s *settings, vols []secretVolume) (*plan, [
 	if spec.HostNetwork {
 		warnings = append(warnings, fmt.Sprintf("the pod uses the host network: the agent's health port %d must be free on the node", p.healthPort))
 	}
-	p.audiences, p.cloud, w, err = identityFor(p.volumes, in)
+	p.audiences, p.cloud, w, err = identityFor(p.volumes, in, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

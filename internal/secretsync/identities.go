@@ -48,7 +48,7 @@ func (r *Reconciler) candidates(ctx context.Context, class *spc.Class, consumers
 			continue
 		}
 		seen[c.serviceAccount] = true
-		src := identity.Sources{ServiceAccount: c.serviceAccount}
+		src := identity.Sources{ServiceAccount: c.serviceAccount, Defaults: identity.Defaults{TokenRequests: r.opts.TokenRequests}}
 		m := scheme.Metadata("ServiceAccount")
 		if err := r.shared.Get(ctx, types.NamespacedName{Namespace: class.Namespace, Name: c.serviceAccount}, m); err == nil {
 			src.ServiceAccountKnown, src.ServiceAccountAnnotations = true, m.Annotations
@@ -62,7 +62,8 @@ func (r *Reconciler) candidates(ctx context.Context, class *spc.Class, consumers
 			src.PodAnnotations = c.pod.Annotations
 		}
 		// The same decision as the webhook's for this pod's volume of the
-		// class; the controller has no operator defaults of its own.
+		// class; the one operator default the controller shares with the
+		// webhook is the token requests (a Vault class's audience).
 		cloud := identity.Decide(class, src).Cloud
 		b, _ := json.Marshal(cloud)
 		tokens := r.tokens.source(class.Namespace, c.serviceAccount, podName, podUID)

@@ -2,7 +2,9 @@ package secretsync
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -141,9 +143,9 @@ func TestIdentityAgreement(t *testing.T) {
 				sa = &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tc.sa, Annotations: ann}}
 			}
 			paths := map[string]map[string]identity.Cloud{
-				"webhook": webhookIdentities(t, pod, sa, objs),
-				"shim":    shimIdentities(t, pod, sa, parsed, tc.classes, tc.nps),
-				"sync":    syncIdentities(t, pod, sa, parsed, tc.classes),
+				"webhook": webhookIdentities(t, pod, sa, objs, nil),
+				"shim":    shimIdentities(t, pod, sa, parsed, tc.classes, tc.nps, nil),
+				"sync":    syncIdentities(t, pod, sa, parsed, tc.classes, nil),
 			}
 			for path, got := range paths {
 				want := tc.want
@@ -160,9 +162,10 @@ func TestIdentityAgreement(t *testing.T) {
 
 // webhookIdentities rewrites the pod as the webhook does and returns the
 // identity the agent uses for each volume of its configuration.
-func webhookIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, classes map[string]*ssiv1.SecretProviderClass) map[string]identity.Cloud {
+func webhookIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, classes map[string]*ssiv1.SecretProviderClass, tokenRequests []string) map[string]identity.Cloud {
 	t.Helper()
 	cfg := inject.DefaultConfig()
+	cfg.TokenRequests = tokenRequests
 	in := inject.Input{
 		Namespace: pod.Namespace, NamespaceLabels: map[string]string{inject.LabelInjection: inject.LabelValueEnabled},
 		Pod: &corev1.PodTemplateSpec{ObjectMeta: *pod.ObjectMeta.DeepCopy(), Spec: *pod.Spec.DeepCopy()}, Classes: classes,
@@ -187,15 +190,26 @@ func webhookIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount,
 		t.Fatalf("agent configuration: %v", err)
 	}
 	out := map[string]identity.Cloud{}
+	projected := map[string]bool{}
+	for _, tok := range ac.Tokens {
+		projected[tok.Audience] = true
+	}
 	for i := range ac.Volumes {
-		out[ac.Volumes[i].Name] = ac.CloudOf(&ac.Volumes[i])
+		v := &ac.Volumes[i]
+		out[v.Name] = ac.CloudOf(v)
+		// The agent logs a Vault class in with a projected token.
+		if c := classes[v.Name]; c != nil && c.Spec.Provider == "vault" {
+			if aud := identity.VaultLoginAudience(c.Spec.Parameters["audience"], out[v.Name]); !projected[aud] {
+				t.Errorf("volume %s logs in with audience %q, which is not projected (%v)", v.Name, aud, ac.Tokens)
+			}
+		}
 	}
 	return out
 }
 
 // shimIdentities asks a node shim, whose API reader holds the service
 // account and the pod, for the identity of each volume.
-func shimIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, classes map[string]*spc.Class, vols, nps []string) map[string]identity.Cloud {
+func shimIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, classes map[string]*spc.Class, vols, nps []string, tokenRequests []string) map[string]identity.Cloud {
 	t.Helper()
 	objs := []client.Object{pod.DeepCopy()}
 	if sa != nil {
@@ -208,27 +222,41 @@ func shimIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, cl
 		t.Fatal(err)
 	}
 	id := identity.Pod{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), ServiceAccount: pod.Spec.ServiceAccountName}
+	// Kubelet sends a token for each of the CSIDriver's tokenRequests.
+	var secrets map[string]string
+	if tokenRequests != nil {
+		toks := map[string]map[string]string{}
+		for _, a := range tokenRequests {
+			toks[a] = map[string]string{"token": "t-" + a, "expirationTimestamp": "2030-01-01T00:00:00Z"}
+		}
+		b, err := json.Marshal(toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = map[string]string{csi.AttrTokens: string(b)}
+	}
 	out := map[string]identity.Cloud{}
 	for _, v := range vols {
-		var secrets map[string]string
+		vs := map[string]string{}
+		maps.Copy(vs, secrets)
 		if slices.Contains(nps, v) {
 			// What kubelet sends for a nodePublishSecretRef: its keys.
-			secrets = map[string]string{"clientid": "x", "clientsecret": "y", "key.json": "{}"}
+			maps.Copy(vs, map[string]string{"clientid": "x", "clientsecret": "y", "key.json": "{}"})
 		}
-		out[v] = d.VolumeIdentity(context.Background(), classes[v], id, secrets)
+		out[v] = d.VolumeIdentity(context.Background(), classes[v], id, vs)
 	}
 	return out
 }
 
 // syncIdentities returns the identity the sync controller fetches each
 // volume's class with for this pod: its first candidate.
-func syncIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, classes map[string]*spc.Class, vols []string) map[string]identity.Cloud {
+func syncIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, classes map[string]*spc.Class, vols []string, tokenRequests []string) map[string]identity.Cloud {
 	t.Helper()
 	b := fake.NewClientBuilder().WithScheme(scheme.New())
 	if sa != nil {
 		b = b.WithObjects(sa.DeepCopy())
 	}
-	r := &Reconciler{shared: b.Build(), tokens: &tokenCache{clock: clocktesting.NewFakePassiveClock(metav1.Now().Time)}, log: logr.Discard()}
+	r := &Reconciler{shared: b.Build(), tokens: &tokenCache{clock: clocktesting.NewFakePassiveClock(metav1.Now().Time)}, log: logr.Discard(), opts: Options{TokenRequests: tokenRequests}}
 	out := map[string]identity.Cloud{}
 	for _, v := range vols {
 		cands := r.candidates(context.Background(), classes[v], []consumer{{pod: pod, serviceAccount: pod.Spec.ServiceAccountName}})
@@ -241,4 +269,65 @@ func syncIdentities(t *testing.T, pod *corev1.Pod, sa *corev1.ServiceAccount, cl
 		}
 	}
 	return out
+}
+
+// TestVaultAudienceAgreement: the three callers decide a Vault class's
+// login audience alike from the CSIDriver's tokenRequests (the Helm
+// value, passed to the webhook and the sync controller as --token-request
+// and to the shim by kubelet's tokens): vault-csi-provider's rule
+// (identity.VaultAudience). The webhook also projects that audience.
+func TestVaultAudienceAgreement(t *testing.T) {
+	const ns = "team"
+	mk := func(name string, params map[string]string) (*ssiv1.SecretProviderClass, *spc.Class) {
+		o := &ssiv1.SecretProviderClass{}
+		o.Namespace, o.Name = ns, name
+		o.Spec.Provider = "vault"
+		o.Spec.Parameters = params
+		c, err := spc.Parse(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o, c
+	}
+	obj := "- objectName: a\n  secretPath: s\n"
+	plainO, plain := mk("plain", map[string]string{"roleName": "r", "objects": obj})
+	ownO, own := mk("own", map[string]string{"roleName": "r", "audience": "team-a", "objects": obj})
+	objs := map[string]*ssiv1.SecretProviderClass{"plain": plainO, "own": ownO}
+	parsed := map[string]*spc.Class{"plain": plain, "own": own}
+	cases := map[string]struct {
+		requests []string
+		want     map[string]identity.Cloud
+	}{
+		"chart defaults (no vault)": {[]string{"sts.amazonaws.com", "pods.eks.amazonaws.com", "api://AzureADTokenExchange", ""},
+			map[string]identity.Cloud{"plain": {}, "own": {}}},
+		"upstream tokenRequests [{audience: vault}]": {[]string{"vault"},
+			map[string]identity.Cloud{"plain": {VaultAudience: "vault"}, "own": {}}},
+		"vault among others": {[]string{"", "vault", "sts.amazonaws.com"},
+			map[string]identity.Cloud{"plain": {VaultAudience: "vault"}, "own": {}}},
+		"no token requests": {[]string{},
+			map[string]identity.Cloud{"plain": {}, "own": {}}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-0", UID: "uid-1"}}
+			pod.Spec.ServiceAccountName = "app"
+			pod.Spec.Containers = []corev1.Container{{Name: "app", Image: "app"}}
+			vols := []string{"plain", "own"}
+			for _, c := range vols {
+				pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: c, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
+					Driver: inject.CSIDriver, VolumeAttributes: map[string]string{inject.ClassAttribute: c}}}})
+				pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: c, MountPath: "/mnt/" + c, ReadOnly: true})
+			}
+			sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}}
+			for path, got := range map[string]map[string]identity.Cloud{
+				"webhook": webhookIdentities(t, pod, sa, objs, tc.requests),
+				"shim":    shimIdentities(t, pod, sa, parsed, vols, nil, tc.requests),
+				"sync":    syncIdentities(t, pod, sa, parsed, vols, tc.requests),
+			} {
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("%s path (-want +got):\n%s", path, diff)
+				}
+			}
+		})
+	}
 }

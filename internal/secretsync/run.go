@@ -42,6 +42,9 @@ type RunOptions struct {
 	// APIServerAudiences are the API server's own audiences
 	// (--api-server-audiences); nil means KubernetesAudiences.
 	APIServerAudiences []string
+	// TokenRequests are the audiences of the node shim's CSIDriver
+	// tokenRequests (--token-request); see Options.TokenRequests.
+	TokenRequests []string
 	// Sizes caps each synced object and each class's objects together
 	// (--max-object-bytes, --max-volume-bytes); zero fields take the
 	// defaults of package limits.
@@ -135,7 +138,7 @@ func Run(ctx context.Context, o RunOptions) error {
 		"protectedNamespaces", protected, "allowedBackendHosts", hosts.String())
 	if _, err := Setup(mgr, Options{Providers: set, RotationInterval: o.RotationInterval,
 		AllowedBackendHosts: hosts, ProtectedNamespaces: protected, APIServerAudiences: o.APIServerAudiences,
-		Sizes: o.Sizes}); err != nil {
+		TokenRequests: o.TokenRequests, Sizes: o.Sizes}); err != nil {
 		return fmt.Errorf("sync controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -167,6 +167,11 @@ type Options struct {
 	// pod-less token is minted (besides the default audience); nil means
 	// KubernetesAudiences.
 	APIServerAudiences []string
+	// TokenRequests are the audiences of the node shim's CSIDriver
+	// tokenRequests (Helm value tokenRequests): they decide the audience
+	// of a Vault class that sets none, as the webhook and the shim decide
+	// it (identity.Defaults, identity.VaultAudience).
+	TokenRequests []string
 	// Metrics; nil means DefaultMetrics.
 	Metrics *Metrics
 	// Logger; zero means the manager's logger.

@@ -8,9 +8,6 @@ import (
 	gosync "sync"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,30 +45,13 @@ type ClientMinter struct {
 
 // Mint implements TokenMinter.
 func (m ClientMinter) Mint(ctx context.Context, req TokenRequest) (string, error) {
-	secs := int64(req.Expiration / time.Second)
-	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs}}
-	if req.Audience != identity.DefaultAudience {
-		tr.Spec.Audiences = []string{req.Audience}
-	}
-	if req.PodName != "" {
-		tr.Spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: req.PodName, UID: req.PodUID}
-	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.ServiceAccount}}
-	if err := m.Client.SubResource("token").Create(ctx, sa, tr); err != nil {
-		return "", fmt.Errorf("TokenRequest for service account %s/%s (audience %q): %w", req.Namespace, req.ServiceAccount, audienceName(req.Audience), err)
-	}
-	if tr.Status.Token == "" {
-		return "", fmt.Errorf("TokenRequest for service account %s/%s returned no token", req.Namespace, req.ServiceAccount)
-	}
-	return tr.Status.Token, nil
+	return identity.Mint(ctx, m.Client, identity.MintRequest{
+		Namespace: req.Namespace, ServiceAccount: req.ServiceAccount, Audience: req.Audience,
+		Expiration: req.Expiration, PodName: req.PodName, PodUID: string(req.PodUID),
+	})
 }
 
-func audienceName(a string) string {
-	if a == identity.DefaultAudience {
-		return "API server default"
-	}
-	return a
-}
+func audienceName(a string) string { return identity.AudienceName(a) }
 
 // errToken marks token failures, so that they are reported as such and
 // not as failures of the backend.

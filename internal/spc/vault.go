@@ -36,8 +36,10 @@ type Vault struct {
 	TLSClientCertPath string
 	TLSClientKeyPath  string
 	SkipTLSVerify     bool
-	// Audience of the service-account token used to log in; empty means
-	// the API server's default audience.
+	// Audience of the service-account token used to log in. When empty
+	// the token's audience is "vault" if the installation's token
+	// requests include it, else the API server's default
+	// (identity.VaultAudience, vault-csi-provider's rule).
 	Audience string
 
 	Objects []VaultObject

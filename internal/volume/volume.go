@@ -113,7 +113,7 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 		return Result{}, err
 	}
 	for i := range files {
-		if files[i].Mode == 0 {
+		if files[i].Mode == 0 && !files[i].ExactMode {
 			files[i].Mode = perm
 		}
 	}

@@ -361,7 +361,10 @@ func Objects(resp *v1alpha1.MountResponse) ([]provider.Object, error) {
 		if f.GetMode() < 0 || f.GetMode() > 0o777 {
 			return nil, &provider.Error{Reason: provider.ReasonInvalidContent, Err: fmt.Errorf("the plugin returned file %q with mode %d, outside 0..0777", f.GetPath(), f.GetMode())}
 		}
-		af := atomicdir.File{Path: f.GetPath(), Mode: fs.FileMode(uint32(f.GetMode()) & 0o777), Data: f.GetContents()} //nolint:gosec // range checked above
+		// ExactMode: a mode of 0 is written 0000, as the upstream driver
+		// writes what the plugin returns (ZeroModeFiles lets the caller
+		// warn).
+		af := atomicdir.File{Path: f.GetPath(), Mode: fs.FileMode(uint32(f.GetMode()) & 0o777), ExactMode: true, Data: f.GetContents()} //nolint:gosec // range checked above
 		if i, dup := byPath[af.Path]; dup {
 			files[i] = af
 			continue
@@ -374,6 +377,22 @@ func Objects(resp *v1alpha1.MountResponse) ([]provider.Object, error) {
 		objs[owner[i]].Files = append(objs[owner[i]].Files, f)
 	}
 	return objs, nil
+}
+
+// ZeroModeFiles returns the paths, sorted, of the files of objs written
+// with no permission at all (0000): a plugin's mode 0, which the upstream
+// driver writes as is and no container but a root one can read.
+func ZeroModeFiles(objs []provider.Object) []string {
+	var out []string
+	for _, o := range objs {
+		for _, f := range o.Files {
+			if f.ExactMode && f.Mode == 0 {
+				out = append(out, f.Path)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Associate says which object each file belongs to (an index into objs).

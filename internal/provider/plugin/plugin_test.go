@@ -139,9 +139,16 @@ func TestObjects(t *testing.T) {
 			resp: &v1alpha1.MountResponse{ObjectVersion: ov("a", "1", "b", "2"), Files: []*v1alpha1.File{
 				{Path: "b", Mode: 0o600, Contents: []byte("B")}, {Path: "a", Contents: []byte("A")}}},
 			want: []provider.Object{
-				{ID: "a", Version: "1", Files: []atomicdir.File{{Path: "a", Data: []byte("A")}}},
-				{ID: "b", Version: "2", Files: []atomicdir.File{{Path: "b", Mode: 0o600, Data: []byte("B")}}},
+				{ID: "a", Version: "1", Files: []atomicdir.File{{Path: "a", ExactMode: true, Data: []byte("A")}}},
+				{ID: "b", Version: "2", Files: []atomicdir.File{{Path: "b", ExactMode: true, Mode: 0o600, Data: []byte("B")}}},
 			},
+		},
+		// The upstream driver writes what the plugin returns: mode 0
+		// stays 0000 (pkg/util/fileutil writes files with the mode as
+		// given), unlike a built-in provider's zero.
+		"mode 0 is kept": {
+			resp: &v1alpha1.MountResponse{ObjectVersion: ov("a", "1"), Files: []*v1alpha1.File{{Path: "a", Mode: 0, Contents: []byte("A")}}},
+			want: []provider.Object{{ID: "a", Version: "1", Files: []atomicdir.File{{Path: "a", ExactMode: true, Data: []byte("A")}}}},
 		},
 		"objects without files (plugin wrote them itself)": {
 			resp: &v1alpha1.MountResponse{ObjectVersion: ov("a", "1")},
@@ -150,7 +157,7 @@ func TestObjects(t *testing.T) {
 		"a repeated path: last wins": {
 			resp: &v1alpha1.MountResponse{ObjectVersion: ov("a", "1"), Files: []*v1alpha1.File{
 				{Path: "a", Contents: []byte("first")}, {Path: "a", Contents: []byte("second")}}},
-			want: []provider.Object{{ID: "a", Version: "1", Files: []atomicdir.File{{Path: "a", Data: []byte("second")}}}},
+			want: []provider.Object{{ID: "a", Version: "1", Files: []atomicdir.File{{Path: "a", ExactMode: true, Data: []byte("second")}}}},
 		},
 		"no object versions": {resp: &v1alpha1.MountResponse{}, wantErr: "no object versions", reason: provider.ReasonInvalidContent},
 		"escaping path":      {resp: &v1alpha1.MountResponse{ObjectVersion: ov("a", "1"), Files: []*v1alpha1.File{{Path: "../etc/passwd"}}}, wantErr: "cannot hold", reason: provider.ReasonInvalidContent},
@@ -287,7 +294,7 @@ func TestUpstreamFakeProvider(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []provider.Object{{ID: "secret/db-password", Version: "v7", Files: []atomicdir.File{
-			{Path: "db-password", Mode: 0o600, Data: []byte("hunter2")}, {Path: "extra", Data: []byte("e")}}}}
+			{Path: "db-password", Mode: 0o600, ExactMode: true, Data: []byte("hunter2")}, {Path: "extra", ExactMode: true, Data: []byte("e")}}}}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("Fetch =\n%+v\nwant\n%+v", got, want)
 		}
@@ -510,5 +517,16 @@ func TestResponseOverMaxRecvMsgSize(t *testing.T) {
 	_, err = c.Bind(Mount{VolumeContext: map[string]string{"secretProviderClass": "db", KeyPodNamespace: "team-a", KeyPodName: "web-0"}, TargetPath: "/t"}).Fetch(context.Background(), req)
 	if provider.ReasonOf(err) != provider.ReasonInvalidContent || !strings.Contains(err.Error(), "larger than max") || strings.Contains(err.Error(), "PPPP") {
 		t.Fatalf("err %v, want InvalidContent over the 64 KiB limit", err)
+	}
+}
+
+func TestZeroModeFiles(t *testing.T) {
+	objs := []provider.Object{
+		{ID: "a", Files: []atomicdir.File{{Path: "b", ExactMode: true}, {Path: "a", ExactMode: true}, {Path: "c", Mode: 0o600, ExactMode: true}}},
+		// A built-in provider's zero means the volume's default.
+		{ID: "d", Files: []atomicdir.File{{Path: "d"}}},
+	}
+	if got := ZeroModeFiles(objs); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("ZeroModeFiles = %q, want [a b]", got)
 	}
 }

@@ -101,6 +101,16 @@ func TestErrors(t *testing.T) {
 			reason: provider.ReasonUnauthenticated, want: []string{`service-account token for audience "other"`, "no service-account token"},
 			logins: -1,
 		},
+		// The audience Decide chose (identity.VaultAudience: "vault"
+		// among the token requests) is the one the login asks for.
+		"decided audience vault, only a default token": {
+			req: func(r *provider.Request) {
+				r.Identity.Cloud.VaultAudience = identity.AudienceVault
+				r.Identity.Tokens = identity.StaticTokens{"": testJWT}
+			},
+			reason: provider.ReasonUnauthenticated, want: []string{`service-account token for audience "vault"`, "no service-account token"},
+			logins: -1,
+		},
 		"no token source": {
 			req:    func(r *provider.Request) { r.Identity.Tokens = nil },
 			reason: provider.ReasonUnauthenticated, want: []string{"service-account token for audience (API server default)", "no token source"},

@@ -35,12 +35,13 @@ type sessionKey struct {
 	podNamespace, podName, podUID, serviceAccount    string
 }
 
-func keyOf(v *spc.Vault, pod identity.Pod) sessionKey {
+func keyOf(v *spc.Vault, id identity.Identity) sessionKey {
+	pod := id.Pod
 	return sessionKey{
 		address: v.Address, namespace: v.Namespace,
 		caCert: v.CACertPath, caDir: v.CADirectory, serverName: v.TLSServerName,
 		clientCert: v.TLSClientCertPath, clientKey: v.TLSClientKeyPath, skipVerify: v.SkipTLSVerify,
-		mount: v.AuthMountPath, role: v.RoleName, audience: v.Audience,
+		mount: v.AuthMountPath, role: v.RoleName, audience: identity.VaultLoginAudience(v.Audience, id.Cloud),
 		podNamespace: pod.Namespace, podName: pod.Name, podUID: pod.UID, serviceAccount: pod.ServiceAccount,
 	}
 }
@@ -73,7 +74,7 @@ type session struct {
 // client) on first use.
 func (p *Provider) session(req provider.Request) (*session, error) {
 	v := req.Class.Vault
-	key := keyOf(v, req.Identity.Pod)
+	key := keyOf(v, req.Identity)
 	now := p.clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
