@@ -45,8 +45,10 @@ func TestConformanceVault(t *testing.T) {
 		"no roleName": {params: map[string]string{"objects": "- {objectName: o, secretPath: s}"}, deny: "parameters.roleName"},
 		// internal/config/config_test.go TestParseConfig_Errors "no secrets configured"
 		"no secrets configured": {params: map[string]string{"roleName": "r"}, deny: "parameters.objects"},
-		// internal/config/config_test.go TestValidateConfig "No secrets configured" (empty list)
-		"empty objects list": {params: vaultObjs("[]"), deny: "parameters.objects"},
+		// internal/config/config_test.go TestValidateConfig "No secrets configured" (empty list).
+		// Upstream refuses it; admitted here on purpose (an empty volume, no
+		// login), as users ask upstream for it: docs/providers/vault.md.
+		"empty objects list": {params: vaultObjs("[]")},
 		// internal/config/config_test.go TestParseConfig_Errors "both vaultAuthMountPath and vaultKubernetesMountPath specified"
 		"both auth mount paths": {params: vaultWith("vaultAuthMountPath", "a", "vaultKubernetesMountPath", "b"), deny: "parameters.vaultAuthMountPath"},
 		// internal/config/config.go parseParameters: vaultKubernetesMountPath alone
