@@ -91,7 +91,7 @@ type Cloud struct {
 
 // CredentialsNodePublishSecret is the Cloud.Credentials value of volumes
 // fetched with the credentials of their nodePublishSecretRef Secret.
-const CredentialsNodePublishSecret = "nodePublishSecretRef"
+const CredentialsNodePublishSecret = "nodePublishSecretRef" //nolint:gosec // G101: the name of a mode, not a credential
 
 // TokenSource returns service-account tokens of the pod for an audience.
 type TokenSource interface {
