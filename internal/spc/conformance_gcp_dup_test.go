@@ -1,10 +1,3 @@
-//go:build conformance_dup
-
-// The shared duplicate-file-name rule (an admission warning, the last
-// writer wins) lands on branch h-conf-aa; these cases assert it for GCP and
-// run with -tags conformance_dup until that branch is merged, when the tag
-// is to be removed.
-
 package spc
 
 import "testing"
