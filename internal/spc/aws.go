@@ -92,6 +92,11 @@ func parseAWS(p *parser) (*AWS, error) {
 		return nil, p.errf("parameters.pathTranslation", "must be \"False\" or a single character, got %q", pt)
 	}
 	var err error
+	// The AWS provider parses the value as written (no trimming), so a
+	// padded " true" fails every upstream mount: refused here at admission.
+	if v := p.get("usePodIdentity"); v != strings.TrimSpace(v) {
+		return nil, p.errf("parameters.usePodIdentity", "%q has surrounding spaces, which the AWS provider refuses; write \"true\" or \"false\"", v)
+	}
 	if a.UsePodIdentity, err = p.boolParam("usePodIdentity"); err != nil {
 		return nil, err
 	}

@@ -204,6 +204,9 @@ func TestParseRejectsMalformed(t *testing.T) {
 		"aws failover same region":      {"aws", map[string]string{"region": "us-east-1", "failoverRegion": "us-east-1", "objects": "- {objectName: x, objectType: secretsmanager}"}, "parameters.failoverRegion"},
 		"aws pathTranslation two chars": {"aws", map[string]string{"pathTranslation": "ab", "objects": "- {objectName: x, objectType: secretsmanager}"}, "parameters.pathTranslation"},
 		"aws usePodIdentity not a bool": {"aws", map[string]string{"usePodIdentity": "yes", "objects": "- {objectName: x, objectType: secretsmanager}"}, "parameters.usePodIdentity"},
+		// aws/secrets-store-csi-driver-provider-aws server/server.go MountSecretsStoreObjectContent:
+		// strconv.ParseBool on the attribute as written, so " true" fails the mount.
+		"aws usePodIdentity padded":     {"aws", map[string]string{"usePodIdentity": " true", "objects": "- {objectName: x, objectType: secretsmanager}"}, "parameters.usePodIdentity"},
 		"aws alias and jmes collide":    {"aws", map[string]string{"objects": "- {objectName: x, objectType: secretsmanager, objectAlias: a, jmesPath: [{path: p, objectAlias: a}]}"}, "jmesPath[0].objectAlias"},
 		"azure no keyvaultName":         {"azure", map[string]string{"tenantId": "t", "objects": "array: []"}, "parameters.keyvaultName"},
 		"azure bad keyvaultName":        {"azure", map[string]string{"keyvaultName": "a_b", "tenantId": "t"}, "parameters.keyvaultName"},
