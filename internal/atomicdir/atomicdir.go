@@ -98,6 +98,29 @@ func ValidatePath(p string) error {
 	return nil
 }
 
+// LastByPath drops every element of xs whose path (as pathOf reads it) a
+// later element also has, keeping the order of the rest; xs itself is
+// returned when no path repeats. It is the upstream driver's rule for two
+// objects producing one file name (its writer keys files by path, so the
+// later one is served), shared by the files a fetch publishes
+// (provider.LastWriterWins) and the files admission lists (spc.Class.Files).
+func LastByPath[T any](xs []T, pathOf func(T) string) []T {
+	last := make(map[string]int, len(xs))
+	for i, x := range xs {
+		last[pathOf(x)] = i
+	}
+	if len(last) == len(xs) {
+		return xs
+	}
+	out := make([]T, 0, len(last))
+	for i, x := range xs {
+		if last[pathOf(x)] == i {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // ValidatePayload checks every path and rejects duplicates and paths that
 // would be both a file and a directory.
 func ValidatePayload(files []File) error {

@@ -235,20 +235,7 @@ func Merge(prev, cur []Object) ([]Object, []atomicdir.File, error) {
 // this is the one place the agent, the node shim and the sync controller
 // resolve them, before atomicdir (which refuses duplicates) sees the list.
 func LastWriterWins(files []atomicdir.File) []atomicdir.File {
-	last := make(map[string]int, len(files))
-	for i, f := range files {
-		last[f.Path] = i
-	}
-	if len(last) == len(files) {
-		return files
-	}
-	out := make([]atomicdir.File, 0, len(last))
-	for i, f := range files {
-		if last[f.Path] == i {
-			out = append(out, f)
-		}
-	}
-	return out
+	return atomicdir.LastByPath(files, func(f atomicdir.File) string { return f.Path })
 }
 
 // Versions returns the ID-to-version map of objects.

@@ -78,17 +78,9 @@ type FileSpec struct {
 // written (provider.LastWriterWins; admission warns about it). Plugin
 // classes produce files only the plugin knows, so the list is empty.
 func (c *Class) Files() []FileSpec {
-	raw := c.rawFiles()
-	last := make(map[string]int, len(raw))
-	for i, f := range raw {
-		last[f.Path] = i
-	}
-	out := make([]FileSpec, 0, len(last))
-	for i, f := range raw {
-		if last[f.Path] == i {
-			out = append(out, f)
-		}
-	}
+	// rawFiles builds a new slice at each call, so sorting it in place is
+	// safe.
+	out := atomicdir.LastByPath(c.rawFiles(), func(f FileSpec) string { return f.Path })
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
