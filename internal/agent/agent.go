@@ -171,7 +171,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		reload:    reload,
 	}
 	r.started = r.clock.Now()
-	r.bindRenewal()
+	r.bindRenewal(cfg.CertRenewAt)
 	r.metrics = newMetrics(r)
 
 	addr := cfg.HealthAddr

@@ -145,7 +145,7 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 		retryMax:  orDefault(opts.RetryMax, DefaultRetryMax),
 	}
 	r.started = r.clock.Now()
-	r.bindRenewal()
+	r.bindRenewal(0)
 	r.metrics = newMetrics(r)
 	if opts.HealthAddr != "" {
 		ln, err := net.Listen("tcp", opts.HealthAddr)

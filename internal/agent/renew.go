@@ -7,12 +7,13 @@ import (
 )
 
 // bindRenewal gives each volume the runner's clock for its certificate
-// renewal decisions and the class's renewal point (parameters.ssiCertRenewAt).
-func (r *runner) bindRenewal() {
+// renewal decisions and the pod's renewal point (the cert-renew-at
+// annotation), which overrides the class's (volume.Volume.RenewAt).
+func (r *runner) bindRenewal(podRenewAt float64) {
 	for _, v := range r.vols {
 		v.v.Now = r.clock.Now
-		if v.v.RenewAt == 0 {
-			v.v.RenewAt = v.v.Class.CertRenewAt
+		if podRenewAt > 0 {
+			v.v.RenewAt = podRenewAt
 		}
 	}
 }

@@ -86,6 +86,11 @@ type Config struct {
 	// fetch, within RevokeOnShutdown.Grace (added to v1 compatibly:
 	// absent means nothing is revoked, as before).
 	RevokeOnShutdown *RevokeOnShutdown `json:"revokeOnShutdown,omitempty"`
+	// CertRenewAt, in (0, 1), is the pod's cert-renew-at annotation: the
+	// fraction of a certificate's validity after which it is fetched
+	// again, for every volume, over the class's parameters.ssiCertRenewAt
+	// (added to v1 compatibly: absent means the class's or the default).
+	CertRenewAt float64 `json:"certRenewAt,omitempty"`
 	// HealthAddr serves /healthz, /readyz and /metrics, e.g. ":9811".
 	HealthAddr string `json:"healthAddr,omitempty"`
 	// LogLevel (debug, info, warn, error; empty is info) and LogFormat
@@ -228,6 +233,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RevokeOnShutdown != nil && c.RevokeOnShutdown.Grace.Duration < 0 {
 		return errors.New("agent config: revokeOnShutdown: negative grace")
+	}
+	if c.CertRenewAt < 0 || c.CertRenewAt >= 1 {
+		return fmt.Errorf("agent config: certRenewAt: %v is not a fraction between 0 and 1", c.CertRenewAt)
 	}
 	if c.RotationInterval.Duration < 0 || c.FirstFetchTimeout.Duration < 0 {
 		return errors.New("agent config: negative duration")

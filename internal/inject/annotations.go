@@ -98,7 +98,9 @@ type settings struct {
 	runAsUser        *int64
 	// revoke is set by revoke-on-shutdown: "true".
 	revoke    *agentconfig.RevokeOnShutdown
-	shorthand *shorthand
+	// certRenewAt is cert-renew-at as a fraction; zero: not set.
+	certRenewAt float64
+	shorthand   *shorthand
 }
 
 // shorthand is the annotation form of declaring a secrets volume.
@@ -209,6 +211,9 @@ func parseSettings(ann map[string]string) (*settings, []string, error) {
 		s.runAsUser = &uid
 	}
 	if s.revoke, warnings, err = parseRevoke(ann, s.mode, warnings); err != nil {
+		return nil, nil, err
+	}
+	if s.certRenewAt, warnings, err = parseCertRenewAt(ann, s.mode, warnings); err != nil {
 		return nil, nil, err
 	}
 	if v, ok := ann[identity.AnnotationGCPWorkloadIdentityProvider]; ok {

@@ -164,10 +164,12 @@ func (p *plan) agentConfig(mode agentconfig.Mode, tokens []agentconfig.Token) ag
 		c.FirstFetchTimeout.Duration = p.cfg.FirstFetchTimeout
 		c.ReloadSignal, c.ReloadContainers = p.reloadSignal, p.reloadTargets
 		c.RevokeOnShutdown = p.revoke
+		c.CertRenewAt = p.certRenewAt
 	case agentconfig.ModeRotate:
 		c.RotationInterval.Duration = p.rotation
 		c.ReloadSignal, c.ReloadContainers = p.reloadSignal, p.reloadTargets
 		c.RevokeOnShutdown = p.revoke
+		c.CertRenewAt = p.certRenewAt
 	case agentconfig.ModeInit, agentconfig.ModeInitOnly:
 		c.FirstFetchTimeout.Duration = p.cfg.FirstFetchTimeout
 	}

@@ -59,6 +59,8 @@ type plan struct {
 	maskAPIToken bool
 	// revoke is the pod's revoke-on-shutdown, nil without it.
 	revoke *agentconfig.RevokeOnShutdown
+	// certRenewAt is the pod's cert-renew-at; zero: the classes' own.
+	certRenewAt float64
 }
 
 // newPlan decides everything the builders need.
@@ -92,6 +94,7 @@ func newPlan(cfg *Config, in *Input, s *settings, vols []secretVolume) (*plan, [
 		}
 		p.reloadSignal = s.reloadSignal
 		p.revoke = s.revoke
+		p.certRenewAt = s.certRenewAt
 		if err := checkRevokeGrace(p.revoke, spec.TerminationGracePeriodSeconds); err != nil {
 			return nil, nil, err
 		}

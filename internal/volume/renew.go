@@ -24,6 +24,15 @@ type Renewal struct {
 	Expires time.Time
 }
 
+// renewAt is the volume's renewal point: the pod's, else the class's;
+// renewals falls back on DefaultRenewAt.
+func (v *Volume) renewAt() float64 {
+	if v.RenewAt > 0 && v.RenewAt < 1 {
+		return v.RenewAt
+	}
+	return v.Class.CertRenewAt
+}
+
 // groupOf is an object's group, the object itself when it has none.
 func groupOf(o provider.Object) string {
 	if o.Group != "" {

@@ -109,11 +109,14 @@ func (p *pkiProvider) Fetch(_ context.Context, req provider.Request) ([]provider
 func TestRefreshRenewsCertificatesByLifetime(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Truncate(time.Second)
 	cases := map[string]struct {
-		renewAt   float64
+		renewAt   float64       // the pod's (cert-renew-at)
+		class     float64       // the class's (parameters.ssiCertRenewAt)
 		renewedAt time.Duration // of a 60s certificate
 	}{
 		"default two thirds": {renewedAt: 40 * time.Second},
 		"half":               {renewAt: 0.5, renewedAt: 30 * time.Second},
+		"the class's half":   {class: 0.5, renewedAt: 30 * time.Second},
+		"pod over the class": {renewAt: 0.75, class: 0.5, renewedAt: 45 * time.Second},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -121,7 +124,7 @@ func TestRefreshRenewsCertificatesByLifetime(t *testing.T) {
 			cur := start
 			p := &pkiProvider{t: t, now: &cur, life: time.Minute}
 			dir := t.TempDir()
-			v := &Volume{Class: &spc.Class{Namespace: "ns", Name: "c", Provider: "vault"}, Dir: dir, RenewAt: tc.renewAt, Now: func() time.Time { return cur }}
+			v := &Volume{Class: &spc.Class{Namespace: "ns", Name: "c", Provider: "vault", CertRenewAt: tc.class}, Dir: dir, RenewAt: tc.renewAt, Now: func() time.Time { return cur }}
 			ctx := context.Background()
 			var renewed []time.Duration
 			for s := 0; s <= 70; s++ {
@@ -136,7 +139,11 @@ func TestRefreshRenewsCertificatesByLifetime(t *testing.T) {
 			}
 			// Issued at 0, renewed at the point, then again at the point of
 			// the new certificate.
-			second := tc.renewedAt + time.Duration(float64(time.Minute)*orDefault(tc.renewAt))
+			at := tc.renewAt
+			if at == 0 {
+				at = tc.class
+			}
+			second := tc.renewedAt + time.Duration(float64(time.Minute)*orDefault(at))
 			want := []time.Duration{tc.renewedAt}
 			if second <= 70*time.Second {
 				want = append(want, second)

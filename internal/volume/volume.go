@@ -43,8 +43,10 @@ type Volume struct {
 	// nil when the volume names none (provider.Request.Secrets).
 	Secrets func() (map[string]string, error)
 	// RenewAt is the fraction of a certificate's validity after which it
-	// is fetched again (see Refresh); outside (0, 1) means
-	// DefaultRenewAt.
+	// is fetched again (see Refresh): the pod's cert-renew-at. Outside
+	// (0, 1) means the class's parameters.ssiCertRenewAt, else
+	// DefaultRenewAt; the node shim, which has no pod annotation, leaves
+	// it zero.
 	RenewAt float64
 	// Now reads the time for renewal decisions; nil is time.Now.
 	Now func() time.Time
@@ -143,7 +145,7 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 	if err != nil && !wr.Swapped {
 		return Result{}, fmt.Errorf("write files of SecretProviderClass %s to %s: %w", v.Class.Key(), v.Dir, err)
 	}
-	nrs := renewals(merged, v.RenewAt)
+	nrs := renewals(merged, v.renewAt())
 	v.mu.Lock()
 	v.objects, v.rendered, v.renewals = merged, res, nrs
 	v.mu.Unlock()
