@@ -97,7 +97,7 @@ type settings struct {
 	reloadContainers []string
 	runAsUser        *int64
 	// revoke is set by revoke-on-shutdown: "true".
-	revoke    *agentconfig.RevokeOnShutdown
+	revoke *agentconfig.RevokeOnShutdown
 	// certRenewAt is cert-renew-at as a fraction; zero: not set.
 	certRenewAt float64
 	shorthand   *shorthand
