@@ -11,6 +11,7 @@ import (
 	"github.com/ssinjector/ssi/internal/agent"
 	"github.com/ssinjector/ssi/internal/identity"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/providertest"
 )
 
 const (
@@ -106,7 +107,8 @@ spec:
           objectName: db
           objectType: secret
 `)
-	secretDir := kubeletSecretDir(t, map[string]string{"clientid": spClientID, "clientsecret": spSecret1})
+	secretDir := t.TempDir()
+	providertest.WriteSecretDir(t, secretDir, map[string]string{"clientid": spClientID, "clientsecret": spSecret1})
 	out := filepath.Join(dir, "out")
 	if err := os.Mkdir(out, 0o700); err != nil {
 		t.Fatal(err)
@@ -129,26 +131,4 @@ func writeFile(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// kubeletSecretDir lays keys out as kubelet's Secret volume does: files in
-// a timestamped directory, ..data linking to it, each key linking into
-// ..data.
-func kubeletSecretDir(t *testing.T, keys map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	ts := filepath.Join(dir, "..2026_12_03_15_00_00.000000001")
-	if err := os.Mkdir(ts, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range keys {
-		writeFile(t, filepath.Join(ts, k), v)
-		if err := os.Symlink(filepath.Join("..data", k), filepath.Join(dir, k)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }

@@ -2,20 +2,18 @@ package gcp
 
 import (
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/agent/agenttest"
 	"github.com/ssinjector/ssi/internal/agentconfig"
 	"github.com/ssinjector/ssi/internal/identity"
-	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/providertest"
 	"github.com/ssinjector/ssi/internal/testing/logcheck"
 )
 
@@ -38,55 +36,13 @@ func TestInjectedKeyJSON(t *testing.T) {
 
 	class := &ssiv1.SecretProviderClass{ObjectMeta: metav1.ObjectMeta{Namespace: r.ns, Name: "keyed"}, Spec: ssiv1.SecretProviderClassSpec{
 		Provider: "gcp", Parameters: map[string]string{"secrets": "- resourceName: projects/my-project/secrets/db/versions/latest\n  path: db.txt\n"}}}
-	yes := true
-	pod := &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Namespace: r.ns, Name: "web-0"}, Spec: corev1.PodSpec{
-		ServiceAccountName: "app",
-		Containers:         []corev1.Container{{Name: "app", Image: "app", VolumeMounts: []corev1.VolumeMount{{Name: "secrets", MountPath: "/mnt/secrets", ReadOnly: true}}}},
-		Volumes: []corev1.Volume{{Name: "secrets", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
-			Driver: inject.CSIDriver, ReadOnly: &yes, VolumeAttributes: map[string]string{inject.ClassAttribute: "keyed"},
-			NodePublishSecretRef: &corev1.LocalObjectReference{Name: "gcp-key"}}}}},
-	}}
-	cfg := inject.DefaultConfig()
-	res, err := inject.Rewrite(&cfg, inject.Input{Namespace: r.ns, NamespaceLabels: map[string]string{inject.LabelInjection: inject.LabelValueEnabled},
-		Pod: pod, Classes: map[string]*ssiv1.SecretProviderClass{"keyed": class}, ServiceAccount: &metav1.ObjectMeta{Name: "app", Namespace: r.ns}})
-	if err != nil || res.Pod == nil {
-		t.Fatalf("Rewrite: %v (skipped %q)", err, res.Skipped)
-	}
-	var env string
-	for _, c := range append(res.Pod.Spec.InitContainers, res.Pod.Spec.Containers...) {
-		for _, m := range c.VolumeMounts {
-			if m.MountPath == inject.SecretsDir+"/secrets" && c.Name != inject.AgentContainerName {
-				t.Errorf("container %s mounts the nodePublishSecretRef Secret", c.Name)
-			}
-		}
-		for _, e := range c.Env {
-			if c.Name == inject.AgentContainerName && e.Name == agentconfig.EnvConfig {
-				env = e.Value
-			}
-		}
-	}
-	ac, err := agentconfig.Decode(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ac.Volumes) != 1 || ac.Volumes[0].SecretsDir == "" || ac.CloudOf(&ac.Volumes[0]).Credentials != identity.CredentialsNodePublishSecret {
+	ac := providertest.InjectWithSecretRef(t, class, "gcp-key")
+	if ac.CloudOf(&ac.Volumes[0]).Credentials != identity.CredentialsNodePublishSecret {
 		t.Fatalf("agent configuration volumes %+v", ac.Volumes)
 	}
 	out := filepath.Join(t.TempDir(), "secrets")
-	secretDir := filepath.Join(t.TempDir(), "gcp-key")
-	stamp := filepath.Join(secretDir, "..2026_12_03_16_00_00.1")
-	if err := os.MkdirAll(stamp, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(stamp, KeyJSONKey), []byte(key), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Base(stamp), filepath.Join(secretDir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("..data/"+KeyJSONKey, filepath.Join(secretDir, KeyJSONKey)); err != nil {
-		t.Fatal(err)
-	}
+	secretDir := t.TempDir()
+	providertest.WriteSecretDir(t, secretDir, map[string]string{KeyJSONKey: key})
 	ac.Volumes[0].Path, ac.Volumes[0].SecretsDir = out, secretDir
 	ac.FirstFetchTimeout = agentconfig.Duration{Duration: 20 * time.Second}
 	ac.RotationInterval = agentconfig.Duration{Duration: 250 * time.Millisecond}
