@@ -3,6 +3,8 @@ package inject
 import (
 	"strings"
 	"testing"
+
+	"github.com/ssinjector/ssi/internal/agentconfig"
 )
 
 func TestCertRenewAtAnnotation(t *testing.T) {
@@ -22,31 +24,43 @@ func TestCertRenewAtAnnotation(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			res, err := Rewrite(&cfg, input(podWith(tc.ann, "vault")))
-			if tc.deny != "" {
-				if err == nil || ReasonOf(err) != ReasonInvalidAnnotation || !strings.Contains(err.Error(), tc.deny) {
-					t.Fatalf("err = %v (reason %q), want a denial containing %q", err, ReasonOf(err), tc.deny)
-				}
+			ac, warnings, denied := rewriteAnnotated(t, input(podWith(tc.ann, "vault")), tc.deny)
+			if denied {
 				return
 			}
-			if err != nil {
-				t.Fatalf("Rewrite: %v", err)
-			}
-			warnings := strings.Join(res.Warnings, "\n")
 			if tc.warn != "" && !strings.Contains(warnings, tc.warn) {
 				t.Errorf("warnings %q lack %q", warnings, tc.warn)
 			}
 			if tc.warn == "" && strings.Contains(warnings, "cert-renew-at") {
 				t.Errorf("unexpected warning %q", warnings)
 			}
-			_, agent := findContainer(res.Pod.Spec.InitContainers, AgentContainerName)
-			if agent == nil {
-				t.Fatal("no agent init container")
-			}
-			if got := decodeAgent(t, *agent).CertRenewAt; got != tc.want {
+			if got := ac.CertRenewAt; got != tc.want {
 				t.Errorf("certRenewAt = %v, want %v", got, tc.want)
 			}
 		})
 	}
+}
+
+// rewriteAnnotated rewrites in with the default configuration. With deny
+// set it requires an annotation denial containing deny and reports true;
+// else it returns the agent's configuration and the warnings joined.
+func rewriteAnnotated(t *testing.T, in Input, deny string) (cfg *agentconfig.Config, warnings string, denied bool) {
+	t.Helper()
+	c := DefaultConfig()
+	res, err := Rewrite(&c, in)
+	if deny != "" {
+		if err == nil || ReasonOf(err) != ReasonInvalidAnnotation || !strings.Contains(err.Error(), deny) {
+			t.Fatalf("err = %v (reason %q), want a denial containing %q", err, ReasonOf(err), deny)
+		}
+		return nil, "", true
+	}
+	if err != nil {
+		t.Fatalf("Rewrite: %v", err)
+	}
+	_, agent := findContainer(res.Pod.Spec.InitContainers, AgentContainerName)
+	if agent == nil {
+		t.Fatal("no agent init container")
+	}
+	ac := decodeAgent(t, *agent)
+	return ac, strings.Join(res.Warnings, "\n"), false
 }

@@ -41,29 +41,17 @@ func TestRevokeOnShutdownAnnotation(t *testing.T) {
 			if tc.tweak != nil {
 				tc.tweak(&in)
 			}
-			cfg := DefaultConfig()
-			res, err := Rewrite(&cfg, in)
-			if tc.deny != "" {
-				if err == nil || ReasonOf(err) != ReasonInvalidAnnotation || !strings.Contains(err.Error(), tc.deny) {
-					t.Fatalf("err = %v (reason %q), want a denial containing %q", err, ReasonOf(err), tc.deny)
-				}
+			ac, warnings, denied := rewriteAnnotated(t, in, tc.deny)
+			if denied {
 				return
 			}
-			if err != nil {
-				t.Fatalf("Rewrite: %v", err)
-			}
-			warnings := strings.Join(res.Warnings, "\n")
 			if tc.warn != "" && !strings.Contains(warnings, tc.warn) {
 				t.Errorf("warnings %q lack %q", warnings, tc.warn)
 			}
 			if tc.noWarn && strings.Contains(warnings, "revoke") {
 				t.Errorf("unexpected warning %q", warnings)
 			}
-			_, agent := findContainer(res.Pod.Spec.InitContainers, AgentContainerName)
-			if agent == nil {
-				t.Fatal("no agent init container")
-			}
-			got := decodeAgent(t, *agent).RevokeOnShutdown
+			got := ac.RevokeOnShutdown
 			switch {
 			case tc.want == nil && got != nil:
 				t.Errorf("revokeOnShutdown = %+v, want none", got)
