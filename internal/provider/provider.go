@@ -48,6 +48,21 @@ type Request struct {
 	Keep map[string]bool
 }
 
+// Kept reports whether the previous answer for the objects ids stands:
+// every one is in Keep and has a version in Current, so the provider can
+// answer Unchanged for them without calling the backend.
+func (r Request) Kept(ids ...string) bool {
+	if len(r.Keep) == 0 || len(ids) == 0 {
+		return false
+	}
+	for _, id := range ids {
+		if _, known := r.Current[id]; !known || !r.Keep[id] {
+			return false
+		}
+	}
+	return true
+}
+
 // Keeper is implemented by providers that honour Request.Keep.
 type Keeper interface {
 	// HonoursKeep reports that Fetch never calls the backend for the

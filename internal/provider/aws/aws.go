@@ -240,9 +240,18 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		if o.ObjectVersion != "" && it.current == o.ObjectVersion {
 			it.setUnchanged()
 		}
+		// A certificate before its renewal point (with the files cut from
+		// the same secret by jmesPath): its previous answer stands.
+		if it.current != "" && req.Kept(it.ids...) {
+			it.setUnchanged()
+		}
 		items = append(items, it)
 	}
 
+	if allDone(items) {
+		// Nothing to read: no credential needed.
+		return assemble(class, req.Permission, items)
+	}
 	ident, err := p.identity(ctx, req, region)
 	if err != nil {
 		return nil, err
@@ -263,6 +272,21 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	}
 	return assemble(class, req.Permission, items)
 }
+
+func allDone(items []*item) bool {
+	for _, it := range items {
+		if !it.res.done {
+			return false
+		}
+	}
+	return true
+}
+
+// HonoursKeep implements provider.Keeper: an object whose ids (its file
+// and its jmesPath files) are all in Request.Keep is not read.
+func (p *Provider) HonoursKeep() bool { return true }
+
+var _ provider.Keeper = (*Provider)(nil)
 
 // fetchRegion resolves every pending item in one region.
 func (p *Provider) fetchRegion(ctx context.Context, ident *identityEntry, region string, items []*item, failover bool) {
@@ -320,9 +344,15 @@ func assemble(class *spc.Class, perm fs.FileMode, items []*item) ([]provider.Obj
 			return nil, &provider.Error{Class: class.Key(), Provider: Name, Object: o.FileName, Reason: ce.reason,
 				Err: ce.withPrimary(it.primaryErr)}
 		}
+		// The files cut from one secret by jmesPath form one group: a
+		// certificate and its key are renewed together.
+		group := ""
+		if len(o.JMESPath) > 0 {
+			group = o.FileName
+		}
 		if it.res.unchanged {
 			for _, id := range it.ids {
-				out = append(out, provider.Object{ID: id, Version: it.res.version, Unchanged: true})
+				out = append(out, provider.Object{ID: id, Version: it.res.version, Unchanged: true, Group: group})
 			}
 			continue
 		}
@@ -331,10 +361,10 @@ func assemble(class *spc.Class, perm fs.FileMode, items []*item) ([]provider.Obj
 			return nil, &provider.Error{Class: class.Key(), Provider: Name, Object: o.FileName,
 				Reason: provider.ReasonInvalidContent, Err: err}
 		}
-		out = append(out, provider.Object{ID: o.FileName, Version: it.res.version,
+		out = append(out, provider.Object{ID: o.FileName, Version: it.res.version, Group: group,
 			Files: []atomicdir.File{{Path: o.FileName, Mode: modeOr(o.FilePermission, perm), Data: it.res.value}}})
 		for j, jp := range o.JMESPath {
-			out = append(out, provider.Object{ID: jp.FileName, Version: it.res.version,
+			out = append(out, provider.Object{ID: jp.FileName, Version: it.res.version, Group: group,
 				Files: []atomicdir.File{{Path: jp.FileName, Mode: modeOr(jp.FilePermission, perm), Data: extracted[j]}}})
 		}
 	}

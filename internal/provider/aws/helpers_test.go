@@ -9,6 +9,7 @@ import (
 	"time"
 
 	awsprov "github.com/ssinjector/ssi/internal/provider/aws"
+	"github.com/ssinjector/ssi/internal/provider/providertest"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	"github.com/ssinjector/ssi/internal/identity"
@@ -90,13 +91,18 @@ type fetcher struct {
 	id    identity.Identity
 	prev  []provider.Object
 	last  []provider.Object
+	// keepAll passes every object already written as Request.Keep, as
+	// the volume does for certificates before their renewal point.
+	keepAll bool
 }
 
 func (f *fetcher) cycle() (map[string]atomicdir.File, error) {
 	f.t.Helper()
-	objs, err := f.p.Fetch(context.Background(), provider.Request{
-		Class: f.class, Identity: f.id, Current: provider.Versions(f.prev), Permission: 0o644,
-	})
+	req := provider.Request{Class: f.class, Identity: f.id, Current: provider.Versions(f.prev), Permission: 0o644}
+	if f.keepAll {
+		req.Keep = providertest.KeepAll(req.Current)
+	}
+	objs, err := f.p.Fetch(context.Background(), req)
 	if err != nil {
 		return nil, err
 	}

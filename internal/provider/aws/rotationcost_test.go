@@ -29,8 +29,11 @@ func TestUnchangedRotationCost(t *testing.T) {
 	const n = 10
 	cases := map[string]struct {
 		ssm, label, pinned, denyBatch bool
-		objects                       int
-		calls, values                 int
+		// kept: every object is in Request.Keep (certificates before
+		// their renewal point).
+		kept          bool
+		objects       int
+		calls, values int
 	}{
 		"secretsmanager AWSCURRENT, BatchGetSecretValue allowed": {objects: n, calls: 1, values: n},
 		"secretsmanager AWSCURRENT, BatchGetSecretValue denied":  {objects: n, denyBatch: true, calls: n, values: 0},
@@ -39,6 +42,8 @@ func TestUnchangedRotationCost(t *testing.T) {
 		"secretsmanager objectVersion pinned":                    {objects: n, pinned: true, calls: 0, values: 0},
 		"ssmparameter":                                           {objects: n, ssm: true, calls: 1, values: n},
 		"ssmparameter objectVersion pinned":                      {objects: n, ssm: true, pinned: true, calls: 0, values: 0},
+		"secretsmanager, kept before the renewal point":          {objects: n, kept: true, calls: 0, values: 0},
+		"ssmparameter, kept before the renewal point":            {objects: n, ssm: true, kept: true, calls: 0, values: 0},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -74,6 +79,7 @@ func TestUnchangedRotationCost(t *testing.T) {
 			// A denied batch is remembered: the steady state starts with
 			// the second cycle.
 			fe.mustCycle()
+			fe.keepAll = tc.kept
 			f.counts()
 			f.sent.Snapshot()
 			const cycles = 3

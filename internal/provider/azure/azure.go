@@ -157,6 +157,12 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 			req.Current = nil
 		}
 		var objs []provider.Object
+		if o.ObjectVersionHistory <= 1 && req.Kept(o.ID()) {
+			// A certificate before its renewal point: its previous answer
+			// stands.
+			out = append(out, provider.Object{ID: o.ID(), Version: req.Current[o.ID()], Unchanged: true})
+			continue
+		}
 		if o.ObjectVersionHistory > 1 {
 			objs, err = p.fetchHistory(ctx, vc, req, o)
 		} else {
@@ -171,6 +177,13 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	}
 	return out, nil
 }
+
+// HonoursKeep implements provider.Keeper: an object in Request.Keep (a
+// certificate before its renewal point) is not read; objects with
+// objectVersionHistory are always read.
+func (p *Provider) HonoursKeep() bool { return true }
+
+var _ provider.Keeper = (*Provider)(nil)
 
 func idKey(o *spc.AzureObject) string {
 	return fmt.Sprintf("%s\x00%t", o.ID(), o.ObjectVersionHistory > 1)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/providertest"
 )
 
 // rotationMarker is in every secret value of TestUnchangedRotationCost, so
@@ -39,9 +40,13 @@ func TestUnchangedRotationCost(t *testing.T) {
 	cases := map[string]struct {
 		objects       []string
 		calls, values int
+		// kept: every object is in Request.Keep (certificates before
+		// their renewal point).
+		kept bool
 	}{
-		"secret, latest":               {latest, n, n},
-		"secret, objectVersion pinned": {pinned, 0, 0},
+		"secret, latest":                      {latest, n, n, false},
+		"secret, objectVersion pinned":        {pinned, 0, 0, false},
+		"secret, latest, kept before renewal": {latest, 0, 0, true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -56,6 +61,9 @@ func TestUnchangedRotationCost(t *testing.T) {
 			const cycles = 3
 			for i := 0; i < cycles; i++ {
 				req.Current = provider.Versions(objs)
+				if tc.kept {
+					req.Keep = providertest.KeepAll(req.Current)
+				}
 				cur, err := r.p.Fetch(context.Background(), req)
 				if err != nil {
 					t.Fatal(err)

@@ -243,6 +243,12 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		}
 		var obj provider.Object
 		var err error
+		if cur != "" && req.Kept(s.ResourceName) {
+			// A certificate before its renewal point: its previous answer
+			// stands.
+			out = append(out, provider.Object{ID: s.ResourceName, Version: cur, Unchanged: true})
+			continue
+		}
 		if s.Kind == spc.GCPParameterVersion {
 			obj, err = p.fetchParameter(ctx, req, id, s)
 		} else {
@@ -255,6 +261,12 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	}
 	return out, nil
 }
+
+// HonoursKeep implements provider.Keeper: an entry in Request.Keep (a
+// certificate before its renewal point) is not read.
+func (p *Provider) HonoursKeep() bool { return true }
+
+var _ provider.Keeper = (*Provider)(nil)
 
 var numericVersion = regexp.MustCompile(`/versions/[0-9]+$`)
 

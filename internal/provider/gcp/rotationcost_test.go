@@ -43,10 +43,14 @@ func TestUnchangedRotationCost(t *testing.T) {
 		secrets       string
 		viewer        bool
 		calls, values int
+		// kept: every entry is in Request.Keep (certificates before
+		// their renewal point).
+		kept bool
 	}{
-		"latest, versions.get granted":                       {latest.String(), true, n, 0},
-		"latest, only versions.access (secretAccessor role)": {latest.String(), false, n, n},
-		"numbered version":                                   {pinned.String(), true, 0, 0},
+		"latest, versions.get granted":                       {latest.String(), true, n, 0, false},
+		"latest, only versions.access (secretAccessor role)": {latest.String(), false, n, n, false},
+		"numbered version":                                   {pinned.String(), true, 0, 0, false},
+		"latest, kept before the renewal point":              {latest.String(), false, 0, 0, true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -64,6 +68,9 @@ func TestUnchangedRotationCost(t *testing.T) {
 			// Warm-up cycle: learns whether metadata may be read.
 			if _, err := p.Fetch(context.Background(), req); err != nil {
 				t.Fatal(err)
+			}
+			if tc.kept {
+				req.Keep = providertest.KeepAll(req.Current)
 			}
 			r.fake.calls.Snapshot()
 			r.fake.sent.Snapshot()

@@ -359,3 +359,13 @@ func HasAudience(token, aud string) bool {
 	}
 	return false
 }
+
+// KeepAll is a Request.Keep holding every object of current, as the volume
+// passes it for certificates before their renewal point.
+func KeepAll(current map[string]string) map[string]bool {
+	keep := make(map[string]bool, len(current))
+	for id := range current {
+		keep[id] = true
+	}
+	return keep
+}
