@@ -222,6 +222,10 @@ func validateAzureObject(p *parser, o *AzureObject, field string) error {
 		if o.FileName == "." {
 			return p.errf(field+".objectAlias", "%q with objectVersionHistory would put the version files in the volume's top directory; name a directory", o.fileName())
 		}
+		// Upstream's loop stops one version late and writes N+1 files;
+		// the number asked for is written here.
+		n := o.ObjectVersionHistory
+		p.warnf(field+".objectVersionHistory", "%d: the %d newest versions are written, as %s/0 to %s/%d; upstream writes one more (%s/%d) when the object has that many versions", n, n, o.FileName, o.FileName, n-1, o.FileName, n)
 	}
 	return nil
 }
