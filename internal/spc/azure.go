@@ -79,6 +79,10 @@ func (o *AzureObject) ID() string { return o.ObjectType + "/" + o.ObjectName }
 
 var azureVaultName = regexp.MustCompile(`^[-A-Za-z0-9]{3,24}$`)
 
+// azureTenantID is the Azure SDK's rule for tenant IDs (azidentity
+// validTenantID): it becomes a path element of the authority's URLs.
+var azureTenantID = regexp.MustCompile(`^[-.A-Za-z0-9]+$`)
+
 func parseAzure(p *parser) (*Azure, error) {
 	az := &Azure{
 		KeyvaultName:           strings.TrimSpace(p.get("keyvaultName")),
@@ -143,6 +147,12 @@ func parseAzure(p *parser) (*Azure, error) {
 		}
 		p.file(o.FileName, field+".objectAlias")
 		az.Objects = append(az.Objects, o)
+	}
+	if !az.UseVMManagedIdentity && len(az.Objects) > 0 && !azureTenantID.MatchString(az.TenantID) {
+		// The Azure SDK refuses such a tenant when upstream builds the
+		// credential, so every mount fails; a managed identity takes no
+		// tenant, and a class without objects builds no credential.
+		return nil, p.errf("parameters.tenantID", "%q is not a tenant ID (letters, digits, '.' and '-', such as a GUID or contoso.onmicrosoft.com)", az.TenantID)
 	}
 	if !azureVaultName.MatchString(az.KeyvaultName) {
 		// Upstream checks the name only when it builds the vault's URL,

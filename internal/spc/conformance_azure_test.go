@@ -91,6 +91,12 @@ func TestConformanceAzure(t *testing.T) {
 		"deprecated tenantId": {params: azWith(map[string]string{"tenantID": "", "tenantId": "test"}, azSecret1), files: []FileSpec{f("secret1", 0)}},
 		// pkg/provider/types/parameters_test.go TestGetTenantID "new tenantID parameter with spaces"
 		"tenantID with spaces": {params: azWith(map[string]string{"tenantID": " test "}, azSecret1), files: []FileSpec{f("secret1", 0)}},
+		// azidentity validTenantID (called by upstream's auth.go credentials): letters, digits, '.' and '-' only
+		"tenantID with a slash": {params: azWith(map[string]string{"tenantID": "t/../x"}, azSecret1), deny: "parameters.tenantID"},
+		// same rule: a domain name is a tenant ID
+		"tenantID domain": {params: azWith(map[string]string{"tenantID": "contoso.onmicrosoft.com"}, azSecret1), files: []FileSpec{f("secret1", 0)}},
+		// pkg/auth/auth.go getManagedIdentityTokenCredential takes no tenant: any value is served
+		"tenantID unused by a managed identity": {params: azWith(map[string]string{"tenantID": "not a tenant", "useVMManagedIdentity": "true"}, azSecret1), files: []FileSpec{f("secret1", 0)}},
 		// pkg/provider/provider_test.go TestGetSecretsStoreObjectContent "usePodIdentity not a boolean as expected"
 		"usePodIdentity not a boolean": {params: azWith(map[string]string{"usePodIdentity": "tru"}, azSecret1), deny: "parameters.usePodIdentity"},
 		// pkg/provider/types/parameters_test.go TestGetUsePodIdentityError
