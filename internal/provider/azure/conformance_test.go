@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -161,6 +162,9 @@ func TestConformanceAzureContents(t *testing.T) {
 		// pkg/provider/provider_test.go TestGetLatestNKeyVaultObjects "fewer than ObjectVersionHistory results returns all versions"
 		"history longer than the versions": {[]string{"objectName: hist\nobjectType: secret\nobjectVersionHistory: 200"},
 			map[string]confFile{"hist/0": text("h-5", 0o644), "hist/1": text("h-4", 0o644), "hist/2": text("h-3", 0o644), "hist/3": text("h-2", 0o644), "hist/4": text("h-1", 0o644)}},
+		// pkg/provider/provider.go getLatestNKeyVaultObjects: objectVersion "latest" starts at the newest
+		"history from latest": {[]string{"objectName: hist\nobjectType: secret\nobjectVersion: latest\nobjectVersionHistory: 2"},
+			map[string]confFile{"hist/0": text("h-5", 0o644), "hist/1": text("h-4", 0o644)}},
 		// pkg/provider/keyvault.go GetSecretVersions: disabled versions are not listed
 		"history skips disabled versions": {[]string{"objectName: gappy\nobjectType: secret\nobjectVersionHistory: 3"},
 			map[string]confFile{"gappy/0": text("g-4", 0o644), "gappy/1": text("g-2", 0o644), "gappy/2": text("g-1", 0o644)}},
@@ -185,25 +189,39 @@ func TestConformanceAzureContents(t *testing.T) {
 		// pkg/provider/provider_test.go TestGetSecretsStoreObjectContent "objects array is empty"
 		"empty objects array": {nil, map[string]confFile{}},
 	}
+	request := func(t *testing.T, params map[string]string) provider.Request {
+		t.Helper()
+		c, err := spc.ParseSpec("ns", "azure-class", "azure", params)
+		if err != nil {
+			t.Fatalf("parse: %v", err)
+		}
+		return provider.Request{
+			Class: c,
+			Identity: identity.Identity{
+				Pod:   identity.Pod{Namespace: "ns", Name: "web-0", UID: "uid-1", ServiceAccount: "app"},
+				Cloud: identity.Decide(c, identity.Sources{ServiceAccount: "app", NodePublishSecret: true}).Cloud,
+			},
+			Secrets:    map[string]string{"clientid": spClientID, "clientsecret": spSecret1},
+			Permission: 0o644,
+		}
+	}
+	// pkg/provider/provider.go getLatestNKeyVaultObjects: an objectVersion that is not an enabled version
+	// yields no file upstream; here the fetch fails NotFound naming the object (docs/providers/azure.md).
+	t.Run("history from a missing version", func(t *testing.T) {
+		req := request(t, map[string]string{"keyvaultName": "kv-test", "tenantId": fake.tenant,
+			"objects": objectsParam("objectName: gappy\nobjectType: secret\nobjectVersionHistory: 2\nobjectVersion: " + gappy[2])})
+		_, err := p.Fetch(context.Background(), req)
+		if provider.ReasonOf(err) != provider.ReasonNotFound || !strings.Contains(err.Error(), "secret/gappy") || !strings.Contains(err.Error(), gappy[2]) {
+			t.Fatalf("fetch: %v, want NotFound naming secret/gappy and the version", err)
+		}
+	})
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			params := map[string]string{"keyvaultName": "kv-test", "tenantId": fake.tenant, "objects": objectsParam(tc.objects...)}
 			if len(tc.objects) == 0 {
 				params["objects"] = "array: []"
 			}
-			c, err := spc.ParseSpec("ns", "azure-class", "azure", params)
-			if err != nil {
-				t.Fatalf("parse: %v", err)
-			}
-			req := provider.Request{
-				Class: c,
-				Identity: identity.Identity{
-					Pod:   identity.Pod{Namespace: "ns", Name: "web-0", UID: "uid-1", ServiceAccount: "app"},
-					Cloud: identity.Decide(c, identity.Sources{ServiceAccount: "app", NodePublishSecret: true}).Cloud,
-				},
-				Secrets:    map[string]string{"clientid": spClientID, "clientsecret": spSecret1},
-				Permission: 0o644,
-			}
+			req := request(t, params)
 			objs, err := p.Fetch(context.Background(), req)
 			if err != nil {
 				t.Fatalf("fetch: %v", err)
