@@ -152,7 +152,11 @@ func parseAzure(p *parser) (*Azure, error) {
 		// The Azure SDK refuses such a tenant when upstream builds the
 		// credential, so every mount fails; a managed identity takes no
 		// tenant, and a class without objects builds no credential.
-		return nil, p.errf("parameters.tenantID", "%q is not a tenant ID (letters, digits, '.' and '-', such as a GUID or contoso.onmicrosoft.com)", az.TenantID)
+		field := "parameters.tenantID"
+		if strings.TrimSpace(p.get("tenantID")) == "" {
+			field = "parameters.tenantId"
+		}
+		return nil, p.errf(field, "%q is not a tenant ID (letters, digits, '.' and '-', such as a GUID or contoso.onmicrosoft.com)", az.TenantID)
 	}
 	if !azureVaultName.MatchString(az.KeyvaultName) {
 		// Upstream checks the name only when it builds the vault's URL,

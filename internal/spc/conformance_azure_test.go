@@ -93,6 +93,8 @@ func TestConformanceAzure(t *testing.T) {
 		"tenantID with spaces": {params: azWith(map[string]string{"tenantID": " test "}, azSecret1), files: []FileSpec{f("secret1", 0)}},
 		// azidentity validTenantID (called by upstream's auth.go credentials): letters, digits, '.' and '-' only
 		"tenantID with a slash": {params: azWith(map[string]string{"tenantID": "t/../x"}, azSecret1), deny: "parameters.tenantID"},
+		// same rule, the deprecated spelling: the denial names the key that was set
+		"tenantId with a space": {params: azWith(map[string]string{"tenantID": "", "tenantId": "my tenant"}, azSecret1), deny: "parameters.tenantId"},
 		// same rule: a domain name is a tenant ID
 		"tenantID domain": {params: azWith(map[string]string{"tenantID": "contoso.onmicrosoft.com"}, azSecret1), files: []FileSpec{f("secret1", 0)}},
 		// pkg/auth/auth.go getManagedIdentityTokenCredential takes no tenant: any value is served
