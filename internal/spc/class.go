@@ -67,8 +67,12 @@ func (c *Class) BuiltIn() bool {
 type FileSpec struct {
 	// Path is relative to the volume.
 	Path string
-	// Mode is the file's permission; zero means the mount's default.
+	// Mode is the file's permission; zero means the mount's default
+	// unless ExactMode is set.
 	Mode fs.FileMode
+	// ExactMode means Mode is written as it is, zero included (0000), as
+	// upstream writes it (an Azure filePermission that does not parse).
+	ExactMode bool
 	// Dir is true when Path is a directory of version files "<Path>/<i>".
 	Dir bool
 }
@@ -259,9 +263,19 @@ func (p *parser) checkFiles(files []FileSpec) error {
 	}
 	for _, path := range order {
 		for d := parentOf(path); d != ""; d = parentOf(d) {
-			if count[d] > 0 {
-				return p.errf(p.field(path), "file %q would need %q to be a directory, but %s writes a file there", path, d, p.field(d))
+			if count[d] == 0 {
+				continue
 			}
+			if dir[d] {
+				// A directory of versions "<d>/<i>" holds other files
+				// beside its numbered ones, as upstream writes them.
+				first, _, _ := strings.Cut(path[len(d)+1:], "/")
+				if !allDigits(first) {
+					continue
+				}
+				return p.errf(p.field(path), "file %q is inside the directory of versions %q that %s writes (%q is one of its version file names)", path, d, p.field(d), d+"/"+first)
+			}
+			return p.errf(p.field(path), "file %q would need %q to be a directory, but %s writes a file there", path, d, p.field(d))
 		}
 	}
 	for _, path := range order {
@@ -277,6 +291,15 @@ func (p *parser) checkFiles(files []FileSpec) error {
 			path, count[path], strings.Join(fields, ", "), served)
 	}
 	return nil
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func parentOf(p string) string {

@@ -225,7 +225,7 @@ func (p *Provider) fetchOne(ctx context.Context, vc *vaultClients, req provider.
 	if got == cur {
 		return provider.Object{ID: id, Version: got, Unchanged: true}, nil
 	}
-	return provider.Object{ID: id, Version: got, Files: []atomicdir.File{{Path: path, Mode: mode(o, req.Permission), Data: data}}}, nil
+	return provider.Object{ID: id, Version: got, Files: []atomicdir.File{{Path: path, Mode: mode(o, req.Permission), ExactMode: o.ExactMode, Data: data}}}, nil
 }
 
 // get reads one version of an object and converts it to file content. When
@@ -410,8 +410,10 @@ func eachPage[T any](ctx context.Context, pager *runtime.Pager[T], fn func(T)) e
 	return nil
 }
 
+// mode is the object's filePermission, or the mount's default when it sets
+// none; with ExactMode a zero permission stays 0000, as upstream writes it.
 func mode(o *spc.AzureObject, def fs.FileMode) fs.FileMode {
-	if o.FilePermission != 0 {
+	if o.FilePermission != 0 || o.ExactMode {
 		return o.FilePermission
 	}
 	return def

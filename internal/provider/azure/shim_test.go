@@ -23,7 +23,9 @@ func TestShimServicePrincipal(t *testing.T) {
 	r.fake.mu.Unlock()
 	r.fake.put("secrets", "db", kvVer{value: "shim-sp-value"})
 	class := &ssiv1.SecretProviderClass{ObjectMeta: metav1.ObjectMeta{Namespace: r.ns, Name: "sp"}, Spec: ssiv1.SecretProviderClassSpec{
-		Provider: "azure", Parameters: map[string]string{"keyvaultName": "kv-test", "tenantId": r.fake.tenant, "objects": objectsParam("objectName: db\nobjectType: secret")}}}
+		Provider: "azure", Parameters: map[string]string{"keyvaultName": "kv-test", "tenantId": r.fake.tenant, "objects": objectsParam("objectName: db\nobjectType: secret",
+			// A filePermission upstream cannot parse: written 0000, as upstream (docs/providers/azure.md).
+			"objectName: db\nobjectType: secret\nobjectAlias: zero\nfilePermission: \"0900\"")}}}
 	shim := providertest.NewShim(t, r.p, class)
 	if err := shim.Publish(map[string]string{"clientid": spClientID, "clientsecret": spSecret1}); err != nil {
 		t.Fatal(err)
@@ -31,6 +33,9 @@ func TestShimServicePrincipal(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(shim.Target, "db"))
 	if err != nil || string(b) != "shim-sp-value" {
 		t.Fatalf("db = %q, %v", b, err)
+	}
+	if st, err := os.Stat(filepath.Join(shim.Target, "zero")); err != nil || st.Mode().Perm() != 0 {
+		t.Errorf("zero: %v, %v; want mode 0000", st, err)
 	}
 	if n := r.fake.calls.Snapshot()["entra client secret"]; n != 1 {
 		t.Errorf("client-secret token requests = %d, want 1", n)
