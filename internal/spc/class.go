@@ -327,6 +327,11 @@ func octalString(s string) (fs.FileMode, bool) {
 	return fs.FileMode(m), true
 }
 
+// zeroModeWarning is the admission warning for a mode with no permission
+// bits (0, 01000), which is written 0000 as the upstream providers write it;
+// its argument is the mode as written.
+const zeroModeWarning = "%#o leaves no permission bits; the file is written with mode 0000 (readable by root only), as the upstream provider writes it"
+
 // specialMode turns a YAML mode value into the permission the upstream
 // providers end up with: the upstream driver's writer hands the value to
 // os.WriteFile and os.Chmod as an os.FileMode, which keep only the low nine

@@ -60,9 +60,6 @@ func azDir(path string, mode fs.FileMode) FileSpec {
 	return FileSpec{Path: path, Mode: mode, Dir: true}
 }
 
-// azZero is a file upstream writes, and this provider writes, mode 0000.
-func azZero(path string) FileSpec { return FileSpec{Path: path, ExactMode: true} }
-
 const (
 	azSecret1 = "objectName: secret1\nobjectType: secret\n"
 	azA0      = "parameters.objects.array[0]"
@@ -278,17 +275,17 @@ func TestConformanceAzure(t *testing.T) {
 		"filePermission 644": {params: azSecretWith("filePermission: \"644\"\n"), files: []FileSpec{f("secret1", 0o644)}},
 		// pkg/provider/types/parameters_test.go TestGetFilePermissionError "invalid file permission" (0900): the provider
 		// ignores the error (provider.go "file.FileMode, _ = ...GetFilePermission") and the driver writes mode 0
-		"filePermission 0900": {params: azSecretWith("filePermission: \"0900\"\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{azZero("secret1")}},
+		"filePermission 0900": {params: azSecretWith("filePermission: \"0900\"\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{f0("secret1")}},
 		// pkg/provider/types/parameters_test.go TestGetFilePermissionError "invalid octal number" (900)
-		"filePermission 900": {params: azSecretWith("filePermission: \"900\"\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{azZero("secret1")}},
+		"filePermission 900": {params: azSecretWith("filePermission: \"900\"\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{f0("secret1")}},
 		// GetFilePermission: ParseInt with base 8 refuses the 0o prefix, so mode 0
-		"filePermission 0o600": {params: azSecretWith("filePermission: 0o600\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{azZero("secret1")}},
+		"filePermission 0o600": {params: azSecretWith("filePermission: 0o600\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{f0("secret1")}},
 		// GetFilePermission: a symbolic mode does not parse, so mode 0
-		"filePermission symbolic": {params: azSecretWith("filePermission: rw-r--r--\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{azZero("secret1")}},
+		"filePermission symbolic": {params: azSecretWith("filePermission: rw-r--r--\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{f0("secret1")}},
 		// GetFilePermission: "0000" is mode 0, written 0000 by the driver's writer
-		"filePermission 0000": {params: azSecretWith("filePermission: \"0000\"\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{azZero("secret1")}},
+		"filePermission 0000": {params: azSecretWith("filePermission: \"0000\"\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{f0("secret1")}},
 		// driver atomic_writer.go os.Chmod(os.FileMode(01000)) keeps no permission bit: 0000
-		"filePermission 01000": {params: azSecretWith("filePermission: \"01000\"\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{azZero("secret1")}},
+		"filePermission 01000": {params: azSecretWith("filePermission: \"01000\"\n"), warn: []string{azA0 + ".filePermission", "0000"}, files: []FileSpec{f0("secret1")}},
 		// driver atomic_writer.go os.Chmod keeps the permission bits of 01640
 		"filePermission 01640": {params: azSecretWith("filePermission: \"01640\"\n"), warn: []string{azA0 + ".filePermission", "0640"}, files: []FileSpec{f("secret1", 0o640)}},
 		// GetFilePermission parses a sign; a negative mode would become Go mode-type bits; refused (docs/providers/azure.md)

@@ -58,6 +58,10 @@ func runConformance(t *testing.T, provider string, cases map[string]confCase) {
 
 func f(path string, mode fs.FileMode) FileSpec { return FileSpec{Path: path, Mode: mode} }
 
+// f0 is a file written with mode 0000, as upstream writes a mode with no
+// permission bits.
+func f0(path string) FileSpec { return FileSpec{Path: path, ExactMode: true} }
+
 // gcpOne is a class with one secret entry whose other keys are extra (YAML
 // flow-mapping members).
 func gcpOne(extra string) map[string]string {
@@ -192,10 +196,10 @@ func TestConformanceGCP(t *testing.T) {
 		"decimal mode 1023 keeps 0777": {params: gcpOne("path: a, mode: 1023"), warn: []string{"parameters.secrets[0].mode"}, files: []FileSpec{f("a", 0o777)}},
 		// same as above, all special bits (07777)
 		"mode 07777 keeps 0777": {params: gcpOne("path: a, mode: 07777"), warn: []string{"parameters.secrets[0].mode"}, files: []FileSpec{f("a", 0o777)}},
-		// server/server.go handleMountEvent: mode 0 is written 0000 upstream; served with the default and a warning
-		"mode 0": {params: gcpOne("path: a, mode: 0"), warn: []string{"parameters.secrets[0].mode", "0644"}, files: []FileSpec{f("a", 0)}},
+		// server/server.go handleMountEvent: mode 0 is written 0000 upstream; so is it here, with a warning
+		"mode 0": {params: gcpOne("path: a, mode: 0"), warn: []string{"parameters.secrets[0].mode", "written with mode 0000"}, files: []FileSpec{f0("a")}},
 		// same: 01000 keeps no permission bit
-		"mode 01000": {params: gcpOne("path: a, mode: 01000"), warn: []string{"parameters.secrets[0].mode", "no permission bits"}, files: []FileSpec{f("a", 0)}},
+		"mode 01000": {params: gcpOne("path: a, mode: 01000"), warn: []string{"parameters.secrets[0].mode", "no permission bits"}, files: []FileSpec{f0("a")}},
 		// config/config.go Secret.Mode comment: "between 0000 and 0777"; above 07777 is not a Unix mode
 		"mode 010000 refused": {params: gcpOne("path: a, mode: 010000"), deny: "parameters.secrets[0].mode"},
 		// config/config.go Secret.Mode comment; a negative value would set Go's mode-type flags

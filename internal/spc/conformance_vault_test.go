@@ -91,8 +91,8 @@ func TestConformanceVault(t *testing.T) {
 		"filePermission 04755 keeps 0755": {params: vaultOne("filePermission: 04755"), warn: []string{"parameters.objects[0].filePermission"}, files: []FileSpec{f("o", 0o755)}},
 		// same, 07777
 		"filePermission 07777 keeps 0777": {params: vaultOne("filePermission: 07777"), warn: []string{"parameters.objects[0].filePermission"}, files: []FileSpec{f("o", 0o777)}},
-		// same, 01000: upstream writes 0000; served with the default and a warning
-		"filePermission 01000": {params: vaultOne("filePermission: 01000"), warn: []string{"parameters.objects[0].filePermission", "0644"}, files: o},
+		// same, 01000: upstream writes 0000; so is it here, with a warning
+		"filePermission 01000": {params: vaultOne("filePermission: 01000"), warn: []string{"parameters.objects[0].filePermission", "written with mode 0000"}, files: []FileSpec{f0("o")}},
 		// above 07777 is not a Unix mode
 		"filePermission 010000 refused": {params: vaultOne("filePermission: 010000"), deny: "parameters.objects[0].filePermission"},
 		// internal/provider/provider.go getSecret: encoding is only read when secretKey is set

@@ -51,6 +51,9 @@ type GCPSecret struct {
 	File string `yaml:"-"`
 	// FilePermission is the parsed mode; zero means default.
 	FilePermission fs.FileMode `yaml:"-"`
+	// ExactMode means FilePermission is written as it is, zero included:
+	// a mode with no permission bits is written 0000, as upstream writes it.
+	ExactMode bool `yaml:"-"`
 }
 
 var (
@@ -119,9 +122,10 @@ func parseGCP(p *parser) (*GCP, error) {
 				return nil, err
 			}
 			if m == 0 {
-				// Upstream writes the file with mode 0000 (unreadable even
-				// by its owner); the mount's default is served instead.
-				p.warnf(field+".mode", "%#o leaves no permission bits; the file is written with the mount's default mode 0644 (the upstream provider writes it 0000)", *s.Mode)
+				// Upstream writes the file with mode 0000, readable by root
+				// only; so is it here, with a warning.
+				p.warnf(field+".mode", zeroModeWarning, *s.Mode)
+				s.ExactMode = true
 			}
 			s.FilePermission = m
 		}
@@ -183,7 +187,7 @@ func (s *GCPSecret) Project() string {
 func (g *GCP) files() []FileSpec {
 	var out []FileSpec
 	for _, s := range g.Secrets {
-		out = append(out, FileSpec{Path: s.File, Mode: s.FilePermission})
+		out = append(out, FileSpec{Path: s.File, Mode: s.FilePermission, ExactMode: s.ExactMode})
 	}
 	return out
 }

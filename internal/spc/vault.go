@@ -54,6 +54,10 @@ type VaultObject struct {
 	SecretArgs     map[string]any `yaml:"secretArgs"`
 	FilePermission fs.FileMode    `yaml:"filePermission"`
 	Encoding       string         `yaml:"encoding"`
+	// ExactMode means FilePermission is written as it is, zero included:
+	// a filePermission with no permission bits (01000) is written 0000, as
+	// upstream writes it. A filePermission of 0 is the default (0644).
+	ExactMode bool `yaml:"-"`
 
 	// APIPath is secretPath normalised to start with "/v1/", without query.
 	APIPath string `yaml:"-"`
@@ -153,9 +157,10 @@ func parseVault(p *parser) (*Vault, error) {
 				return nil, err
 			}
 			if o.FilePermission == 0 {
-				// Upstream writes mode 0000 for e.g. 01000; the mount's
-				// default is served instead.
-				p.warnf(field+".filePermission", "%#o leaves no permission bits; the file is written with the mount's default mode 0644 (the upstream provider writes it 0000)", raw)
+				// Upstream writes mode 0000 for e.g. 01000; so is it here,
+				// with a warning.
+				p.warnf(field+".filePermission", zeroModeWarning, raw)
+				o.ExactMode = true
 			}
 		}
 		if o.SecretKey == "" {
@@ -194,7 +199,7 @@ func vaultAPIPath(p string) string {
 func (v *Vault) files() []FileSpec {
 	var out []FileSpec
 	for _, o := range v.Objects {
-		out = append(out, FileSpec{Path: o.ObjectName, Mode: o.FilePermission})
+		out = append(out, FileSpec{Path: o.ObjectName, Mode: o.FilePermission, ExactMode: o.ExactMode})
 	}
 	return out
 }

@@ -35,8 +35,8 @@ func TestConformanceGCPContents(t *testing.T) {
 		"mode 01777": {"- {resourceName: " + db + "latest, path: a, mode: 01777}", map[string]want{"a": {0o777, "db-2"}}},
 		// same, setuid bit dropped
 		"mode 04755": {"- {resourceName: " + db + "latest, path: a, mode: 04755}", map[string]want{"a": {0o755, "db-2"}}},
-		// server/server.go handleMountEvent: mode 0 (upstream 0000) is served with the mount's permission
-		"mode 0": {"- {resourceName: " + db + "latest, path: a, mode: 0}", map[string]want{"a": {0o644, "db-2"}}},
+		// server/server.go handleMountEvent: mode 0 is written 0000, as upstream writes it
+		"mode 0": {"- {resourceName: " + db + "latest, path: a, mode: 0}", map[string]want{"a": {0, "db-2"}}},
 		// config/config.go Secret.PathString: path wins
 		"path wins over fileName": {"- {resourceName: " + db + "latest, path: new.txt, fileName: old.txt}", map[string]want{"new.txt": {0o644, "db-2"}}},
 		// config/config.go Secret.PathString: nested path

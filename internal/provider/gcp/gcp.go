@@ -316,10 +316,10 @@ func (p *Provider) fetchSecret(ctx context.Context, req provider.Request, id *po
 		return provider.Object{}, p.objectError(req, name, provider.WithReason(provider.ReasonInvalidContent, err))
 	}
 	mode := s.FilePermission
-	if mode == 0 {
+	if mode == 0 && !s.ExactMode {
 		mode = req.Permission
 	}
-	return provider.Object{ID: name, Version: version, Files: []atomicdir.File{{Path: s.File, Mode: mode, Data: data}}}, nil
+	return provider.Object{ID: name, Version: version, Files: []atomicdir.File{{Path: s.File, Mode: mode, ExactMode: s.ExactMode, Data: data}}}, nil
 }
 
 func versionNumber(name string) string {

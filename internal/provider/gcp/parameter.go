@@ -98,10 +98,10 @@ func (p *Provider) fetchParameter(ctx context.Context, req provider.Request, id 
 		version = name
 	}
 	mode := s.FilePermission
-	if mode == 0 {
+	if mode == 0 && !s.ExactMode {
 		mode = req.Permission
 	}
-	return provider.Object{ID: name, Version: version, Files: []atomicdir.File{{Path: s.File, Mode: mode, Data: data}}}, nil
+	return provider.Object{ID: name, Version: version, Files: []atomicdir.File{{Path: s.File, Mode: mode, ExactMode: s.ExactMode, Data: data}}}, nil
 }
 
 // decodeBytes decodes a proto bytes field of a JSON answer: standard

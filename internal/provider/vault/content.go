@@ -118,6 +118,7 @@ type objectConfig struct {
 	SecretArgs     map[string]any `json:"secretArgs,omitempty"`
 	FilePermission fs.FileMode    `json:"filePermission,omitempty"`
 	Encoding       string         `json:"encoding,omitempty"`
+	ExactMode      bool           `json:"exactMode,omitempty"`
 }
 
 // version is base64url(HMAC-SHA256(key, config ‖ 0 ‖ content)): it changes
@@ -126,7 +127,7 @@ type objectConfig struct {
 func version(key []byte, o *spc.VaultObject, content []byte) (string, error) {
 	cfg, err := json.Marshal(objectConfig{
 		ObjectName: o.ObjectName, SecretPath: o.SecretPath, SecretKey: o.SecretKey, Method: o.Method,
-		SecretArgs: o.SecretArgs, FilePermission: o.FilePermission, Encoding: o.Encoding,
+		SecretArgs: o.SecretArgs, FilePermission: o.FilePermission, Encoding: o.Encoding, ExactMode: o.ExactMode,
 	})
 	if err != nil {
 		return "", fmt.Errorf("encode the configuration of object %q: %s", o.ObjectName, jsonErrorKind(err))

@@ -228,10 +228,10 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 			continue
 		}
 		mode := o.FilePermission
-		if mode == 0 {
+		if mode == 0 && !o.ExactMode {
 			mode = req.Permission
 		}
-		out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Files: []atomicdir.File{{Path: o.ObjectName, Mode: mode, Data: content}}, Group: gk.String(), Expires: resp.expires})
+		out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Files: []atomicdir.File{{Path: o.ObjectName, Mode: mode, ExactMode: o.ExactMode, Data: content}}, Group: gk.String(), Expires: resp.expires})
 	}
 	return out, nil
 }
