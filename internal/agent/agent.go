@@ -216,7 +216,7 @@ func buildVolumes(cfg *agentconfig.Config, set provider.Set) ([]*vol, error) {
 	var out []*vol
 	for i := range cfg.Volumes {
 		cv := &cfg.Volumes[i]
-		class, err := spc.ParseSpec(cv.Class.Namespace, cv.Class.Name, cv.Class.Provider, cv.Class.Parameters)
+		class, err := spc.ParseAnnotated(cv.Class.Namespace, cv.Class.Name, cv.Class.Provider, cv.Class.Parameters, cv.Class.Annotations)
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: %w", cv.Name, err)
 		}
