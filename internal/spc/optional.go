@@ -54,12 +54,32 @@ func (c *Class) IsOptional(id string) bool {
 	return ok
 }
 
+// OptionalPaths are the files the class's optional objects write (an
+// Azure version history's files "<path>/<i>" included): the files
+// that may be absent from a fetch, for templates (render.Set.RenderWithout)
+// and synced Secrets.
+func (c *Class) OptionalPaths() map[string]bool {
+	if len(c.Optional) == 0 {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, e := range c.optionalEntries() {
+		if c.IsOptional(e.id) {
+			for _, p := range e.paths {
+				out[p] = true
+			}
+		}
+	}
+	return out
+}
+
 // optionalEntry is one object of the class as the optional-objects
 // annotation may name it.
 type optionalEntry struct {
 	names []string // the names it answers to
 	id    string   // the provider's object ID
 	ids   []string // every object ID it yields (sub-files included)
+	paths []string // the files those objects write
 }
 
 // optionalEntries lists the objects of a built-in class with the names
@@ -73,31 +93,33 @@ func (c *Class) optionalEntries() []optionalEntry {
 	switch {
 	case c.AWS != nil:
 		for _, o := range c.AWS.Objects {
-			e := optionalEntry{names: []string{o.ObjectName, o.ObjectAlias}, id: o.FileName, ids: []string{o.FileName}}
+			e := optionalEntry{names: []string{o.ObjectName, o.ObjectAlias}, id: o.FileName, ids: []string{o.FileName}, paths: []string{o.FileName}}
 			for _, jp := range o.JMESPath {
 				e.ids = append(e.ids, jp.FileName)
+				e.paths = append(e.paths, jp.FileName)
 			}
 			out = append(out, e)
 		}
 	case c.Azure != nil:
 		for i := range c.Azure.Objects {
 			o := &c.Azure.Objects[i]
-			e := optionalEntry{names: []string{o.ObjectName, o.ObjectAlias}, id: o.ID(), ids: []string{o.ID()}}
+			e := optionalEntry{names: []string{o.ObjectName, o.ObjectAlias}, id: o.ID(), ids: []string{o.ID()}, paths: []string{o.FileName}}
 			if o.ObjectVersionHistory > 1 {
-				e.ids = nil
+				e.ids, e.paths = nil, nil
 				for v := range o.ObjectVersionHistory {
 					e.ids = append(e.ids, fmt.Sprintf("%s/%d", o.ID(), v))
+					e.paths = append(e.paths, fmt.Sprintf("%s/%d", o.FileName, v))
 				}
 			}
 			out = append(out, e)
 		}
 	case c.GCP != nil:
 		for _, s := range c.GCP.Secrets {
-			out = append(out, optionalEntry{names: []string{s.ResourceName, s.FileName, s.Path}, id: s.ResourceName, ids: []string{s.ResourceName}})
+			out = append(out, optionalEntry{names: []string{s.ResourceName, s.FileName, s.Path}, id: s.ResourceName, ids: []string{s.ResourceName}, paths: []string{s.File}})
 		}
 	case c.Vault != nil:
 		for _, o := range c.Vault.Objects {
-			out = append(out, optionalEntry{names: []string{o.ObjectName}, id: o.ObjectName, ids: []string{o.ObjectName}})
+			out = append(out, optionalEntry{names: []string{o.ObjectName}, id: o.ObjectName, ids: []string{o.ObjectName}, paths: []string{o.ObjectName}})
 		}
 	}
 	return out
