@@ -150,6 +150,14 @@ func (s Set) Close() error {
 // and any failure of a required one, fails the fetch as before.
 func FetchMerged(ctx context.Context, p Provider, req Request, prev []Object) ([]Object, []atomicdir.File, error) {
 	req.Current = Versions(prev)
+	for _, o := range prev {
+		if o.Missing {
+			// Kept files of an object that was gone: a re-created object
+			// may reuse the old version ID (an SSM parameter starts at 1
+			// again), so its content is read, not assumed unchanged.
+			delete(req.Current, o.ID)
+		}
+	}
 	objs, err := p.Fetch(ctx, req)
 	var missing []string
 	if err != nil {
