@@ -65,6 +65,10 @@ func TestVaultOptionalObjects(t *testing.T) {
 			if _, err := os.Lstat(filepath.Join(dir, "maybe")); !errors.Is(err, fs.ErrNotExist) {
 				t.Fatalf("maybe exists before the secret does: %v", err)
 			}
+			missing := map[string]string{"volume": "secrets"}
+			if n := h.metric("ssi_agent_volume_optional_objects_missing", missing); n != 1 {
+				t.Errorf("optional_objects_missing = %v, want 1", n)
+			}
 			// Rotations pass without the secret and without failing.
 			eventually(t, 10*time.Second, "rotations without the optional secret", func() bool { return rotations(h) >= 3 })
 			if n := h.metric("ssi_agent_volume_consecutive_failures", map[string]string{"volume": "secrets"}); n != 0 {
@@ -77,6 +81,9 @@ func TestVaultOptionalObjects(t *testing.T) {
 				b, err := os.ReadFile(filepath.Join(dir, "maybe"))
 				return err == nil && string(b) == v1
 			})
+			if n := h.metric("ssi_agent_volume_optional_objects_missing", missing); n != 0 {
+				t.Errorf("optional_objects_missing = %v once the secret exists, want 0", n)
+			}
 
 			tc.remove(t, base)
 			if !tc.keep {

@@ -193,6 +193,14 @@ func (v *Volume) logMissing(was, now []string) {
 	}
 }
 
+// Missing returns the IDs of the optional objects the backend did not have
+// at the last Refresh (Result.Missing).
+func (v *Volume) Missing() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.missing
+}
+
 // Objects returns the objects last published.
 func (v *Volume) Objects() []provider.Object {
 	v.mu.Lock()
