@@ -18,9 +18,11 @@ import (
 // fetch and rotation loop: an optional secret missing at start neither
 // fails the first fetch nor the startup probe, its file appears at the
 // rotation after the secret is written, and when it is deleted again (a
-// KV v2 soft delete: Vault answers 404 with the version's metadata, or the
-// whole secret's metadata: a plain 404) the file goes, or with
-// on-delete: keep stays with its last content. A required secret missing
+// KV v2 soft delete with the default on-delete, a destroy with on-delete:
+// remove — Vault answers both 404 with the version's metadata — or, with
+// on-delete: keep, the whole secret's metadata: a plain 404) the file
+// goes, or with keep stays with its last content; written again, it is
+// back. A required secret missing
 // still fails the first fetch, naming the class, the object and the cause.
 func TestVaultOptionalObjects(t *testing.T) {
 	f := newVaultFixture(t, false)
@@ -38,6 +40,18 @@ func TestVaultOptionalObjects(t *testing.T) {
 	}{
 		{onDelete: "", remove: func(t *testing.T, name string) {
 			if err := f.vault.Client.KVv2("secret").Delete(context.Background(), "app/"+name); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{onDelete: "remove", remove: func(t *testing.T, name string) {
+			// Destroyed for good: Vault answers 404 with the version's
+			// metadata (destroyed: true).
+			kv := f.vault.Client.KVv2("secret")
+			md, err := kv.GetMetadata(context.Background(), "app/"+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := kv.Destroy(context.Background(), "app/"+name, []int{md.CurrentVersion}); err != nil {
 				t.Fatal(err)
 			}
 		}},
