@@ -137,7 +137,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		set = opts.NewProviders(log)
 	}
 	defer closeProviders(log, set)
-	vols, err := buildVolumes(cfg, set)
+	vols, err := buildVolumes(cfg, set, log)
 	if err != nil {
 		return err
 	}
@@ -212,11 +212,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 // buildVolumes parses each volume's class snapshot, picks its provider
 // and its cloud identity.
-func buildVolumes(cfg *agentconfig.Config, set provider.Set) ([]*vol, error) {
+func buildVolumes(cfg *agentconfig.Config, set provider.Set, log *slog.Logger) ([]*vol, error) {
 	var out []*vol
 	for i := range cfg.Volumes {
 		cv := &cfg.Volumes[i]
-		class, err := spc.ParseSpec(cv.Class.Namespace, cv.Class.Name, cv.Class.Provider, cv.Class.Parameters)
+		class, err := spc.ParseAnnotated(cv.Class.Namespace, cv.Class.Name, cv.Class.Provider, cv.Class.Parameters, cv.Class.Annotations)
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: %w", cv.Name, err)
 		}
@@ -230,7 +230,7 @@ func buildVolumes(cfg *agentconfig.Config, set provider.Set) ([]*vol, error) {
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: SecretProviderClass %s: %w", cv.Name, class.Key(), err)
 		}
-		v := &volume.Volume{Class: class, Dir: cv.Path, Permission: cv.Permission, Templates: tpls}
+		v := &volume.Volume{Class: class, Dir: cv.Path, Permission: cv.Permission, Templates: tpls, Log: log.With("volume", cv.Name)}
 		if dir := cv.SecretsDir; dir != "" {
 			// Read at every fetch: kubelet updates the Secret volume
 			// when the Secret changes.

@@ -120,7 +120,7 @@ func Fetch(ctx context.Context, opts FetchOptions) error {
 	if timeout <= 0 {
 		timeout = DefaultFirstFetchTimeout
 	}
-	lv := &volume.Volume{Class: class, Dir: opts.OutDir, Permission: opts.Permission, Templates: tset}
+	lv := &volume.Volume{Class: class, Dir: opts.OutDir, Permission: opts.Permission, Templates: tset, Log: log}
 	id := identity.Identity{Pod: identity.Pod{Namespace: class.Namespace}, Tokens: tokens}
 	var cloud identity.Cloud
 	if dir := opts.NodePublishSecretDir; dir != "" {

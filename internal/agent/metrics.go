@@ -67,6 +67,9 @@ var (
 	descReady = prometheus.NewDesc(metricsNamespace+"_volume_ready",
 		"1 once the volume has had a complete write.",
 		[]string{"volume", "class", "provider"}, nil)
+	descOptionalMissing = prometheus.NewDesc(metricsNamespace+"_volume_optional_objects_missing",
+		"Optional objects of the volume's class (annotation secrets-store-injector.io/optional-objects) the backend did not have at the last successful fetch; their files are absent (or kept).",
+		[]string{"volume", "class", "provider"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -75,6 +78,7 @@ func (c *volumeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descStaleness
 	ch <- descFailures
 	ch <- descReady
+	ch <- descOptionalMissing
 }
 
 // Collect implements prometheus.Collector.
@@ -96,5 +100,6 @@ func (c *volumeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStaleness, prometheus.GaugeValue, since.Seconds(), labels...)
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.GaugeValue, float64(v.failures.Load()), labels...)
 		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready, labels...)
+		ch <- prometheus.MustNewConstMetric(descOptionalMissing, prometheus.GaugeValue, float64(len(v.v.Missing())), labels...)
 	}
 }

@@ -150,6 +150,10 @@ type Class struct {
 	Name       string            `json:"name"`
 	Provider   string            `json:"provider"`
 	Parameters map[string]string `json:"parameters,omitempty"`
+	// Annotations are the class annotations the parser owns
+	// (spc.AnnotationOptionalObjects, spc.AnnotationOptionalOnDelete),
+	// added to v1 compatibly: absent means none.
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // Token is a projected token file for one audience ("" is the API

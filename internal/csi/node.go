@@ -309,7 +309,8 @@ func (d *Driver) firstPublish(ctx context.Context, pr *publishRequest) error {
 	if err := d.deps.Mounter.MountTmpfs(pr.target); err != nil {
 		return status.Errorf(codes.Internal, "%v", err)
 	}
-	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes, Templates: tpls.set, Secrets: publishSecrets(pr.mount.Secrets)}
+	vol := &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes, Templates: tpls.set, Secrets: publishSecrets(pr.mount.Secrets),
+		Log: d.log.With("pod", pr.pod.Namespace+"/"+pr.pod.Name)}
 	id := identity.Identity{Pod: pr.pod, Cloud: d.identityOf(ctx, class, pr).Cloud, Tokens: d.tokensOf(class, pr)}
 	res, err := vol.Refresh(ctx, p, id)
 	if err != nil && !res.Write.Swapped {
@@ -360,9 +361,11 @@ func (d *Driver) republish(ctx context.Context, pr *publishRequest, pv *publishe
 		d.rotationFailed(pr, pv, "", err)
 		return
 	}
-	if pv.vol == nil || pv.vol.Class.Key() != class.Key() || pv.vol.Class.Provider != class.Provider || !maps.Equal(pv.vol.Class.Parameters, class.Parameters) {
+	if pv.vol == nil || pv.vol.Class.Key() != class.Key() || pv.vol.Class.Provider != class.Provider || !maps.Equal(pv.vol.Class.Parameters, class.Parameters) ||
+		!maps.Equal(pv.vol.Class.Annotations, class.Annotations) {
 		// First refresh after a restart, or the class changed: fetch all.
-		pv.vol = &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes, Templates: tpls.set}
+		pv.vol = &volume.Volume{Class: class, Dir: pr.target, Permission: atomicdir.DefaultMode, Sizes: d.opts.Limits.Sizes, Templates: tpls.set,
+			Log: d.log.With("pod", pr.pod.Namespace+"/"+pr.pod.Name)}
 		pv.templates = tpls.list
 	} else if !slices.Equal(pv.templates, tpls.list) {
 		// The templates changed: render every one from the new set.

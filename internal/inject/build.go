@@ -183,6 +183,10 @@ func (p *plan) agentConfig(mode agentconfig.Mode, tokens []agentconfig.Token) ag
 				Name:       v.class.Name,
 				Provider:   v.class.Provider,
 				Parameters: v.class.Parameters,
+				// Only the annotations our parser reads (optional
+				// objects), so the agent parses the class as admission
+				// did.
+				Annotations: v.class.Annotations,
 			},
 			Permission: defaultPermission,
 			Cloud:      &cloud,

@@ -118,7 +118,7 @@ func parseClass(in *Input, name string, attrs map[string]string, where string) (
 		}
 		params = merged
 	}
-	class, err := spc.ParseSpec(in.Namespace, name, string(obj.Spec.Provider), params)
+	class, err := spc.ParseAnnotated(in.Namespace, name, string(obj.Spec.Provider), params, obj.Annotations)
 	if err != nil {
 		return nil, nil, nil, &Error{Reason: ReasonClassInvalid, Message: fmt.Sprintf("%s: %v", where, err), Err: err}
 	}

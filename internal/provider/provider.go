@@ -95,6 +95,10 @@ type Object struct {
 	// Expires is when the object's lease ends, for a provider that knows
 	// (a Vault dynamic secret); zero when unknown.
 	Expires time.Time
+	// Missing marks the last files of an optional object the backend no
+	// longer has, kept because the class says so
+	// (spc.AnnotationOptionalOnDelete: keep). Set by FetchMerged only.
+	Missing bool
 }
 
 // Provider fetches the objects of a class from one backend.
@@ -102,7 +106,8 @@ type Provider interface {
 	// Name is the spec.provider value served, e.g. "vault".
 	Name() string
 	// Fetch returns every object of the class, or an error naming the
-	// object and cause. It never returns a partial set without an error.
+	// object and cause. It never returns a partial set without an error;
+	// with Errors (see Partial) the objects returned are all the others.
 	Fetch(ctx context.Context, req Request) ([]Object, error)
 }
 
@@ -151,9 +156,28 @@ func (s Set) Close() error {
 // complete objects and files, as Merge returns them. An empty result is an
 // error, except for a built-in class whose object list is explicitly empty
 // (objects: "[]"), whose volume stays empty.
+//
+// It is the one place optional objects (spc.Class.Optional) are handled:
+// an optional object that the provider reports not found (ReasonNotFound
+// in Errors) is left out, so its files are absent, or, when the class
+// keeps missing objects' files (spc.Class.KeepMissing), its objects of
+// prev stand, marked Missing. Any other failure of an optional object,
+// and any failure of a required one, fails the fetch as before.
 func FetchMerged(ctx context.Context, p Provider, req Request, prev []Object) ([]Object, []atomicdir.File, error) {
 	req.Current = Versions(prev)
+	for _, o := range prev {
+		if o.Missing {
+			// Kept files of an object that was gone: a re-created object
+			// may reuse the old version ID (an SSM parameter starts at 1
+			// again), so its content is read, not assumed unchanged.
+			delete(req.Current, o.ID)
+		}
+	}
 	objs, err := p.Fetch(ctx, req)
+	var missing []string
+	if err != nil {
+		missing, err = dropMissing(req, objs, err)
+	}
 	if err != nil {
 		if errors.Is(err, limits.ErrTooLarge) {
 			// A transport's cap, under whatever the SDK made of it: the
@@ -170,7 +194,8 @@ func FetchMerged(ctx context.Context, p Provider, req Request, prev []Object) ([
 	fail := func(reason Reason, err error) error {
 		return &Error{Class: req.Class.Key(), Provider: req.Class.Provider, Reason: reason, Err: err}
 	}
-	if len(objs) == 0 && (!req.Class.BuiltIn() || len(req.Class.Files()) > 0) {
+	objs = append(objs, keepMissing(req, prev, missing)...)
+	if len(objs) == 0 && len(missing) == 0 && (!req.Class.BuiltIn() || len(req.Class.Files()) > 0) {
 		return nil, nil, fail(ReasonInvalidContent, errors.New("the provider returned no objects"))
 	}
 	merged, files, err := Merge(prev, objs)

@@ -233,7 +233,8 @@ func (s *Set) Hidden() []string {
 
 // Result is one Render's outcome.
 type Result struct {
-	// Files are the rendered files, one per template in declaration order.
+	// Files are the rendered files, one per template in declaration order
+	// (but for the Skipped ones).
 	// A zero Mode means the volume's file permission (see Payload).
 	Files []atomicdir.File
 	// Rendered lists the paths executed by this Render, sorted; the others
@@ -242,6 +243,10 @@ type Result struct {
 	Rendered []string
 	// Hidden lists the object files not to publish (renderOnly), sorted.
 	Hidden []string
+	// Skipped lists the paths of templates not rendered because an object
+	// file they read is absent (RenderWithout), sorted; Files has none of
+	// them.
+	Skipped []string
 
 	digests map[string][sha256.Size]byte // of each object read, by file
 	set     *Set                         // that rendered it: another Set's files are never reused
@@ -255,10 +260,18 @@ type Result struct {
 // files; the *Error names the template, the position and a value-free
 // cause.
 func (s *Set) Render(objects map[string][]byte, prior *Result) (*Result, error) {
+	return s.RenderWithout(objects, prior, nil)
+}
+
+// RenderWithout is Render where the object files in absent (the files of
+// optional objects the backend does not have) are allowed to be missing:
+// a template that reads one of them is not rendered and publishes no file
+// (Result.Skipped), rather than failing the render.
+func (s *Set) RenderWithout(objects map[string][]byte, prior *Result, absent map[string]bool) (*Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	res := &Result{
-		Files:   make([]atomicdir.File, len(s.templates)),
+		Files:   make([]atomicdir.File, 0, len(s.templates)),
 		Hidden:  s.Hidden(),
 		digests: make(map[string][sha256.Size]byte),
 		set:     s,
@@ -266,7 +279,20 @@ func (s *Set) Render(objects map[string][]byte, prior *Result) (*Result, error) 
 	if prior != nil && prior.set != s {
 		prior = nil
 	}
-	for _, c := range s.templates {
+	skip := make([]bool, len(s.templates))
+	for i, c := range s.templates {
+		for _, d := range c.deps {
+			if _, ok := objects[d]; !ok && absent[d] {
+				skip[i] = true
+				res.Skipped = append(res.Skipped, c.Path)
+				break
+			}
+		}
+	}
+	for i, c := range s.templates {
+		if skip[i] {
+			continue
+		}
 		for _, d := range c.deps {
 			if _, done := res.digests[d]; done {
 				continue
@@ -283,8 +309,11 @@ func (s *Set) Render(objects map[string][]byte, prior *Result) (*Result, error) 
 	defer func() { s.objects = nil }()
 	var buf bytes.Buffer
 	for i, c := range s.templates {
-		if prior != nil && i < len(prior.Files) && prior.Files[i].Path == c.Path && s.unchanged(c, prior, res) {
-			res.Files[i] = prior.Files[i]
+		if skip[i] {
+			continue
+		}
+		if pf, ok := prior.file(c.Path); ok && s.unchanged(c, prior, res) {
+			res.Files = append(res.Files, pf)
 			continue
 		}
 		buf.Reset()
@@ -292,11 +321,26 @@ func (s *Set) Render(objects map[string][]byte, prior *Result) (*Result, error) 
 		if err := c.tmpl.Execute(w, nil); err != nil {
 			return nil, execError(c.Path, err)
 		}
-		res.Files[i] = atomicdir.File{Path: c.Path, Mode: c.Mode, Data: bytes.Clone(buf.Bytes())}
+		res.Files = append(res.Files, atomicdir.File{Path: c.Path, Mode: c.Mode, Data: bytes.Clone(buf.Bytes())})
 		res.Rendered = append(res.Rendered, c.Path)
 	}
 	sort.Strings(res.Rendered)
+	sort.Strings(res.Skipped)
 	return res, nil
+}
+
+// file is the file r rendered at path; false for a nil r or a template r
+// skipped.
+func (r *Result) file(path string) (atomicdir.File, bool) {
+	if r == nil {
+		return atomicdir.File{}, false
+	}
+	for _, f := range r.Files {
+		if f.Path == path {
+			return f, true
+		}
+	}
+	return atomicdir.File{}, false
 }
 
 func (s *Set) unchanged(c *compiled, prior, cur *Result) bool {

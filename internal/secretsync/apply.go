@@ -70,7 +70,12 @@ func fileMap(files []atomicdir.File) map[string][]byte {
 }
 
 // buildSecret returns the Secret a spec declares, from the fetched files.
-func buildSecret(class *ssiv1.SecretProviderClass, s secretSpec, files map[string][]byte, owners []metav1.OwnerReference) (*corev1.Secret, []string) {
+// A data entry whose object is an optional one the backend does not have
+// (absent holds the class's optional files, spc.Class.OptionalPaths) is
+// left out of the Secret; a kubernetes.io/tls Secret, which the API server
+// refuses without both of its keys, is then not built at all (nil, no
+// messages), so the Secret keeps what it held.
+func buildSecret(class *ssiv1.SecretProviderClass, s secretSpec, files map[string][]byte, absent map[string]bool, owners []metav1.OwnerReference) (*corev1.Secret, []string) {
 	sec := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:       class.Namespace,
@@ -92,7 +97,13 @@ func buildSecret(class *ssiv1.SecretProviderClass, s secretSpec, files map[strin
 	sec.Annotations[AnnotationSyncedFrom] = class.Name
 	var msgs []string
 	for j, it := range s.items {
-		content := files[it.objectName]
+		content, ok := files[it.objectName]
+		if !ok && absent[it.objectName] {
+			if s.typ == corev1.SecretTypeTLS {
+				return nil, nil
+			}
+			continue
+		}
 		if s.typ == corev1.SecretTypeTLS {
 			v, err := tlsValue(it.key, content)
 			if err != nil {

@@ -191,7 +191,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	if tset != nil {
 		r.mu.Lock()
-		files, err = st.withRendered(tset, files)
+		files, err = st.withRendered(tset, files, parsed.OptionalPaths())
 		r.mu.Unlock()
 		if err != nil {
 			// The Secrets keep their last good content.
@@ -207,12 +207,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		specs, problems = filterSpecs(specs, problems, func(s secretSpec) []string { return checkObjects(s, parsed, have, known) })
 	}
 	owners := ownerReferences(class, consumers)
+	absent := parsed.OptionalPaths()
 	changed, kept := false, 0
 	var writeErr error
 	for _, s := range specs {
-		sec, msgs := buildSecret(class, s, files, owners)
+		sec, msgs := buildSecret(class, s, files, absent, owners)
 		if len(msgs) > 0 {
 			problems = append(problems, msgs...)
+			continue
+		}
+		if sec == nil {
+			// A TLS Secret whose optional certificate or key is missing
+			// keeps what it holds.
+			kept++
 			continue
 		}
 		c, err := r.applySecret(ctx, class, sec, owned)

@@ -42,9 +42,10 @@ func (st *classState) classTemplates(class *ssiv1.SecretProviderClass, parsed *s
 
 // withRendered returns files with the files set renders from them added
 // (a new map: files is the class's cached fetch). The last render is kept
-// in st.
-func (st *classState) withRendered(set *render.Set, files map[string][]byte) (map[string][]byte, error) {
-	res, err := set.Render(files, st.rendered)
+// in st. A template that reads a file of absent (an optional object the
+// backend does not have) is not rendered, so its file is absent too.
+func (st *classState) withRendered(set *render.Set, files map[string][]byte, absent map[string]bool) (map[string][]byte, error) {
+	res, err := set.RenderWithout(files, st.rendered, absent)
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,19 @@ type Class struct {
 	// CertRenewAt is parameters.ssiCertRenewAt (ParamCertRenewAt); zero
 	// means the default.
 	CertRenewAt float64
+	// Optional maps the provider object ID of each optional object
+	// (AnnotationOptionalObjects) to the IDs of every object it yields
+	// (an AWS object's jmesPath files, an Azure object's version
+	// history); nil when none is optional.
+	Optional map[string][]string
+	// KeepMissing keeps the last files of an optional object that
+	// disappeared (AnnotationOptionalOnDelete: keep) instead of removing
+	// them.
+	KeepMissing bool
+	// Annotations are the class annotations the parser read (those
+	// above), for the configuration snapshot handed to the agent; nil when
+	// the class has none of them.
+	Annotations map[string]string
 
 	AWS   *AWS
 	Azure *Azure
@@ -120,7 +133,7 @@ func (e *Error) Error() string {
 
 // Parse validates obj and returns its typed form.
 func Parse(obj *ssiv1.SecretProviderClass) (*Class, error) {
-	c, err := ParseSpec(obj.Namespace, obj.Name, string(obj.Spec.Provider), obj.Spec.Parameters)
+	c, err := ParseAnnotated(obj.Namespace, obj.Name, string(obj.Spec.Provider), obj.Spec.Parameters, obj.Annotations)
 	if err != nil {
 		return nil, err
 	}
@@ -128,8 +141,8 @@ func Parse(obj *ssiv1.SecretProviderClass) (*Class, error) {
 	return c, nil
 }
 
-// ParseSpec validates a class given by its parts; the agent uses it on the
-// snapshot the webhook handed over.
+// ParseSpec validates a class given by its parts, without annotations
+// (see ParseAnnotated).
 func ParseSpec(namespace, name, provider string, params map[string]string) (*Class, error) {
 	c := &Class{Namespace: namespace, Name: name, Provider: provider, Parameters: params}
 	p := &parser{class: c.Key(), provider: provider, params: params}

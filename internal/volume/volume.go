@@ -8,8 +8,10 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +52,10 @@ type Volume struct {
 	RenewAt float64
 	// Now reads the time for renewal decisions; nil is time.Now.
 	Now func() time.Time
+	// Log, when set, gets one line each time an optional object of the
+	// class (spc.AnnotationOptionalObjects) goes missing or reappears,
+	// naming the class and the object, never content; nil logs nothing.
+	Log *slog.Logger
 
 	mu sync.Mutex
 	// renewals are the certificate and lease schedules of objects.
@@ -58,6 +64,8 @@ type Volume struct {
 	// rendered is the last published render, so that a template whose
 	// objects did not change is not executed again.
 	rendered *render.Result
+	// missing are the optional objects absent at the last Refresh.
+	missing []string
 }
 
 // Result says what one Refresh did.
@@ -70,6 +78,11 @@ type Result struct {
 	// others kept the file rendered before, none of their objects having
 	// changed); nil without templates.
 	Rendered []string
+	// Missing lists the IDs of the class's optional objects that the
+	// backend does not have, sorted: their files are absent (or, with
+	// spc.Class.KeepMissing, the last ones kept), and so are the files of
+	// templates that read them.
+	Missing []string
 }
 
 // Refresh fetches the class's objects with p, passing the versions already
@@ -85,9 +98,13 @@ type Result struct {
 // honours it, which answers Unchanged without calling the backend; at the
 // renewal point the whole group is fetched again. A failed renewal keeps
 // the old files (the caller retries).
+//
+// An optional object the backend does not have fails nothing: its files
+// are left out (provider.FetchMerged) and a template that reads one of
+// them is not rendered; Result.Missing names such objects.
 func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.Identity) (Result, error) {
 	v.mu.Lock()
-	prev, prior, rs := v.objects, v.rendered, v.renewals
+	prev, prior, rs, wasMissing := v.objects, v.rendered, v.renewals, v.missing
 	v.mu.Unlock()
 	now := time.Now
 	if v.Now != nil {
@@ -119,13 +136,14 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 			files[i].Mode = perm
 		}
 	}
+	missing := provider.MissingOptional(v.Class.Optional, merged)
 	var res *render.Result
 	if v.Templates != nil {
 		objs := make(map[string][]byte, len(files))
 		for _, f := range files {
 			objs[f.Path] = f.Data
 		}
-		if res, err = v.Templates.Render(objs, prior); err != nil {
+		if res, err = v.Templates.RenderWithout(objs, prior, v.Class.OptionalPaths()); err != nil {
 			return Result{}, fmt.Errorf("render templates of SecretProviderClass %s: %w", v.Class.Key(), err)
 		}
 		files = res.Payload(files, perm)
@@ -147,15 +165,42 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 	}
 	nrs := renewals(merged, v.renewAt())
 	v.mu.Lock()
-	v.objects, v.rendered, v.renewals = merged, res, nrs
+	v.objects, v.rendered, v.renewals, v.missing = merged, res, nrs, missing
 	v.mu.Unlock()
+	v.logMissing(wasMissing, missing)
 	// An error after the swap (a name not fixed up) is reported, but the
 	// new set is published and recorded.
-	out := Result{Objects: merged, Write: wr}
+	out := Result{Objects: merged, Write: wr, Missing: missing}
 	if res != nil {
 		out.Rendered = res.Rendered
 	}
 	return out, err
+}
+
+// logMissing logs the optional objects that went missing or reappeared
+// between two Refreshes.
+func (v *Volume) logMissing(was, now []string) {
+	if v.Log == nil {
+		return
+	}
+	for _, id := range now {
+		if !slices.Contains(was, id) {
+			v.Log.Info("optional object not found; its files are absent until it exists", "class", v.Class.Key(), "object", id, "keepLastFiles", v.Class.KeepMissing)
+		}
+	}
+	for _, id := range was {
+		if !slices.Contains(now, id) {
+			v.Log.Info("optional object found; its files are published", "class", v.Class.Key(), "object", id)
+		}
+	}
+}
+
+// Missing returns the IDs of the optional objects the backend did not have
+// at the last Refresh (Result.Missing).
+func (v *Volume) Missing() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.missing
 }
 
 // Objects returns the objects last published.
@@ -169,7 +214,7 @@ func (v *Volume) Objects() []provider.Object {
 // Refresh fetches all content and renders every template.
 func (v *Volume) Forget() {
 	v.mu.Lock()
-	v.objects, v.rendered, v.renewals = nil, nil, nil
+	v.objects, v.rendered, v.renewals, v.missing = nil, nil, nil, nil
 	v.mu.Unlock()
 }
 

@@ -330,10 +330,12 @@ func (p *Provider) fetchRegion(ctx context.Context, ident *identityEntry, region
 	wg.Wait()
 }
 
-// assemble turns item results into objects in class order, or the first
-// failure in class order.
+// assemble turns item results into objects in class order, with the
+// failures in class order (provider.Partial: the first is the message, and
+// an optional object AWS does not have can be left out).
 func assemble(class *spc.Class, perm fs.FileMode, items []*item) ([]provider.Object, error) {
 	var out []provider.Object
+	var errs []*provider.Error
 	for _, it := range items {
 		o := it.obj
 		if it.res.err != nil || !it.res.done {
@@ -341,8 +343,9 @@ func assemble(class *spc.Class, perm fs.FileMode, items []*item) ([]provider.Obj
 			if ce == nil {
 				ce = &callError{reason: provider.ReasonUnknown, err: errors.New("no result")}
 			}
-			return nil, &provider.Error{Class: class.Key(), Provider: Name, Object: o.FileName, Reason: ce.reason,
-				Err: ce.withPrimary(it.primaryErr)}
+			errs = append(errs, &provider.Error{Class: class.Key(), Provider: Name, Object: o.FileName, Reason: ce.reason,
+				Err: ce.withPrimary(it.primaryErr)})
+			continue
 		}
 		// The files cut from one secret by jmesPath form one group: a
 		// certificate and its key are renewed together.
@@ -358,8 +361,9 @@ func assemble(class *spc.Class, perm fs.FileMode, items []*item) ([]provider.Obj
 		}
 		extracted, err := extract(o, it.res.value)
 		if err != nil {
-			return nil, &provider.Error{Class: class.Key(), Provider: Name, Object: o.FileName,
-				Reason: provider.ReasonInvalidContent, Err: err}
+			errs = append(errs, &provider.Error{Class: class.Key(), Provider: Name, Object: o.FileName,
+				Reason: provider.ReasonInvalidContent, Err: err})
+			continue
 		}
 		out = append(out, provider.Object{ID: o.FileName, Version: it.res.version, Group: group,
 			Files: []atomicdir.File{{Path: o.FileName, Mode: modeOr(o.FilePermission, perm), Data: it.res.value}}})
@@ -368,7 +372,7 @@ func assemble(class *spc.Class, perm fs.FileMode, items []*item) ([]provider.Obj
 				Files: []atomicdir.File{{Path: jp.FileName, Mode: modeOr(jp.FilePermission, perm), Data: extracted[j]}}})
 		}
 	}
-	return out, nil
+	return provider.Partial(out, errs)
 }
 
 func modeOr(m, def fs.FileMode) fs.FileMode {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -119,6 +120,9 @@ func reasonOf(err error) provider.Reason {
 		// No answer: DNS, TLS, a refused or reset connection.
 		return provider.ReasonUnavailable
 	}
+	if scheduledForDeletion(ae) {
+		return provider.ReasonNotFound
+	}
 	if r, ok := codeReasons[ae.ErrorCode()]; ok {
 		return r
 	}
@@ -132,6 +136,19 @@ func reasonOf(err error) provider.Reason {
 		return provider.ReasonInvalidConfig
 	}
 	return provider.ReasonUnavailable
+}
+
+// scheduledForDeletion reports Secrets Manager's refusal to read a secret
+// deleted with a recovery window: it answers InvalidRequestException, but
+// for the reader the secret is gone (as for an optional object, see
+// spc.AnnotationOptionalObjects) until it is restored. AWS says "marked
+// for deletion", moto "marked deleted".
+func scheduledForDeletion(ae smithy.APIError) bool {
+	if ae.ErrorCode() != "InvalidRequestException" {
+		return false
+	}
+	m := ae.ErrorMessage()
+	return strings.Contains(m, "marked for deletion") || strings.Contains(m, "marked deleted")
 }
 
 // codeReasons are the error codes of Secrets Manager, SSM, STS and KMS that

@@ -150,6 +150,7 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 	// fetched in full.
 	dup := duplicateIDs(req.Class.Azure.Objects)
 	var out []provider.Object
+	var errs []*provider.Error
 	for i := range req.Class.Azure.Objects {
 		o := &req.Class.Azure.Objects[i]
 		req := req
@@ -171,11 +172,22 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 			objs = []provider.Object{obj}
 		}
 		if err != nil {
-			return nil, err
+			// An object Key Vault does not have is reported with the
+			// others (provider.Partial), so that an optional one can be
+			// left out; any other failure ends the fetch.
+			var pe *provider.Error
+			if !errors.As(err, &pe) {
+				return nil, err
+			}
+			errs = append(errs, pe)
+			if pe.Reason != provider.ReasonNotFound {
+				return provider.Partial(out, errs)
+			}
+			continue
 		}
 		out = append(out, objs...)
 	}
-	return out, nil
+	return provider.Partial(out, errs)
 }
 
 // HonoursKeep implements provider.Keeper: an object in Request.Keep (a

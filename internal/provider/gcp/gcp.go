@@ -235,6 +235,7 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		count[g.Secrets[i].ResourceName]++
 	}
 	out := make([]provider.Object, 0, len(g.Secrets))
+	var errs []*provider.Error
 	for i := range g.Secrets {
 		s := &g.Secrets[i]
 		cur := req.Current[s.ResourceName]
@@ -255,11 +256,22 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 			obj, err = p.fetchSecret(ctx, req, id, s, cur)
 		}
 		if err != nil {
-			return nil, err
+			// A secret Secret Manager does not have is reported with the
+			// others (provider.Partial), so that an optional one can be
+			// left out; any other failure ends the fetch.
+			var pe *provider.Error
+			if !errors.As(err, &pe) || pe.Object == "" {
+				return nil, err
+			}
+			errs = append(errs, pe)
+			if pe.Reason != provider.ReasonNotFound {
+				return provider.Partial(out, errs)
+			}
+			continue
 		}
 		out = append(out, obj)
 	}
-	return out, nil
+	return provider.Partial(out, errs)
 }
 
 // HonoursKeep implements provider.Keeper: an entry in Request.Keep (a

@@ -199,29 +199,38 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		return nil, &provider.Error{Class: c.Key(), Provider: Name, Reason: reasonOf(err), Err: err}
 	}
 	kept := keptGroups(c, req)
-	responses, err := p.readAll(ctx, s, c, kept)
+	responses, failed, err := p.readAll(ctx, s, c, kept)
 	if err != nil {
 		return nil, err
 	}
+	// Every object is answered or has its own failure (provider.Partial),
+	// so that an optional object Vault does not have can be left out.
 	out := make([]provider.Object, 0, len(c.Vault.Objects))
+	var errs []*provider.Error
 	for i := range c.Vault.Objects {
 		o := &c.Vault.Objects[i]
-		fail := func(err error) ([]provider.Object, error) {
-			return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: o.ObjectName, Reason: reasonOf(err), Err: err}
+		fail := func(err error) {
+			errs = append(errs, &provider.Error{Class: c.Key(), Provider: Name, Object: o.ObjectName, Reason: reasonOf(err), Err: err})
 		}
 		gk := groupOf(o)
 		if kept[gk] {
 			out = append(out, provider.Object{ID: o.ObjectName, Version: req.Current[o.ObjectName], Unchanged: true, Group: gk.String()})
 			continue
 		}
+		if err := failed[gk]; err != nil {
+			fail(err)
+			continue
+		}
 		resp := responses[gk]
 		content, stable, err := render(resp.secret, o)
 		if err != nil {
-			return fail(err)
+			fail(err)
+			continue
 		}
 		ver, err := version(p.key, o, stable)
 		if err != nil {
-			return fail(provider.WithReason(provider.ReasonInvalidConfig, err))
+			fail(provider.WithReason(provider.ReasonInvalidConfig, err))
+			continue
 		}
 		if cur, ok := req.Current[o.ObjectName]; ok && cur == ver {
 			out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Unchanged: true, Group: gk.String(), Expires: resp.expires})
@@ -233,7 +242,7 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 		}
 		out = append(out, provider.Object{ID: o.ObjectName, Version: ver, Files: []atomicdir.File{{Path: o.ObjectName, Mode: mode, ExactMode: o.ExactMode, Data: content}}, Group: gk.String(), Expires: resp.expires})
 	}
-	return out, nil
+	return provider.Partial(out, errs)
 }
 
 // maxParallelReads bounds the requests one fetch has in flight, so a class
@@ -242,17 +251,17 @@ func (p *Provider) Fetch(ctx context.Context, req provider.Request) ([]provider.
 const maxParallelReads = 8
 
 // readAll reads every distinct (path, method) group of the class, in
-// parallel, and returns the responses by group. When reads fail, the error
-// of the first failing object in class order is returned, so messages do
-// not depend on timing.
-func (p *Provider) readAll(ctx context.Context, s *session, c *spc.Class, kept map[groupKey]bool) (map[groupKey]*response, error) {
+// parallel, and returns the responses and the failed reads by group; the
+// error is a failure of the class as a whole (the login). Fetch reports the
+// failures in class order, so messages do not depend on timing.
+func (p *Provider) readAll(ctx context.Context, s *session, c *spc.Class, kept map[groupKey]bool) (map[groupKey]*response, map[groupKey]error, error) {
 	if allKept(c, kept) {
 		// Nothing to read: not even a login.
-		return nil, nil
+		return nil, nil, nil
 	}
 	// Log in once up front rather than have every read wait for it.
 	if _, err := s.current(ctx); err != nil {
-		return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: c.Vault.Objects[0].ObjectName, Reason: reasonOf(err), Err: err}
+		return nil, nil, &provider.Error{Class: c.Key(), Provider: Name, Object: c.Vault.Objects[0].ObjectName, Reason: reasonOf(err), Err: err}
 	}
 	type job struct {
 		first *spc.VaultObject
@@ -274,11 +283,13 @@ func (p *Provider) readAll(ctx context.Context, s *session, c *spc.Class, kept m
 		j.resp, j.err = s.get(ctx, c.Key(), j.first, j.gk)
 	})
 	out := make(map[groupKey]*response, len(jobs))
+	failed := map[groupKey]error{}
 	for _, j := range jobs {
 		if j.err != nil {
-			return nil, &provider.Error{Class: c.Key(), Provider: Name, Object: j.first.ObjectName, Reason: reasonOf(j.err), Err: j.err}
+			failed[j.gk] = j.err
+			continue
 		}
 		out[j.gk] = j.resp
 	}
-	return out, nil
+	return out, failed, nil
 }

@@ -1,0 +1,142 @@
+package gcp
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	ssicsi "github.com/ssinjector/ssi/internal/csi"
+	"github.com/ssinjector/ssi/internal/inject"
+	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/plugin"
+	"github.com/ssinjector/ssi/internal/provider/providertest"
+	"github.com/ssinjector/ssi/internal/render"
+	"github.com/ssinjector/ssi/internal/scheme"
+	"github.com/ssinjector/ssi/internal/spc"
+)
+
+// Optional objects through the node CSI shim (NodePublishVolume, then
+// republishes as kubelet sends them with rotation on) against the Secret
+// Manager fake: an optional secret (named by its path) and an optional
+// secret (named by its resourceName) missing at start — NOT_FOUND: the
+// publish succeeds without their files, and a template reading one is not
+// rendered —, created (files and template appear at the next republish),
+// then one deleted and the other's only version disabled (Secret Manager
+// answers FAILED_PRECONDITION, as for a destroyed version): the files go.
+// A required secret missing fails the publish naming class, object and
+// cause.
+func TestShimOptionalObjects(t *testing.T) {
+	ca := providertest.NewCA(t)
+	f := newFakeGCP(t, ca, nil)
+	t.Setenv("GCE_METADATA_HOST", f.metadata.Listener.Addr().String())
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	r := &rig{t: t, ns: "gcp", ca: ca, fake: f, vars: map[string]string{}}
+	const keyEmail = "keyed@my-project.iam.gserviceaccount.com"
+	f.accessors["sa:"+keyEmail] = true
+	key := serviceAccountKey(t, f, keyEmail)
+	f.addVersion("projects/my-project/secrets/present", []byte("s3cr3t-present"))
+
+	const db, flag = "projects/my-project/secrets/db/versions/latest", "projects/my-project/secrets/flag/versions/latest"
+	secrets := "- {resourceName: projects/my-project/secrets/present/versions/latest, path: present.txt}\n" +
+		"- {resourceName: " + db + ", path: db.txt}\n" +
+		"- {resourceName: " + flag + ", fileName: flag}\n"
+	class := &ssiv1.SecretProviderClass{
+		ObjectMeta: metav1.ObjectMeta{Namespace: r.ns, Name: "optional", Annotations: map[string]string{
+			spc.AnnotationOptionalObjects: "db.txt, " + flag,
+			render.Annotation:             "- path: conn.txt\n  template: '{{ object \"db.txt\" }}@db.example'\n",
+		}},
+		Spec: ssiv1.SecretProviderClassSpec{Provider: "gcp", Parameters: map[string]string{"secrets": secrets}},
+	}
+	required := &ssiv1.SecretProviderClass{
+		ObjectMeta: metav1.ObjectMeta{Namespace: r.ns, Name: "required", Annotations: map[string]string{spc.AnnotationOptionalObjects: "db.txt,flag"}},
+		Spec: ssiv1.SecretProviderClassSpec{Provider: "gcp", Parameters: map[string]string{"secrets": secrets +
+			"- {resourceName: projects/my-project/secrets/gone/versions/latest, path: gone.txt}\n"}},
+	}
+	api := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(class, required).Build()
+	root := t.TempDir()
+	d, err := ssicsi.NewDriver(ssicsi.Options{NodeID: "node-1", KubeletRootDir: root, Endpoint: "unix:///unused.sock",
+		Providers: provider.NewSet(r.provider(true)), EnableRotation: true, RotationPollInterval: time.Millisecond},
+		ssicsi.Deps{Mounter: &dirMounter{m: map[string]bool{}}, Classes: api, APIReader: api})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(className, uid string) (string, error) {
+		target := filepath.Join(root, "pods", uid, "volumes", "kubernetes.io~csi", "secrets", "mount")
+		if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // past the rotation poll interval
+		_, err := d.NodePublishVolume(context.Background(), &csi.NodePublishVolumeRequest{
+			VolumeId: "v-" + uid, TargetPath: target, Readonly: true,
+			VolumeCapability: &csi.VolumeCapability{
+				AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+				AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY},
+			},
+			VolumeContext: map[string]string{inject.ClassAttribute: className, plugin.KeyPodNamespace: r.ns, plugin.KeyPodName: "web-" + uid, plugin.KeyPodUID: uid, plugin.KeyServiceAccount: "app", plugin.KeyEphemeral: "true"},
+			Secrets:       map[string]string{KeyJSONKey: key},
+		})
+		return target, err
+	}
+	check := func(target string, want map[string]string, absent ...string) {
+		t.Helper()
+		for name, content := range want {
+			b, err := os.ReadFile(filepath.Join(target, name))
+			if err != nil || string(b) != content {
+				t.Errorf("%s = %q, %v; want %q", name, b, err, content)
+			}
+		}
+		for _, name := range absent {
+			if _, err := os.Lstat(filepath.Join(target, name)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s exists (%v), want it absent", name, err)
+			}
+		}
+	}
+
+	target, err := publish("optional", "uid-1")
+	if err != nil {
+		t.Fatalf("first publish with the optional secrets missing: %v", err)
+	}
+	check(target, map[string]string{"present.txt": "s3cr3t-present"}, "db.txt", "flag", "conn.txt")
+
+	f.addVersion("projects/my-project/secrets/db", []byte("s3cr3t-db"))
+	f.addVersion("projects/my-project/secrets/flag", []byte("on"))
+	if _, err := publish("optional", "uid-1"); err != nil {
+		t.Fatal(err)
+	}
+	check(target, map[string]string{"present.txt": "s3cr3t-present", "db.txt": "s3cr3t-db", "flag": "on", "conn.txt": "s3cr3t-db@db.example"})
+
+	f.mu.Lock()
+	delete(f.secrets, canonical("projects/my-project/secrets/db"))
+	f.mu.Unlock()
+	f.setState("projects/my-project/secrets/flag", 1, secretmanagerpb.SecretVersion_DISABLED)
+	if _, err := publish("optional", "uid-1"); err != nil {
+		t.Fatal(err)
+	}
+	check(target, map[string]string{"present.txt": "s3cr3t-present"}, "db.txt", "flag", "conn.txt")
+
+	_, err = publish("required", "uid-2")
+	if err == nil {
+		t.Fatal("publish succeeded with a required secret missing")
+	}
+	for _, w := range []string{"SecretProviderClass gcp/required (provider gcp)", `object "projects/my-project/secrets/gone/versions/latest"`, "NotFound", "NotFound: Secret [projects/"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "secrets/db/") {
+		t.Errorf("error %q blames the optional secret", err)
+	}
+}

@@ -1,0 +1,110 @@
+package provider
+
+import (
+	"errors"
+	"slices"
+)
+
+// Errors are the per-object failures of one fetch, in class order. A
+// provider returns them together with every object it did fetch, so that
+// FetchMerged can drop optional objects the backend does not have
+// (spc.AnnotationOptionalObjects) and serve the rest. Its message is the
+// first failure's, exactly as a provider that stops at the first failing
+// object reports it; errors.As finds that first *Error.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	if len(es) == 0 {
+		return "no failure"
+	}
+	return es[0].Error()
+}
+
+// Unwrap returns the failures, for errors.Is and errors.As.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// Partial is what a provider's Fetch returns for per-object results: the
+// objects and nil when none failed, else the objects that did not fail and
+// the failures (Errors). Every object whose failure is ReasonNotFound must
+// leave the others fetched; after any other failure a provider may stop
+// (the fetch fails anyway), and for a failure of the class as a whole, such
+// as its identity, it returns a plain *Error and no objects.
+func Partial(objs []Object, errs []*Error) ([]Object, error) {
+	if len(errs) == 0 {
+		return objs, nil
+	}
+	return objs, Errors(errs)
+}
+
+// dropMissing separates, from the failures of a fetch, the optional
+// objects the backend does not have: it returns their IDs, sorted, and
+// the error of the other failures (nil when there are none, then objs is
+// the fetch's result). Only Errors carry a usable partial result; any
+// other error is returned as it is.
+func dropMissing(req Request, objs []Object, err error) (missing []string, rest error) {
+	var es Errors
+	if !errors.As(err, &es) || req.Class == nil || len(req.Class.Optional) == 0 {
+		return nil, err
+	}
+	var other Errors
+	for _, e := range es {
+		if e.Reason == ReasonNotFound && req.Class.IsOptional(e.Object) {
+			if !slices.Contains(missing, e.Object) {
+				missing = append(missing, e.Object)
+			}
+			continue
+		}
+		other = append(other, e)
+	}
+	if len(other) > 0 {
+		return nil, other
+	}
+	slices.Sort(missing)
+	return missing, nil
+}
+
+// keepMissing returns, for class's optional objects in missing, the
+// objects of prev they yielded (marked Missing), when the class keeps the
+// last files of a missing optional object (spc.AnnotationOptionalOnDelete:
+// keep); nil when it removes them.
+func keepMissing(req Request, prev []Object, missing []string) []Object {
+	if !req.Class.KeepMissing || len(missing) == 0 {
+		return nil
+	}
+	var out []Object
+	for _, id := range missing {
+		ids := req.Class.Optional[id]
+		for _, o := range prev {
+			if slices.Contains(ids, o.ID) {
+				o.Missing, o.Unchanged = true, false
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+// MissingOptional returns the IDs of the class's optional objects that
+// objs (a merged result) lacks or holds only as kept last files, sorted.
+func MissingOptional(optional map[string][]string, objs []Object) []string {
+	present := map[string]bool{}
+	for _, o := range objs {
+		if !o.Missing {
+			present[o.ID] = true
+		}
+	}
+	var out []string
+	for id, ids := range optional {
+		if !slices.ContainsFunc(ids, func(s string) bool { return present[s] }) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
