@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/spc"
 )
 
 // DefaultRenewAt is the point of a certificate's validity (NotBefore to
@@ -88,11 +89,28 @@ func renewals(objs []provider.Object, at float64) []Renewal {
 }
 
 // keep returns the IDs of the objects whose group's renewal point is after
-// now: their previous answer stands.
-func keep(rs []Renewal, now time.Time) map[string]bool {
+// now: their previous answer stands. A group holding an optional object
+// (spc.Class.Optional) is read at every rotation, so that an object
+// deleted in the backend leaves the volume at the next one.
+func keep(rs []Renewal, now time.Time, class *spc.Class) map[string]bool {
+	optional := map[string]bool{}
+	if class != nil {
+		for id, ids := range class.Optional {
+			optional[id] = true
+			for _, sub := range ids {
+				optional[sub] = true
+			}
+		}
+	}
+	readAlways := map[string]bool{}
+	for _, r := range rs {
+		if optional[r.ID] {
+			readAlways[r.Group] = true
+		}
+	}
 	var out map[string]bool
 	for _, r := range rs {
-		if !r.Next.IsZero() && now.Before(r.Next) {
+		if !r.Next.IsZero() && now.Before(r.Next) && !readAlways[r.Group] {
 			if out == nil {
 				out = map[string]bool{}
 			}

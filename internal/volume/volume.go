@@ -112,7 +112,7 @@ func (v *Volume) Refresh(ctx context.Context, p provider.Provider, id identity.I
 	}
 	var kept map[string]bool
 	if provider.HonoursKeep(p) {
-		kept = keep(rs, now())
+		kept = keep(rs, now(), v.Class)
 	}
 
 	perm := v.Permission

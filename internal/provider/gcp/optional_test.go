@@ -1,7 +1,6 @@
 package gcp
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -11,18 +10,13 @@ import (
 	"time"
 
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
-	"github.com/container-storage-interface/spec/lib/go/csi"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	ssicsi "github.com/ssinjector/ssi/internal/csi"
-	"github.com/ssinjector/ssi/internal/inject"
 	"github.com/ssinjector/ssi/internal/provider"
-	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/provider/providertest"
 	"github.com/ssinjector/ssi/internal/render"
-	"github.com/ssinjector/ssi/internal/scheme"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -65,30 +59,14 @@ func TestShimOptionalObjects(t *testing.T) {
 		Spec: ssiv1.SecretProviderClassSpec{Provider: "gcp", Parameters: map[string]string{"secrets": secrets +
 			"- {resourceName: projects/my-project/secrets/gone/versions/latest, path: gone.txt}\n"}},
 	}
-	api := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(class, required).Build()
-	root := t.TempDir()
-	d, err := ssicsi.NewDriver(ssicsi.Options{NodeID: "node-1", KubeletRootDir: root, Endpoint: "unix:///unused.sock",
-		Providers: provider.NewSet(r.provider(true)), EnableRotation: true, RotationPollInterval: time.Millisecond},
-		ssicsi.Deps{Mounter: &dirMounter{m: map[string]bool{}}, Classes: api, APIReader: api})
-	if err != nil {
-		t.Fatal(err)
-	}
+	shim := providertest.NewShim(t, ssicsi.Options{Providers: provider.NewSet(r.provider(true)), EnableRotation: true, RotationPollInterval: time.Millisecond}, class, required)
 	publish := func(className, uid string) (string, error) {
-		target := filepath.Join(root, "pods", uid, "volumes", "kubernetes.io~csi", "secrets", "mount")
-		if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
-			t.Fatal(err)
-		}
 		time.Sleep(2 * time.Millisecond) // past the rotation poll interval
-		_, err := d.NodePublishVolume(context.Background(), &csi.NodePublishVolumeRequest{
-			VolumeId: "v-" + uid, TargetPath: target, Readonly: true,
-			VolumeCapability: &csi.VolumeCapability{
-				AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
-				AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY},
-			},
-			VolumeContext: map[string]string{inject.ClassAttribute: className, plugin.KeyPodNamespace: r.ns, plugin.KeyPodName: "web-" + uid, plugin.KeyPodUID: uid, plugin.KeyServiceAccount: "app", plugin.KeyEphemeral: "true"},
-			Secrets:       map[string]string{KeyJSONKey: key},
-		})
-		return target, err
+		c := class
+		if className == required.Name {
+			c = required
+		}
+		return shim.Publish(c, uid, map[string]string{KeyJSONKey: key})
 	}
 	check := func(target string, want map[string]string, absent ...string) {
 		t.Helper()

@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	ssicsi "github.com/ssinjector/ssi/internal/csi"
+	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/providertest"
 )
 
@@ -22,11 +24,12 @@ func TestShimKeyJSON(t *testing.T) {
 	key := serviceAccountKey(t, r.fake, keyEmail)
 	class := &ssiv1.SecretProviderClass{ObjectMeta: metav1.ObjectMeta{Namespace: r.ns, Name: "keyed"}, Spec: ssiv1.SecretProviderClassSpec{
 		Provider: "gcp", Parameters: map[string]string{"secrets": "- resourceName: projects/my-project/secrets/db/versions/latest\n  path: db.txt\n"}}}
-	shim := providertest.NewShim(t, r.provider(true), class)
-	if err := shim.Publish(map[string]string{KeyJSONKey: key}); err != nil {
+	shim := providertest.NewShim(t, ssicsi.Options{Providers: provider.NewSet(r.provider(true))}, class)
+	target, err := shim.Publish(class, "uid-1", map[string]string{KeyJSONKey: key})
+	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(shim.Target, "db.txt"))
+	b, err := os.ReadFile(filepath.Join(target, "db.txt"))
 	if err != nil || string(b) != "s3cr3t-db-2" {
 		t.Fatalf("db.txt = %q, %v", b, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
@@ -18,15 +19,13 @@ import (
 	"github.com/ssinjector/ssi/internal/atomicdir"
 	ssicsi "github.com/ssinjector/ssi/internal/csi"
 	"github.com/ssinjector/ssi/internal/inject"
-	"github.com/ssinjector/ssi/internal/provider"
 	"github.com/ssinjector/ssi/internal/provider/plugin"
 	"github.com/ssinjector/ssi/internal/scheme"
 )
 
-// The pod every path helper stands for: web-0 of service account app.
+// The pod InjectWithSecretRef rewrites: web-0 of service account app.
 const (
 	PodName        = "web-0"
-	PodUID         = "uid-1"
 	ServiceAccount = "app"
 )
 
@@ -56,49 +55,61 @@ func (d *dirMounter) Unmount(p string) error {
 	return nil
 }
 
-// Shim is the node shim's path for one class and provider: a CSI driver
-// reading classes from a fake API server, publishing into a kubelet-style
-// target directory, with a plain directory standing for the tmpfs.
+// Shim is the node shim's path: a CSI driver reading classes from a fake
+// API server, publishing into kubelet-style target directories, with a
+// plain directory standing for the tmpfs.
 type Shim struct {
 	Driver *ssicsi.Driver
-	// Target is the volume's target path, where the files appear.
-	Target string
-	class  *ssiv1.SecretProviderClass
+	root   string
 }
 
-// NewShim starts a node shim serving p and knowing class (in the class's
-// namespace); nothing is published yet.
-func NewShim(t *testing.T, p provider.Provider, class *ssiv1.SecretProviderClass) *Shim {
+// NewShim starts a node shim with opts (NodeID, KubeletRootDir and
+// Endpoint filled in when empty; Providers is the caller's) that knows
+// classes; nothing is published yet.
+func NewShim(t *testing.T, opts ssicsi.Options, classes ...*ssiv1.SecretProviderClass) *Shim {
 	t.Helper()
-	api := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(class).Build()
-	root := t.TempDir()
-	d, err := ssicsi.NewDriver(ssicsi.Options{NodeID: "node-1", KubeletRootDir: root, Endpoint: "unix:///unused.sock", Providers: provider.NewSet(p)},
-		ssicsi.Deps{Mounter: &dirMounter{m: map[string]bool{}}, Classes: api, APIReader: api})
+	objs := make([]client.Object, len(classes))
+	for i, c := range classes {
+		objs[i] = c
+	}
+	api := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(objs...).Build()
+	if opts.NodeID == "" {
+		opts.NodeID = "node-1"
+	}
+	if opts.KubeletRootDir == "" {
+		opts.KubeletRootDir = t.TempDir()
+	}
+	if opts.Endpoint == "" {
+		opts.Endpoint = "unix:///unused.sock"
+	}
+	d, err := ssicsi.NewDriver(opts, ssicsi.Deps{Mounter: &dirMounter{m: map[string]bool{}}, Classes: api, APIReader: api})
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := filepath.Join(root, "pods", PodUID, "volumes", "kubernetes.io~csi", "secrets", "mount")
-	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	return &Shim{Driver: d, Target: target, class: class}
+	return &Shim{Driver: d, root: opts.KubeletRootDir}
 }
 
-// Publish sends NodePublishVolume as kubelet does for the pod's volume,
-// with secrets as the keys of its nodePublishSecretRef Secret (nil: none).
-// Kubelet repeats it for a republish.
-func (s *Shim) Publish(secrets map[string]string) error {
+// Publish sends NodePublishVolume as kubelet does for the volume "secrets"
+// of the pod with uid (named web-<uid>, service account app) in class's
+// namespace, with secrets as the keys of its nodePublishSecretRef Secret
+// (nil: none), and returns the target path. Kubelet repeats it for a
+// republish.
+func (s *Shim) Publish(class *ssiv1.SecretProviderClass, uid string, secrets map[string]string) (string, error) {
+	target := filepath.Join(s.root, "pods", uid, "volumes", "kubernetes.io~csi", "secrets", "mount")
+	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
+		return "", err
+	}
 	_, err := s.Driver.NodePublishVolume(context.Background(), &csi.NodePublishVolumeRequest{
-		VolumeId: "v1", TargetPath: s.Target, Readonly: true,
+		VolumeId: "v-" + uid, TargetPath: target, Readonly: true,
 		VolumeCapability: &csi.VolumeCapability{
 			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
 			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY},
 		},
-		VolumeContext: map[string]string{inject.ClassAttribute: s.class.Name, plugin.KeyPodNamespace: s.class.Namespace, plugin.KeyPodName: PodName,
-			plugin.KeyPodUID: PodUID, plugin.KeyServiceAccount: ServiceAccount, plugin.KeyEphemeral: "true"},
+		VolumeContext: map[string]string{inject.ClassAttribute: class.Name, plugin.KeyPodNamespace: class.Namespace, plugin.KeyPodName: "web-" + uid,
+			plugin.KeyPodUID: uid, plugin.KeyServiceAccount: ServiceAccount, plugin.KeyEphemeral: "true"},
 		Secrets: secrets,
 	})
-	return err
+	return target, err
 }
 
 // InjectWithSecretRef rewrites pod web-0, whose CSI volume "secrets" names
