@@ -1,12 +1,14 @@
 package spc
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/jmespath/go-jmespath"
 	"sigs.k8s.io/yaml"
 )
 
@@ -74,22 +76,31 @@ var (
 )
 
 func parseAWS(p *parser) (*AWS, error) {
-	a := &AWS{
-		Region:         strings.TrimSpace(p.get("region")),
-		FailoverRegion: strings.TrimSpace(p.get("failoverRegion")),
+	a := &AWS{}
+	// The AWS provider uses region and failoverRegion as written: a padded
+	// value never equals an ARN's region and names no AWS endpoint, so
+	// every upstream mount of such a class fails. Refused here.
+	for _, k := range []string{"region", "failoverRegion"} {
+		if v := p.get(k); v != strings.TrimSpace(v) {
+			return nil, p.errf("parameters."+k, "%q has surrounding spaces, which the AWS provider does not remove; write %q", v, strings.TrimSpace(v))
+		}
 	}
+	a.Region, a.FailoverRegion = p.get("region"), p.get("failoverRegion")
 	if a.FailoverRegion != "" && a.FailoverRegion == a.Region {
 		return nil, p.errf("parameters.failoverRegion", "%q is the same as the primary region", a.FailoverRegion)
 	}
+	// As upstream: empty is "_", "false" in any ASCII case turns
+	// translation off, anything else must be exactly one byte (a
+	// multi-byte character such as "é" is refused, as upstream refuses it).
 	switch pt := p.get("pathTranslation"); {
 	case pt == "":
 		a.PathTranslation = '_'
-	case strings.EqualFold(pt, "false"):
+	case strings.ToLower(pt) == "false":
 		a.PathTranslation = 0
-	case len([]rune(pt)) == 1:
-		a.PathTranslation = []rune(pt)[0]
+	case len(pt) == 1:
+		a.PathTranslation = rune(pt[0])
 	default:
-		return nil, p.errf("parameters.pathTranslation", "must be \"False\" or a single character, got %q", pt)
+		return nil, p.errf("parameters.pathTranslation", "must be \"False\" or a single one-byte character, got %q (%d bytes)", pt, len(pt))
 	}
 	var err error
 	// The AWS provider parses the value as written (no trimming), so a
@@ -100,25 +111,29 @@ func parseAWS(p *parser) (*AWS, error) {
 	if a.UsePodIdentity, err = p.boolParam("usePodIdentity"); err != nil {
 		return nil, err
 	}
-	switch v := strings.ToLower(strings.TrimSpace(p.get("preferredAddressType"))); v {
+	// Upstream lower-cases the value as written and falls back on auto
+	// for anything it does not know.
+	switch raw := p.get("preferredAddressType"); strings.ToLower(raw) {
 	case "ipv4", "ipv6":
-		a.PreferredAddressType = v
+		a.PreferredAddressType = strings.ToLower(raw)
 	case "", "auto":
 		a.PreferredAddressType = "auto"
 	default:
-		return nil, p.errf("parameters.preferredAddressType", "must be ipv4, ipv6 or auto, got %q", v)
+		a.PreferredAddressType = "auto"
+		p.warnf("parameters.preferredAddressType", "%q is not ipv4, ipv6 or auto; as upstream, auto is used (the Pod Identity agent's IPv4 address, then IPv6)", raw)
 	}
 
 	raw := p.get("objects")
-	if strings.TrimSpace(raw) == "" {
-		return nil, p.errf("parameters.objects", "is empty; list at least one object")
-	}
 	var entries []*AWSObject
 	if err := yaml.Unmarshal([]byte(raw), &entries); err != nil {
 		return nil, p.errf("parameters.objects", "is not a YAML list of objects: %v", err)
 	}
-	// An explicit empty list (objects: "[]") is a class with no objects:
-	// the volume stays empty, and the mount does not fail.
+	if entries == nil && strings.TrimSpace(raw) != "[]" {
+		// Missing, blank or null: the upstream provider reads no objects
+		// and mounts an empty volume. An explicit empty list
+		// (objects: "[]") does the same without a warning.
+		p.warnf("parameters.objects", "is missing or empty; as upstream, the volume is mounted with no files (write objects: \"[]\" if that is intended)")
+	}
 	byName := map[string]*AWSObject{}
 	aliases := map[string]bool{}
 	for i, o := range entries {
@@ -129,12 +144,17 @@ func parseAWS(p *parser) (*AWS, error) {
 		if err := validateAWSObject(p, a, o, field); err != nil {
 			return nil, err
 		}
+		// The upstream duplicate rule compares an object with the last
+		// earlier one of the same objectName only.
 		if prev, ok := byName[o.ObjectName]; ok {
 			if msg := awsDuplicate(prev, o); msg != "" {
 				return nil, p.errf(field+".objectName", "duplicate object name %q: %s", o.ObjectName, msg)
 			}
 		}
 		byName[o.ObjectName] = o
+		// Aliases (of objects and of jmesPath entries) are compared as
+		// written, not with object names: an alias equal to another
+		// object's name is served, the later file winning.
 		if o.ObjectAlias != "" {
 			if aliases[o.ObjectAlias] {
 				return nil, p.errf(field+".objectAlias", "duplicate object alias %q", o.ObjectAlias)
@@ -151,7 +171,11 @@ func parseAWS(p *parser) (*AWS, error) {
 	}
 	for i, o := range a.Objects {
 		field := fmt.Sprintf("parameters.objects[%d]", i)
-		p.file(o.FileName, field+".objectAlias")
+		if o.ObjectAlias != "" {
+			p.file(o.FileName, field+".objectAlias")
+		} else {
+			p.file(o.FileName, field+".objectName")
+		}
 		for j, jp := range o.JMESPath {
 			p.file(jp.FileName, fmt.Sprintf("%s.jmesPath[%d].objectAlias", field, j))
 		}
@@ -163,34 +187,38 @@ func validateAWSObject(p *parser, a *AWS, o *AWSObject, field string) error {
 	if o.ObjectName == "" {
 		return p.errf(field+".objectName", "is required")
 	}
-	typ, region, err := awsTypeOf(o.ObjectName, o.ObjectType)
+	// The objectType as written: the failover object is checked against
+	// it, not against the type an ARN implies, as upstream does.
+	givenType := o.ObjectType
+	typ, region, err := awsTypeOf(o.ObjectName, givenType)
 	if err != nil {
 		return p.errf(field, "%v", err)
 	}
-	if region != "" && a.Region != "" && region != a.Region {
-		return p.errf(field+".objectName", "ARN region %q does not match region %q", region, a.Region)
+	if err := awsCheckARNRegion(o.ObjectName, region, a.Region, "region"); err != nil {
+		return p.errf(field+".objectName", "%v", err)
 	}
 	o.ObjectType, o.ARNRegion = typ, region
 	if typ == AWSSSMParameter && o.ObjectVersion != "" && o.ObjectVersionLabel != "" {
 		return p.errf(field, "an ssmparameter cannot set both objectVersion and objectVersionLabel")
 	}
+	// Upstream sends such a name as it is (GetParameters reads the part
+	// after ':' as a version or label) and then finds no object for the
+	// answer, which crashes the provider: refused here.
 	if typ == AWSSSMParameter && strings.Contains(o.ObjectName, ":") && !strings.HasPrefix(o.ObjectName, "arn:") {
 		return p.errf(field+".objectName", "%q contains ':'; select versions with objectVersion or objectVersionLabel, not in the name", o.ObjectName)
 	}
-	name := o.ObjectAlias
+	name, nameField := o.ObjectAlias, field+".objectAlias"
 	if name == "" {
-		name = o.ObjectName
+		name, nameField = o.ObjectName, field+".objectName"
 	}
 	o.FileName = awsTranslate(name, a.PathTranslation)
 	if awsBadPath.MatchString(o.FileName) {
-		return p.errf(field+".objectAlias", "file name %q contains \"..\"", o.FileName)
+		return p.errf(nameField, "file name %q contains \"..\"", o.FileName)
 	}
 	if o.FilePermissionText != "" {
-		m, ok := awsPerm(o.FilePermissionText)
-		if !ok {
-			return p.errf(field+".filePermission", "must be a quoted 4-digit octal string such as \"0600\", got %q%s", o.FilePermissionText, awsPermHint(o.FilePermissionText))
+		if o.FilePermission, err = awsPerm(p, field+".filePermission", o.FilePermissionText); err != nil {
+			return err
 		}
-		o.FilePermission = m
 	}
 	for j := range o.JMESPath {
 		jp := &o.JMESPath[j]
@@ -202,13 +230,16 @@ func validateAWSObject(p *parser, a *AWS, o *AWSObject, field string) error {
 			return p.errf(jf+".objectAlias", "is required")
 		}
 		if jp.FilePermissionText != "" {
-			m, ok := awsPerm(jp.FilePermissionText)
-			if !ok {
-				return p.errf(jf+".filePermission", "must be a quoted 4-digit octal string such as \"0600\", got %q%s", jp.FilePermissionText, awsPermHint(jp.FilePermissionText))
+			if jp.FilePermission, err = awsPerm(p, jf+".filePermission", jp.FilePermissionText); err != nil {
+				return err
 			}
-			jp.FilePermission = m
 		} else {
 			jp.FilePermission = o.FilePermission
+		}
+		// Upstream compiles the expression only at the mount, which then
+		// fails; it is decided here, by the function the fetch uses.
+		if _, err := CompileAWSJMESPath(jp.Path); err != nil {
+			return p.errf(jf+".path", "%v", err)
 		}
 		jp.FileName = awsTranslate(jp.ObjectAlias, a.PathTranslation)
 	}
@@ -220,15 +251,18 @@ func validateAWSObject(p *parser, a *AWS, o *AWSObject, field string) error {
 		if a.FailoverRegion == "" {
 			return p.errf(ff, "is only allowed when parameters.failoverRegion is set")
 		}
-		ftyp, fregion, err := awsTypeOf(f.ObjectName, typ)
+		ftyp, fregion, err := awsTypeOf(f.ObjectName, givenType)
 		if err != nil {
-			return p.errf(ff, "%v", err)
+			return p.errf(ff+".objectName", "%v", err)
 		}
+		if err := awsCheckARNRegion(f.ObjectName, fregion, a.FailoverRegion, "failoverRegion"); err != nil {
+			return p.errf(ff+".objectName", "%v", err)
+		}
+		// Upstream admits a failover ARN of the other service when the
+		// object has no objectType, then asks the wrong service for it
+		// in the failover region; refused here (docs/providers/aws.md).
 		if ftyp != typ {
 			return p.errf(ff+".objectName", "is a %s but the object is a %s", ftyp, typ)
-		}
-		if fregion != "" && fregion != a.FailoverRegion {
-			return p.errf(ff+".objectName", "ARN region %q does not match failoverRegion %q", fregion, a.FailoverRegion)
 		}
 		if typ == AWSSSMParameter && f.ObjectVersion != "" && f.ObjectVersionLabel != "" {
 			return p.errf(ff, "an ssmparameter cannot set both objectVersion and objectVersionLabel")
@@ -238,6 +272,45 @@ func validateAWSObject(p *parser, a *AWS, o *AWSObject, field string) error {
 		}
 	}
 	return nil
+}
+
+// awsCheckARNRegion applies upstream's rule that an ARN's region is the
+// region it is read in (want, the parameter named key). An ARN without a
+// region never matches; with want empty (the environment's region), the
+// fetch checks it.
+func awsCheckARNRegion(name, arnRegion, want, key string) error {
+	if !strings.HasPrefix(name, "arn:") {
+		return nil
+	}
+	if arnRegion == "" {
+		return fmt.Errorf("the ARN %q has no region; it must be the %s the object is read in", name, key)
+	}
+	if want != "" && arnRegion != want {
+		return fmt.Errorf("ARN region %q does not match %s %q", arnRegion, key, want)
+	}
+	return nil
+}
+
+// CompileAWSJMESPath compiles a jmesPath expression. Admission and the
+// fetch both call it, so an expression admitted is one the fetch can
+// evaluate. The error describes the expression only, never a value.
+func CompileAWSJMESPath(expr string) (j *jmespath.JMESPath, err error) {
+	defer func() {
+		// The parser is third-party code run on user input in the
+		// webhook: a panic is an unparsable expression, not a crash.
+		if r := recover(); r != nil {
+			j, err = nil, fmt.Errorf("invalid JMES path %q", expr)
+		}
+	}()
+	j, err = jmespath.Compile(expr)
+	if err != nil {
+		var se jmespath.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("invalid JMES path %q: %s", expr, se.Error())
+		}
+		return nil, fmt.Errorf("invalid JMES path %q", expr)
+	}
+	return j, nil
 }
 
 // awsTypeOf derives the object type from an ARN name or checks the given
@@ -280,11 +353,26 @@ func awsPermHint(s string) string {
 	return ""
 }
 
-func awsPerm(s string) (fs.FileMode, bool) {
+// awsPerm parses a filePermission as upstream: exactly four octal digits
+// (upstream's pattern), so "1777" is admitted; the writer keeps only the
+// permission bits (specialMode warns), and a value with none is served
+// with the mount's default and a warning instead of upstream's 0000.
+func awsPerm(p *parser, field, s string) (fs.FileMode, error) {
 	if !awsFilePerm.MatchString(s) {
-		return 0, false
+		return 0, p.errf(field, "must be a quoted 4-digit octal string such as \"0600\", got %q%s", s, awsPermHint(s))
 	}
-	return octalString(s)
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil {
+		return 0, p.errf(field, "%q is not octal", s)
+	}
+	m, err := p.specialMode(field, uint32(v))
+	if err != nil {
+		return 0, err
+	}
+	if m == 0 {
+		p.warnf(field, "%q leaves no permission bits; the file is written with the mount's default mode 0644 (the upstream provider writes it 0000)", s)
+	}
+	return m, nil
 }
 
 // awsTranslate applies pathTranslation to a file name: with a character,
