@@ -190,16 +190,16 @@ func validateAWSObject(p *parser, a *AWS, o *AWSObject, field string) error {
 	// The objectType as written: the failover object is checked against
 	// it, not against the type an ARN implies, as upstream does.
 	givenType := o.ObjectType
-	typ, region, err := awsTypeOf(o.ObjectName, givenType)
+	typ, region, key, err := awsTypeOf(o.ObjectName, givenType)
 	if err != nil {
-		return p.errf(field, "%v", err)
+		return p.errf(field+"."+key, "%v", err)
 	}
 	if err := awsCheckARNRegion(o.ObjectName, region, a.Region, "region"); err != nil {
 		return p.errf(field+".objectName", "%v", err)
 	}
 	o.ObjectType, o.ARNRegion = typ, region
 	if typ == AWSSSMParameter && o.ObjectVersion != "" && o.ObjectVersionLabel != "" {
-		return p.errf(field, "an ssmparameter cannot set both objectVersion and objectVersionLabel")
+		return p.errf(field+".objectVersionLabel", "an ssmparameter cannot set both objectVersion and objectVersionLabel")
 	}
 	// Upstream sends such a name as it is (GetParameters reads the part
 	// after ':' as a version or label) and then finds no object for the
@@ -251,8 +251,13 @@ func validateAWSObject(p *parser, a *AWS, o *AWSObject, field string) error {
 		if a.FailoverRegion == "" {
 			return p.errf(ff, "is only allowed when parameters.failoverRegion is set")
 		}
-		ftyp, fregion, err := awsTypeOf(f.ObjectName, givenType)
+		ftyp, fregion, key, err := awsTypeOf(f.ObjectName, givenType)
 		if err != nil {
+			if key == "objectType" {
+				// The object's objectType, checked against the failover
+				// object's name.
+				return p.errf(ff+".objectName", "objectType %v", err)
+			}
 			return p.errf(ff+".objectName", "%v", err)
 		}
 		if err := awsCheckARNRegion(f.ObjectName, fregion, a.FailoverRegion, "failoverRegion"); err != nil {
@@ -265,7 +270,7 @@ func validateAWSObject(p *parser, a *AWS, o *AWSObject, field string) error {
 			return p.errf(ff+".objectName", "is a %s but the object is a %s", ftyp, typ)
 		}
 		if typ == AWSSSMParameter && f.ObjectVersion != "" && f.ObjectVersionLabel != "" {
-			return p.errf(ff, "an ssmparameter cannot set both objectVersion and objectVersionLabel")
+			return p.errf(ff+".objectVersionLabel", "an ssmparameter cannot set both objectVersion and objectVersionLabel")
 		}
 		if f.ObjectVersion != o.ObjectVersion {
 			return p.errf(ff+".objectVersion", "must equal the object's objectVersion (%q), got %q", o.ObjectVersion, f.ObjectVersion)
@@ -314,20 +319,21 @@ func CompileAWSJMESPath(expr string) (j *jmespath.JMESPath, err error) {
 }
 
 // awsTypeOf derives the object type from an ARN name or checks the given
-// one, and returns the ARN's region.
-func awsTypeOf(name, objectType string) (typ, region string, err error) {
+// one, and returns the ARN's region. A failure names the key at fault
+// (objectType or objectName).
+func awsTypeOf(name, objectType string) (typ, region, key string, err error) {
 	if objectType != "" && objectType != AWSSecretsManager && objectType != AWSSSMParameter {
-		return "", "", fmt.Errorf("objectType must be %q or %q, got %q", AWSSecretsManager, AWSSSMParameter, objectType)
+		return "", "", "objectType", fmt.Errorf("must be %q or %q, got %q", AWSSecretsManager, AWSSSMParameter, objectType)
 	}
 	if !strings.HasPrefix(name, "arn:") {
 		if objectType == "" {
-			return "", "", fmt.Errorf("objectType is required when objectName %q is not a full ARN", name)
+			return "", "", "objectType", fmt.Errorf("is required when objectName %q is not a full ARN", name)
 		}
-		return objectType, "", nil
+		return objectType, "", "", nil
 	}
 	parts := strings.SplitN(name, ":", 6)
 	if len(parts) != 6 || parts[1] == "" || parts[2] == "" || parts[5] == "" {
-		return "", "", fmt.Errorf("objectName %q is not a valid ARN (arn:partition:service:region:account:resource)", name)
+		return "", "", "objectName", fmt.Errorf("%q is not a valid ARN (arn:partition:service:region:account:resource)", name)
 	}
 	var arnType string
 	switch parts[2] {
@@ -336,12 +342,12 @@ func awsTypeOf(name, objectType string) (typ, region string, err error) {
 	case "ssm", "ssmparameter":
 		arnType = AWSSSMParameter
 	default:
-		return "", "", fmt.Errorf("objectName ARN service %q is neither secretsmanager nor ssm", parts[2])
+		return "", "", "objectName", fmt.Errorf("the ARN's service %q is neither secretsmanager nor ssm", parts[2])
 	}
 	if objectType != "" && objectType != arnType {
-		return "", "", fmt.Errorf("objectType %q does not match the ARN of %q", objectType, name)
+		return "", "", "objectType", fmt.Errorf("%q does not match the ARN %q (a %s)", objectType, name, arnType)
 	}
-	return arnType, parts[3], nil
+	return arnType, parts[3], "", nil
 }
 
 // awsPermHint explains the common mistake of an unquoted octal, which YAML
