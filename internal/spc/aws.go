@@ -97,7 +97,9 @@ func parseAWS(p *parser) (*AWS, error) {
 		a.PathTranslation = '_'
 	case strings.ToLower(pt) == "false":
 		a.PathTranslation = 0
-	case len(pt) == 1:
+	case len(pt) == 1 && pt[0] < 0x80:
+		// One byte; a lone byte above 0x7f is not text (and cannot come
+		// through the API server), so it is refused with the rest.
 		a.PathTranslation = rune(pt[0])
 	default:
 		return nil, p.errf("parameters.pathTranslation", "must be \"False\" or a single one-byte character, got %q (%d bytes)", pt, len(pt))
@@ -128,7 +130,7 @@ func parseAWS(p *parser) (*AWS, error) {
 	if err := yaml.Unmarshal([]byte(raw), &entries); err != nil {
 		return nil, p.errf("parameters.objects", "is not a YAML list of objects: %v", err)
 	}
-	if entries == nil && strings.TrimSpace(raw) != "[]" {
+	if entries == nil {
 		// Missing, blank or null: the upstream provider reads no objects
 		// and mounts an empty volume. An explicit empty list
 		// (objects: "[]") does the same without a warning.
