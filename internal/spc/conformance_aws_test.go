@@ -34,6 +34,42 @@ const (
 	awsSSMARN = "arn:aws:ssm:us-west-2:123456789012:parameter/feaw"
 )
 
+// awsIntegClass is the objects list of the upstream integration test's
+// class, with its placeholders filled in.
+const awsIntegClass = `
+    - objectName: "ParameterStoreTest1"
+      objectType: "ssmparameter"
+    - objectName: "ParameterStoreTestWithLongName"
+      objectAlias: "ParameterStoreTest2"
+      objectType: "ssmparameter"
+    - objectName: "ParameterStoreRotationTest"
+      objectType: "ssmparameter"
+    - objectName: "SecretsManagerRotationTest"
+      objectType: "secretsmanager"
+    - objectName: "SecretsManagerTest1"
+      objectType: "secretsmanager"
+    - objectName: arn:aws:secretsmanager:us-west-2:123456789012:secret:SecretsManagerTest2
+      objectAlias: "SecretsManagerTest2"
+      failoverObject:
+        objectName: arn:aws:secretsmanager:us-east-1:123456789012:secret:SecretsManagerTest2
+    - objectName: "SecretsManagerSync"
+      objectType: "secretsmanager"
+    - objectName: "jsonSsm"
+      objectType: "ssmparameter"
+      jmesPath:
+          - Path: "username"
+            ObjectAlias: "ssmUsername"
+          - Path: "password"
+            ObjectAlias: "ssmPassword"
+    - objectName: "secretsManagerJson"
+      objectType: "secretsmanager"
+      jmesPath:
+          - Path: "username"
+            ObjectAlias: "secretsManagerUsername"
+          - Path: "password"
+            ObjectAlias: "secretsManagerPassword"
+`
+
 // TestConformanceAWS runs classes drawn from the upstream AWS provider
 // (github.com/aws/secrets-store-csi-driver-provider-aws; files named below
 // are in that repository) through admission: verdict, the field a denial
@@ -357,6 +393,28 @@ func TestConformanceAWS(t *testing.T) {
 		// credential_provider/pod_identity_credential_provider.go parseAddressPreference: no trimming, " ipv4" is auto
 		"preferredAddressType padded": {params: awsIn(awsSM("s", ""), "usePodIdentity", "true", "preferredAddressType", " ipv4"),
 			warn: []string{"parameters.preferredAddressType"}, files: []FileSpec{f("s", 0)}},
+		// examples/ExampleSecretProviderClass-IRSA.yaml
+		"example IRSA": {params: map[string]string{"objects": "    - objectName: \"MySecret\"\n      objectType: \"secretsmanager\"\n"}, files: []FileSpec{f("MySecret", 0)}},
+		// examples/ExampleSecretProviderClass-PodIdentity.yaml
+		"example Pod Identity": {params: map[string]string{"usePodIdentity": "true", "objects": "- objectName: \"MySecret\"\n  objectType: \"secretsmanager\"\n"}, files: []FileSpec{f("MySecret", 0)}},
+		// tests/BasicTestMountSPC.yaml (REGION us-west-2, FAILOVERREGION us-east-1): capitalised jmesPath keys
+		// (Path, ObjectAlias) decode, as encoding/json under sigs.k8s.io/yaml matches keys case-insensitively
+		"integration test class": {params: map[string]string{"region": "us-west-2", "failoverRegion": "us-east-1", "objects": awsIntegClass},
+			files: []FileSpec{f("ParameterStoreRotationTest", 0), f("ParameterStoreTest1", 0), f("ParameterStoreTest2", 0), f("SecretsManagerRotationTest", 0), f("SecretsManagerSync", 0),
+				f("SecretsManagerTest1", 0), f("SecretsManagerTest2", 0), f("jsonSsm", 0), f("secretsManagerJson", 0), f("secretsManagerPassword", 0), f("secretsManagerUsername", 0),
+				f("ssmPassword", 0), f("ssmUsername", 0)}},
+		// same decoder: object keys in another case
+		"keys in another case": {params: awsIn("- {OBJECTNAME: s, objecttype: secretsmanager, ObjectAlias: a}"), files: []FileSpec{f("a", 0)}},
+		// same decoder: YAML is a superset of JSON
+		"objects as JSON": {params: awsIn(`[{"objectName": "s", "objectType": "secretsmanager", "filePermission": "0640"}]`), files: []FileSpec{f("s", 0o640)}},
+		// provider/secret_descriptor.go GetFileName: any one-byte character replaces "/"
+		"pathTranslation dot": {params: awsIn(awsSM("app/db", ""), "pathTranslation", "."), files: []FileSpec{f("app.db", 0)}},
+		// same, "/" for "/" keeps nested names (and a leading "/", which the writer refuses)
+		"pathTranslation slash": {params: awsIn(awsSM("app/db", ""), "pathTranslation", "/"), files: []FileSpec{f("app/db", 0)}},
+		// same; then secrets-store-csi-driver atomic_writer.go validatePath "must be relative path"
+		"pathTranslation slash, leading slash": {params: awsIn(awsSM("/app/db", ""), "pathTranslation", "/"), deny: "parameters.objects[0].objectName"},
+		// server/server.go Mount: strconv.ParseBool "1"
+		"usePodIdentity 1": {params: awsIn(awsSM("s", ""), "usePodIdentity", "1"), files: []FileSpec{f("s", 0)}},
 		// provider/parameter_store_provider.go fetchParameterStoreBatch: a name with ':' is sent as a selector and
 		// the answer matches no descriptor (nil dereference); refused here (docs/providers/aws.md)
 		"ssm name with selector": {params: awsIn("- {objectName: 'p:3', objectType: ssmparameter}"), deny: "parameters.objects[0].objectName"},
