@@ -393,6 +393,13 @@ func TestConformanceAWS(t *testing.T) {
 		// credential_provider/pod_identity_credential_provider.go parseAddressPreference: no trimming, " ipv4" is auto
 		"preferredAddressType padded": {params: awsIn(awsSM("s", ""), "usePodIdentity", "true", "preferredAddressType", " ipv4"),
 			warn: []string{"parameters.preferredAddressType"}, files: []FileSpec{f("s", 0)}},
+		// provider/secret_descriptor.go validateObjectName: typeMap["sts"] is the zero type (SSM), so with
+		// objectType ssmparameter upstream admits an STS ARN and SSM refuses it at the mount; refused here
+		"unknown ARN service with objectType ssmparameter": {params: awsIn("- {objectName: 'arn:aws:sts:us-west-2:123456789012:parameter/x', objectType: ssmparameter}"), deny: "parameters.objects[0].objectName"},
+		// same: arn.Parse checks the section count only; an empty partition is refused here
+		"ARN with empty partition": {params: awsIn("- objectName: 'arn::secretsmanager:us-west-2:123456789012:secret:x'"), deny: "parameters.objects[0].objectName"},
+		// secrets-store-csi-driver atomic_writer.go validatePath accepts a backslash; refused here as for every provider
+		"jmesPath alias with a backslash": {params: awsIn(awsSM("db", `jmesPath: [{path: user, objectAlias: 'a\b'}]`)), deny: "parameters.objects[0].jmesPath[0].objectAlias"},
 		// examples/ExampleSecretProviderClass-IRSA.yaml
 		"example IRSA": {params: map[string]string{"objects": "    - objectName: \"MySecret\"\n      objectType: \"secretsmanager\"\n"}, files: []FileSpec{f("MySecret", 0)}},
 		// examples/ExampleSecretProviderClass-PodIdentity.yaml
