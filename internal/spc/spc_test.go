@@ -186,7 +186,7 @@ func TestParseRejectsMalformed(t *testing.T) {
 	}{
 		"empty provider":                {"", nil, "spec.provider"},
 		"provider with a slash":         {"../evil", nil, "spec.provider"},
-		"aws no objects":                {"aws", map[string]string{"region": "us-east-1"}, "parameters.objects"},
+		"aws objects not YAML":          {"aws", map[string]string{"objects": "- {"}, "parameters.objects"},
 		"aws objects not a list":        {"aws", map[string]string{"objects": "objectName: x"}, "parameters.objects"},
 		"aws missing objectName":        {"aws", map[string]string{"objects": "- objectType: secretsmanager"}, "objects[0].objectName"},
 		"aws missing objectType":        {"aws", map[string]string{"objects": "- objectName: x"}, "parameters.objects[0]"},

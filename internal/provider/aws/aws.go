@@ -366,17 +366,17 @@ func assemble(class *spc.Class, perm fs.FileMode, items []*item) ([]provider.Obj
 			continue
 		}
 		out = append(out, provider.Object{ID: o.FileName, Version: it.res.version, Group: group,
-			Files: []atomicdir.File{{Path: o.FileName, Mode: modeOr(o.FilePermission, perm), Data: it.res.value}}})
+			Files: []atomicdir.File{{Path: o.FileName, Mode: modeOr(o.FilePermission, o.ExactMode, perm), ExactMode: o.ExactMode, Data: it.res.value}}})
 		for j, jp := range o.JMESPath {
 			out = append(out, provider.Object{ID: jp.FileName, Version: it.res.version, Group: group,
-				Files: []atomicdir.File{{Path: jp.FileName, Mode: modeOr(jp.FilePermission, perm), Data: extracted[j]}}})
+				Files: []atomicdir.File{{Path: jp.FileName, Mode: modeOr(jp.FilePermission, jp.ExactMode, perm), ExactMode: jp.ExactMode, Data: extracted[j]}}})
 		}
 	}
 	return provider.Partial(out, errs)
 }
 
-func modeOr(m, def fs.FileMode) fs.FileMode {
-	if m != 0 {
+func modeOr(m fs.FileMode, exact bool, def fs.FileMode) fs.FileMode {
+	if m != 0 || exact {
 		return m
 	}
 	if def != 0 {

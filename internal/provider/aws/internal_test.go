@@ -376,3 +376,37 @@ func TestCodeError(t *testing.T) {
 		})
 	}
 }
+
+// TestJMESPathAdmissionAgreesWithFetch: admission (spc.ParseSpec) and the
+// fetch (extract) decide a jmesPath expression's syntax with one function,
+// so every expression gets the same verdict from both: admitted ones
+// evaluate, refused ones are the ones the fetch could not compile.
+func TestJMESPathAdmissionAgreesWithFetch(t *testing.T) {
+	value := []byte(`{"user": "u", "my-key": "k", "a": {"b": "c"}, "l": ["x"]}`)
+	for _, expr := range []string{"user", `"my-key"`, "a.b", "l[0]", "a || user", "`\"lit\"`", "@.user",
+		".user", "a.[", "", "user[", "[?", "a..b", "`", "&", "user |"} {
+		t.Run(expr, func(t *testing.T) {
+			class, admitErr := spc.ParseSpec("ns", "c", "aws", map[string]string{"region": "us-east-1",
+				"objects": fmt.Sprintf("- {objectName: db, objectType: secretsmanager, jmesPath: [{path: %q, objectAlias: x}]}", expr)})
+			o := &spc.AWSObject{ObjectName: "db", JMESPath: []spc.AWSJMESPath{{Path: expr, ObjectAlias: "x"}}}
+			if admitErr == nil {
+				o = &class.AWS.Objects[0]
+			}
+			_, fetchErr := extract(o, value)
+			syntax := fetchErr != nil && strings.Contains(fetchErr.Error(), "invalid JMES path")
+			if expr == "" {
+				// An empty path is refused as missing before it is compiled.
+				if admitErr == nil || !strings.Contains(admitErr.Error(), "jmesPath[0].path: is required") {
+					t.Fatalf("empty path: admission %v", admitErr)
+				}
+				return
+			}
+			if (admitErr != nil) != syntax {
+				t.Fatalf("admission %v, fetch %v: they disagree", admitErr, fetchErr)
+			}
+			if admitErr != nil && !strings.Contains(admitErr.Error(), "jmesPath[0].path") {
+				t.Errorf("denial %v does not name the field", admitErr)
+			}
+		})
+	}
+}

@@ -2,10 +2,7 @@ package aws
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-
-	"github.com/jmespath/go-jmespath"
 
 	"github.com/ssinjector/ssi/internal/spc"
 )
@@ -25,14 +22,11 @@ func extract(o *spc.AWSObject, value []byte) ([][]byte, error) {
 	}
 	out := make([][]byte, len(o.JMESPath))
 	for i, jp := range o.JMESPath {
-		expr, err := jmespath.Compile(jp.Path)
+		// The same compiler admission used, so a class admitted never
+		// fails here on syntax; its error describes the expression only.
+		expr, err := spc.CompileAWSJMESPath(jp.Path)
 		if err != nil {
-			// A syntax error describes the expression only.
-			var se jmespath.SyntaxError
-			if errors.As(err, &se) {
-				return nil, fmt.Errorf("invalid JMES path %q for objectAlias %q: %s", jp.Path, jp.ObjectAlias, se.Error())
-			}
-			return nil, fmt.Errorf("invalid JMES path %q for objectAlias %q", jp.Path, jp.ObjectAlias)
+			return nil, fmt.Errorf("objectAlias %q: %w", jp.ObjectAlias, err)
 		}
 		res, err := expr.Search(data)
 		if err != nil {
