@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,13 +32,19 @@ func classify(op string, err error) error {
 	}
 	// Secret Manager's status messages name resources, never payloads.
 	msg := fmt.Sprintf("%s: %s: %s", op, st.Code(), st.Message())
-	return provider.WithReason(provider.ReasonForGRPC(st.Code(), codeReasons), provider.Summarize(msg, err))
+	reason := provider.ReasonForGRPC(st.Code(), nil)
+	if st.Code() == codes.FailedPrecondition && versionGone.MatchString(st.Message()) {
+		// Secret Manager answers an access to a disabled or destroyed
+		// version (or to "latest" of a secret without an enabled one)
+		// with FailedPrecondition: the version the class names is not
+		// there to be read, as for NotFound. Other FailedPrecondition
+		// answers (a customer-managed key disabled or not granted) are
+		// not: an optional object must not be taken for missing then.
+		reason = provider.ReasonNotFound
+	}
+	return provider.WithReason(reason, provider.Summarize(msg, err))
 }
 
-// codeReasons are Secret Manager's exceptions to provider.ReasonForGRPC.
-var codeReasons = map[codes.Code]provider.Reason{
-	// Secret Manager answers an access to a disabled or destroyed
-	// version with FailedPrecondition: the version the class names is not
-	// there to be read, as for NotFound.
-	codes.FailedPrecondition: provider.ReasonNotFound,
-}
+// versionGone matches Secret Manager's FailedPrecondition messages for a
+// version that is not there to be read.
+var versionGone = regexp.MustCompile(`^Secret Version \[[^\]]+\] is in (DISABLED|DESTROYED) state\.?$|^Secret \[[^\]]+\] has no enabled versions\.?$`)
