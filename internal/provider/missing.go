@@ -3,6 +3,8 @@ package provider
 import (
 	"errors"
 	"slices"
+
+	"github.com/ssinjector/ssi/internal/atomicdir"
 )
 
 // Errors are the per-object failures of one fetch, in class order. A
@@ -72,20 +74,43 @@ func dropMissing(req Request, objs []Object, err error) (missing []string, rest 
 // keepMissing returns, for class's optional objects in missing, the
 // objects of prev they yielded (marked Missing), when the class keeps the
 // last files of a missing optional object (spc.AnnotationOptionalOnDelete:
-// keep); nil when it removes them.
-func keepMissing(req Request, prev []Object, missing []string) []Object {
+// keep); nil when it removes them. A last file never stands over what
+// this fetch got: an object whose ID or any of whose paths fetched (an
+// object of this fetch, its files or, when Unchanged, its previous ones)
+// holds is not kept, so a fresh file is served, not a stale one.
+func keepMissing(req Request, prev []Object, missing []string, fetched []Object) []Object {
 	if !req.Class.KeepMissing || len(missing) == 0 {
 		return nil
 	}
-	var out []Object
-	for _, id := range missing {
-		ids := req.Class.Optional[id]
-		for _, o := range prev {
-			if slices.Contains(ids, o.ID) {
-				o.Missing, o.Unchanged = true, false
-				out = append(out, o)
-			}
+	prevByID := make(map[string]*Object, len(prev))
+	for i := range prev {
+		prevByID[prev[i].ID] = &prev[i]
+	}
+	taken := map[string]bool{}
+	paths := map[string]bool{}
+	for _, o := range fetched {
+		taken[o.ID] = true
+		files := o.Files
+		if p := prevByID[o.ID]; o.Unchanged && p != nil {
+			files = p.Files
 		}
+		for _, f := range files {
+			paths[f.Path] = true
+		}
+	}
+	want := map[string]bool{}
+	for _, id := range missing {
+		for _, oid := range req.Class.Optional[id] {
+			want[oid] = !taken[oid]
+		}
+	}
+	var out []Object
+	for _, o := range prev {
+		if !want[o.ID] || slices.ContainsFunc(o.Files, func(f atomicdir.File) bool { return paths[f.Path] }) {
+			continue
+		}
+		o.Missing, o.Unchanged = true, false
+		out = append(out, o)
 	}
 	return out
 }

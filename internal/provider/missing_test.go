@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ssinjector/ssi/internal/atomicdir"
+	"github.com/ssinjector/ssi/internal/limits"
 	"github.com/ssinjector/ssi/internal/spc"
 )
 
@@ -188,5 +189,50 @@ func TestErrorsMessage(t *testing.T) {
 	}
 	if _, err := Partial([]Object{{ID: "db"}}, nil); err != nil {
 		t.Errorf("Partial without failures: %v", err)
+	}
+}
+
+// A kept last file never stands over a file this fetch got: with
+// on-delete keep, a required object now writing the missing optional
+// object's path is served, not the stale content.
+func TestKeptFilesYieldToFreshOnes(t *testing.T) {
+	c := optionalClass(t, "keep")
+	p := &answerProvider{answers: []func(Request) ([]Object, error){
+		func(Request) ([]Object, error) {
+			return []Object{obj("db", "1", "pw"), obj("maybe", "1", "stale")}, nil
+		},
+		func(Request) ([]Object, error) {
+			return Partial([]Object{{ID: "db", Version: "2", Files: []atomicdir.File{{Path: "db", Data: []byte("pw2")}, {Path: "maybe", Data: []byte("fresh")}}}},
+				[]*Error{objErr(c, "maybe", ReasonNotFound, "404")})
+		},
+	}}
+	merged, _, err := FetchMerged(context.Background(), p, Request{Class: c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, files, err := FetchMerged(context.Background(), p, Request{Class: c}, merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := paths(files), []string{"db=pw2", "maybe=fresh"}; !slices.Equal(got, want) {
+		t.Fatalf("files %v, want %v", got, want)
+	}
+}
+
+// Of several per-object failures, only the one over a size cap becomes
+// InvalidContent; the first (reported) failure keeps its own reason.
+func TestTooLargeRelabelsItsOwnObject(t *testing.T) {
+	c := optionalClass(t, "")
+	p := &answerProvider{answers: []func(Request) ([]Object, error){func(Request) ([]Object, error) {
+		return Partial(nil, []*Error{objErr(c, "db", ReasonNotFound, "404"),
+			{Class: c.Key(), Provider: c.Provider, Object: "maybe", Reason: ReasonUnavailable, Err: &limits.TooLargeError{What: "the response", Size: 2 << 20, Limit: 1 << 20}}})
+	}}}
+	_, _, err := FetchMerged(context.Background(), p, Request{Class: c}, nil)
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 2 {
+		t.Fatalf("error %v, want both failures", err)
+	}
+	if es[0].Reason != ReasonNotFound || es[1].Reason != ReasonInvalidContent {
+		t.Fatalf("reasons %s, %s; want NotFound, InvalidContent", es[0].Reason, es[1].Reason)
 	}
 }

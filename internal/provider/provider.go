@@ -179,22 +179,12 @@ func FetchMerged(ctx context.Context, p Provider, req Request, prev []Object) ([
 		missing, err = dropMissing(req, objs, err)
 	}
 	if err != nil {
-		if errors.Is(err, limits.ErrTooLarge) {
-			// A transport's cap, under whatever the SDK made of it: the
-			// content is the problem, not the backend's availability.
-			var pe *Error
-			if errors.As(err, &pe) {
-				pe.Reason = ReasonInvalidContent
-			} else {
-				err = &Error{Class: req.Class.Key(), Provider: req.Class.Provider, Reason: ReasonInvalidContent, Err: err}
-			}
-		}
-		return nil, nil, err
+		return nil, nil, tooLargeIsContent(req, err)
 	}
 	fail := func(reason Reason, err error) error {
 		return &Error{Class: req.Class.Key(), Provider: req.Class.Provider, Reason: reason, Err: err}
 	}
-	objs = append(objs, keepMissing(req, prev, missing)...)
+	objs = append(objs, keepMissing(req, prev, missing, objs)...)
 	if len(objs) == 0 && len(missing) == 0 && (!req.Class.BuiltIn() || len(req.Class.Files()) > 0) {
 		return nil, nil, fail(ReasonInvalidContent, errors.New("the provider returned no objects"))
 	}
@@ -210,6 +200,31 @@ func FetchMerged(ctx context.Context, p Provider, req Request, prev []Object) ([
 		return nil, nil, err
 	}
 	return merged, files, nil
+}
+
+// tooLargeIsContent gives the failures that hit a transport's cap (under
+// whatever the SDK made of it) ReasonInvalidContent: the content is the
+// problem, not the backend's availability. Of per-object failures
+// (Errors), only those whose own cause is the cap are relabelled.
+func tooLargeIsContent(req Request, err error) error {
+	if !errors.Is(err, limits.ErrTooLarge) {
+		return err
+	}
+	var es Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			if errors.Is(e.Err, limits.ErrTooLarge) {
+				e.Reason = ReasonInvalidContent
+			}
+		}
+		return err
+	}
+	var pe *Error
+	if errors.As(err, &pe) {
+		pe.Reason = ReasonInvalidContent
+		return err
+	}
+	return &Error{Class: req.Class.Key(), Provider: req.Class.Provider, Reason: ReasonInvalidContent, Err: err}
 }
 
 // CheckSizes enforces the per-object and per-volume caps of sizes on
