@@ -55,9 +55,11 @@ func dropMissing(req Request, objs []Object, err error) (missing []string, rest 
 		return nil, err
 	}
 	var other Errors
+	seen := map[string]bool{}
 	for _, e := range es {
 		if e.Reason == ReasonNotFound && req.Class.IsOptional(e.Object) {
-			if !slices.Contains(missing, e.Object) {
+			if !seen[e.Object] {
+				seen[e.Object] = true
 				missing = append(missing, e.Object)
 			}
 			continue

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Class annotations our parser owns for optional objects. The upstream
@@ -73,6 +74,14 @@ func (c *Class) OptionalPaths() map[string]bool {
 	return out
 }
 
+// maxOptionalHistory bounds the version files of an optional Azure object
+// with objectVersionHistory that are tracked as its own (the webhook, the
+// node shim and the sync controller parse every tenant's classes).
+const maxOptionalHistory = 1024
+
+// maxQuoted bounds a name and the list of known names quoted in a denial.
+const maxQuoted = 256
+
 // optionalEntry is one object of the class as the optional-objects
 // annotation may name it.
 type optionalEntry struct {
@@ -105,8 +114,11 @@ func (c *Class) optionalEntries() []optionalEntry {
 			o := &c.Azure.Objects[i]
 			e := optionalEntry{names: []string{o.ObjectName, o.ObjectAlias}, id: o.ID(), ids: []string{o.ID()}, paths: []string{o.FileName}}
 			if o.ObjectVersionHistory > 1 {
+				// The files of at most maxOptionalHistory versions follow
+				// the object: a class may ask for 2^31 versions, which no
+				// shared process may enumerate (the backend has far fewer).
 				e.ids, e.paths = nil, nil
-				for v := range o.ObjectVersionHistory {
+				for v := range min(o.ObjectVersionHistory, maxOptionalHistory) {
 					e.ids = append(e.ids, fmt.Sprintf("%s/%d", o.ID(), v))
 					e.paths = append(e.paths, fmt.Sprintf("%s/%d", o.FileName, v))
 				}
@@ -174,22 +186,53 @@ func parseOptional(c *Class, annotations map[string]string) error {
 		return p.errf(field(AnnotationOptionalObjects), "applies to the built-in providers (aws, azure, gcp, vault) only; provider %q's objects are known to its plugin alone", c.Provider)
 	}
 	entries := c.optionalEntries()
-	c.Optional = map[string][]string{}
-	for _, n := range names {
-		found := false
-		for _, e := range entries {
-			if slices.Contains(e.names, n) {
-				found = true
-				c.Optional[e.id] = e.ids
+	// One index, so that parsing is linear in the names and the objects
+	// (every tenant's class is parsed by the shared processes).
+	byName := map[string][]int{}
+	for i, e := range entries {
+		for _, n := range e.names {
+			if n != "" && !slices.Contains(byName[n], i) {
+				byName[n] = append(byName[n], i)
 			}
 		}
+	}
+	c.Optional = map[string][]string{}
+	for _, n := range names {
+		idx, found := byName[n]
 		if !found {
-			var known []string
-			for _, e := range entries {
-				known = append(known, strings.Join(slices.DeleteFunc(slices.Clone(e.names), func(s string) bool { return s == "" }), " or "))
-			}
-			return p.errf(field(AnnotationOptionalObjects), "%q names no object of the class (its objects: %s)", n, strings.Join(known, ", "))
+			return p.errf(field(AnnotationOptionalObjects), "%q names no object of the class (its objects: %s)", truncate(n, maxQuoted), knownNames(entries))
+		}
+		for _, i := range idx {
+			c.Optional[entries[i].id] = entries[i].ids
 		}
 	}
 	return nil
+}
+
+// knownNames lists the names the objects answer to, for a denial, cut at
+// about maxQuoted bytes.
+func knownNames(entries []optionalEntry) string {
+	var b strings.Builder
+	for i, e := range entries {
+		if b.Len() > maxQuoted {
+			fmt.Fprintf(&b, ", … (%d more)", len(entries)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strings.Join(slices.DeleteFunc(slices.Clone(e.names), func(s string) bool { return s == "" }), " or "))
+	}
+	return b.String()
+}
+
+// truncate cuts s to at most n bytes (at a rune boundary), marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

@@ -1,6 +1,7 @@
 package spc
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -136,5 +137,37 @@ func TestOnDeleteWithoutListWarns(t *testing.T) {
 	}
 	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "has no effect without "+AnnotationOptionalObjects) {
 		t.Errorf("warnings %q, want one about the missing list", c.Warnings)
+	}
+}
+
+// The shared processes parse every tenant's classes: the annotation costs
+// time linear in its names and the objects, a huge objectVersionHistory is
+// not enumerated, and a denial quotes a bounded text.
+func TestOptionalObjectsBounded(t *testing.T) {
+	huge := map[string]string{"keyvaultName": "my-vault", "tenantId": "00000000-0000-0000-0000-000000000000",
+		"objects": "array:\n- |\n  objectName: api\n  objectType: secret\n  objectVersionHistory: 2147483647\n"}
+	c, err := ParseAnnotated("ns", "c", ProviderAzure, huge, map[string]string{AnnotationOptionalObjects: "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := c.Optional["secret/api"]; len(ids) != maxOptionalHistory {
+		t.Fatalf("%d version IDs tracked, want %d", len(ids), maxOptionalHistory)
+	}
+
+	// 5,000 objects and 20,000 names: linear, not 10^8 comparisons.
+	var objs, names strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&objs, "- {objectName: o%d, secretPath: secret/data/o%d, secretKey: k}\n", i, i)
+	}
+	for i := range 20000 {
+		fmt.Fprintf(&names, "o%d,", i%5000)
+	}
+	params := map[string]string{"roleName": "app", "vaultAddress": "https://vault:8200", "objects": objs.String()}
+	if c, err = ParseAnnotated("ns", "c", ProviderVault, params, map[string]string{AnnotationOptionalObjects: names.String()}); err != nil || len(c.Optional) != 5000 {
+		t.Fatalf("%v, %d optional", err, len(c.Optional))
+	}
+	_, err = ParseAnnotated("ns", "c", ProviderVault, params, map[string]string{AnnotationOptionalObjects: strings.Repeat("x", 100000)})
+	if err == nil || len(err.Error()) > 1200 || !strings.Contains(err.Error(), "more)") {
+		t.Fatalf("denial of %d bytes: %.300v", len(fmt.Sprint(err)), err)
 	}
 }
