@@ -322,24 +322,6 @@ func parentOf(p string) string {
 	return ""
 }
 
-// octalString parses a permission written as an octal string ("0644").
-func octalString(s string) (fs.FileMode, bool) {
-	if s == "" {
-		return 0, false
-	}
-	var m uint64
-	for _, r := range s {
-		if r < '0' || r > '7' {
-			return 0, false
-		}
-		m = m*8 + uint64(r-'0')
-		if m > 0o777 {
-			return 0, false
-		}
-	}
-	return fs.FileMode(m), true
-}
-
 // zeroModeWarning is the admission warning for a mode with no permission
 // bits (0, 01000), which is written 0000 as the upstream providers write it;
 // its argument is the mode as written.
