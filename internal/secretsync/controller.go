@@ -189,10 +189,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 
+	// absent are the files that may be missing from files: those of the
+	// optional objects the backend does not have, and those of the
+	// templates that read one and were not rendered.
+	absent := parsed.OptionalPaths()
 	if tset != nil {
+		var skipped []string
 		r.mu.Lock()
-		files, err = st.withRendered(tset, files, parsed.OptionalPaths())
+		files, skipped, err = st.withRendered(tset, files, absent)
 		r.mu.Unlock()
+		absent = withAbsent(absent, skipped)
 		if err != nil {
 			// The Secrets keep their last good content.
 			r.warn(class, ReasonInvalidClass, "Render", "SecretProviderClass %s: %s; its Secrets are not updated", key, err)
@@ -207,7 +213,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		specs, problems = filterSpecs(specs, problems, func(s secretSpec) []string { return checkObjects(s, parsed, have, known) })
 	}
 	owners := ownerReferences(class, consumers)
-	absent := parsed.OptionalPaths()
 	changed, kept := false, 0
 	var writeErr error
 	for _, s := range specs {

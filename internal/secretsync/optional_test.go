@@ -2,15 +2,22 @@ package secretsync
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
+	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/render"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/testing/testenv"
 )
@@ -105,5 +112,94 @@ func TestBuildSecretOptional(t *testing.T) {
 		t.Fatal("required: no Secret")
 	} else if _, ok := sec.Data["password"]; !ok {
 		t.Error("the key of a required object was dropped")
+	}
+}
+
+// A template that reads a missing optional object is not rendered, and a
+// secretObjects key taken from its file is left out as the key of a
+// missing optional object is: not written empty to an Opaque Secret, and
+// no kubernetes.io/tls Secret (no InvalidSecretObject event at every
+// reconcile) until the object exists.
+func TestSyncSkippedTemplateKey(t *testing.T) {
+	env := controlPlane(t)
+	ns := namespace(t, env, "skipped-template")
+	serviceAccount(t, env, ns, "app", nil)
+	fake := newFake("vault", map[string]string{"db-password": "pw-1"})
+	startController(t, env, nil, Options{Providers: provider.NewSet(fake), RotationInterval: 300 * time.Millisecond}, nil)
+
+	class := classYAML(t, ns, fmt.Sprintf(`
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: skipped
+  annotations:
+    %s: maybe
+    %s: |
+      - {path: token.env, template: 'TOKEN={{ object "maybe" }}'}
+      - {path: bundle.pem, template: '{{ object "maybe" }}'}
+spec:
+  provider: vault
+  parameters:
+    roleName: app
+    vaultAddress: http://127.0.0.1:1
+    objects: |
+      - {objectName: db-password, secretPath: secret/data/db, secretKey: password}
+      - {objectName: maybe, secretPath: secret/data/maybe, secretKey: bundle}
+  secretObjects:
+  - secretName: app
+    type: Opaque
+    data:
+    - {objectName: db-password, key: password}
+    - {objectName: token.env, key: token}
+  - secretName: cert
+    type: kubernetes.io/tls
+    data:
+    - {objectName: bundle.pem, key: tls.crt}
+    - {objectName: bundle.pem, key: tls.key}
+`, spc.AnnotationOptionalObjects, render.Annotation))
+	create(t, env, class)
+	create(t, env, csiPod(ns, "web-0", "app", class.Name))
+	keys := func(want ...string) func(*corev1.Secret) string {
+		return func(s *corev1.Secret) string {
+			if got := strings.Join(sortedKeys(s.Data), ","); got != strings.Join(want, ",") {
+				return "keys " + got
+			}
+			return ""
+		}
+	}
+	waitSecret(t, env, ns, "app", keys("password"))
+	eventually(t, 20*time.Second, "three rotations", func() (bool, string) {
+		n := len(fake.callsIn(ns))
+		return n >= 4, fmt.Sprintf("%d fetches", n)
+	})
+	if s, err := getSecret(env, ns, "app"); err != nil || strings.Join(sortedKeys(s.Data), ",") != "password" {
+		t.Errorf("Secret app while the template's object is missing: %v %v, want only key password", s, err)
+	}
+	if _, err := getSecret(env, ns, "cert"); !apierrors.IsNotFound(err) {
+		t.Errorf("Secret cert while its template's object is missing: %v, want none", err)
+	}
+	for _, e := range classEvents(env, ns, class.Name) {
+		if e.Type == corev1.EventTypeWarning {
+			t.Errorf("event %s: %s while only an optional object was missing", e.Reason, e.Message)
+		}
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, certPEM := testCert(t, key, &key.PublicKey, "app")
+	fake.set("maybe", string(certPEM)+string(pemOf(pemECPrivateKey, der)))
+	s := waitSecret(t, env, ns, "app", keys("password", "token"))
+	if !strings.HasPrefix(string(s.Data["token"]), "TOKEN=-----BEGIN CERTIFICATE") {
+		t.Errorf("token %q, want the rendered template", s.Data["token"])
+	}
+	s = waitSecret(t, env, ns, "cert", keys("tls.crt", "tls.key"))
+	if string(s.Data["tls.crt"]) != string(certPEM) {
+		t.Errorf("tls.crt %q, want the certificate", s.Data["tls.crt"])
 	}
 }
