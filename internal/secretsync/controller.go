@@ -78,6 +78,9 @@ type classState struct {
 	generation  int64
 	identityKey string
 	provider    string
+	// annotations are the class annotations its last fetch was parsed
+	// with (spc.Class.Annotations).
+	annotations map[string]string
 	objects     []provider.Object
 	files       map[string][]byte
 	// dueAt is when the next scheduled fetch is due: the last fetch plus

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssiv1 "github.com/ssinjector/ssi/api/v1"
 	"github.com/ssinjector/ssi/internal/provider"
@@ -201,5 +202,61 @@ spec:
 	s = waitSecret(t, env, ns, "cert", keys("tls.crt", "tls.key"))
 	if string(s.Data["tls.crt"]) != string(certPEM) {
 		t.Errorf("tls.crt %q, want the certificate", s.Data["tls.crt"])
+	}
+}
+
+// Making an optional object required is an annotation edit, which does
+// not change the class's generation: it fetches at once (not at the next
+// rotation, an hour away here), and the missing object fails the fetch
+// naming it while the Secret keeps what it held.
+func TestSyncOptionalMadeRequired(t *testing.T) {
+	env := controlPlane(t)
+	ns := namespace(t, env, "made-required")
+	serviceAccount(t, env, ns, "app", nil)
+	fake := newFake("vault", map[string]string{"db-password": "pw-1"})
+	startController(t, env, nil, Options{Providers: provider.NewSet(fake), RotationInterval: time.Hour}, nil)
+
+	class := classYAML(t, ns, fmt.Sprintf(`
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: made-required
+  annotations:
+    %s: maybe
+spec:
+  provider: vault
+  parameters:
+    roleName: app
+    vaultAddress: http://127.0.0.1:1
+    objects: |
+      - {objectName: db-password, secretPath: secret/data/db, secretKey: password}
+      - {objectName: maybe, secretPath: secret/data/maybe, secretKey: token}
+  secretObjects:
+  - secretName: app
+    type: Opaque
+    data:
+    - {objectName: db-password, key: password}
+    - {objectName: maybe, key: token}
+`, spc.AnnotationOptionalObjects))
+	create(t, env, class)
+	create(t, env, csiPod(ns, "web-0", "app", class.Name))
+	first := waitSecret(t, env, ns, "app", func(s *corev1.Secret) string {
+		if got := strings.Join(sortedKeys(s.Data), ","); got != "password" {
+			return "keys " + got
+		}
+		return ""
+	})
+
+	var cur ssiv1.SecretProviderClass
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(class), &cur); err != nil {
+		t.Fatal(err)
+	}
+	delete(cur.Annotations, spc.AnnotationOptionalObjects)
+	if err := env.Client.Update(context.Background(), &cur); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, env, ns, class.Name, ReasonFetchFailed, `object "maybe"`, "NotFound")
+	if s, err := getSecret(env, ns, "app"); err != nil || s.ResourceVersion != first.ResourceVersion {
+		t.Errorf("Secret app after the failed fetch: %v, want it unchanged (resourceVersion %s)", err, first.ResourceVersion)
 	}
 }
