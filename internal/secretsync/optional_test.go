@@ -93,26 +93,82 @@ spec:
 	}
 }
 
-// A kubernetes.io/tls Secret needs both keys: while its optional
-// certificate is missing it is not written (and keeps what it holds).
+// A Secret whose type requires a key (requiredKeys) is not written while
+// every declared key of such an entry comes from a missing optional
+// object, and says so naming the type, the key and the object; otherwise
+// the missing optional keys are left out and the rest is written. The
+// API server is the reference: the Secret with the missing keys left out
+// is created (dry run), and must be refused exactly when buildSecret
+// holds it back.
 func TestBuildSecretOptional(t *testing.T) {
-	class := &ssiv1.SecretProviderClass{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c"}}
-	absent := map[string]bool{"maybe": true}
-	opaque := secretSpec{name: "s", typ: corev1.SecretTypeOpaque, items: []item{{objectName: "db", key: "password"}, {objectName: "maybe", key: "token"}}}
-	sec, msgs := buildSecret(class, opaque, map[string][]byte{"db": []byte("pw")}, absent, nil)
-	if len(msgs) != 0 || sec == nil || strings.Join(sortedKeys(sec.Data), ",") != "password" {
-		t.Fatalf("opaque: %v %v, want only key password", sec, msgs)
+	env := controlPlane(t)
+	ns := namespace(t, env, "build-optional")
+	class := &ssiv1.SecretProviderClass{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "c"}}
+	absent := map[string]bool{"maybe": true, "maybe2": true}
+	files := map[string][]byte{"db": []byte("pw"), "cfg": []byte(`{"auths":{}}`), "ssh": []byte("k")}
+	items := func(kv ...string) []item {
+		var out []item
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, item{key: kv[i], objectName: kv[i+1]})
+		}
+		return out
 	}
-	tls := secretSpec{name: "t", typ: corev1.SecretTypeTLS, items: []item{{objectName: "maybe", key: "tls.crt"}, {objectName: "maybe", key: "tls.key"}}}
-	if sec, msgs := buildSecret(class, tls, map[string][]byte{}, absent, nil); sec != nil || len(msgs) != 0 {
-		t.Fatalf("tls with its object missing: %v %v, want no Secret and no message", sec, msgs)
+	cases := map[string]struct {
+		typ   corev1.SecretType
+		items []item
+		keys  string // of the Secret written
+		held  []string
+	}{
+		"opaque: the optional key is left out":                    {typ: corev1.SecretTypeOpaque, items: items("password", "db", "token", "maybe"), keys: "password"},
+		"opaque: a required object's missing file is not dropped": {typ: corev1.SecretTypeOpaque, items: items("password", "nope"), keys: "password"},
+		"tls: certificate missing": {typ: corev1.SecretTypeTLS, items: items("tls.crt", "maybe", "tls.key", "maybe"),
+			held: []string{`Secret "s"`, "type kubernetes.io/tls requires key tls.crt and tls.key", `tls.crt from "maybe", tls.key from "maybe"`}},
+		"dockerconfigjson": {typ: corev1.SecretTypeDockerConfigJson, items: items(".dockerconfigjson", "maybe", "note", "db"),
+			held: []string{"type kubernetes.io/dockerconfigjson requires key .dockerconfigjson", `.dockerconfigjson from "maybe"`}},
+		"dockerconfigjson present, an extra key missing": {typ: corev1.SecretTypeDockerConfigJson, items: items(".dockerconfigjson", "cfg", "note", "maybe"), keys: ".dockerconfigjson"},
+		"dockercfg": {typ: corev1.SecretTypeDockercfg, items: items(".dockercfg", "maybe"),
+			held: []string{"type kubernetes.io/dockercfg requires key .dockercfg", `.dockercfg from "maybe"`}},
+		"ssh-auth": {typ: corev1.SecretTypeSSHAuth, items: items("ssh-privatekey", "maybe", "ssh-publickey", "ssh"),
+			held: []string{"type kubernetes.io/ssh-auth requires key ssh-privatekey", `ssh-privatekey from "maybe"`}},
+		"basic-auth: both missing": {typ: corev1.SecretTypeBasicAuth, items: items("username", "maybe", "password", "maybe2"),
+			held: []string{"type kubernetes.io/basic-auth requires key username or password", `username from "maybe", password from "maybe2"`}},
+		"basic-auth: one of the two is enough": {typ: corev1.SecretTypeBasicAuth, items: items("username", "maybe", "password", "db"), keys: "password"},
 	}
-	// A required object's missing file is not silently dropped.
-	required := secretSpec{name: "r", typ: corev1.SecretTypeOpaque, items: []item{{objectName: "db", key: "password"}}}
-	if sec, _ := buildSecret(class, required, map[string][]byte{}, absent, nil); sec == nil {
-		t.Fatal("required: no Secret")
-	} else if _, ok := sec.Data["password"]; !ok {
-		t.Error("the key of a required object was dropped")
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			spec := secretSpec{name: "s", typ: tc.typ, items: tc.items}
+			sec, msgs, held := buildSecret(class, spec, files, absent, nil)
+			if len(msgs) != 0 {
+				t.Fatalf("problems %q", msgs)
+			}
+			naive := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s"}, Type: tc.typ, Data: map[string][]byte{}}
+			for _, it := range tc.items {
+				if c, ok := files[it.objectName]; ok || !absent[it.objectName] {
+					naive.Data[it.key] = c
+				}
+			}
+			err := env.Client.Create(context.Background(), naive, client.DryRunAll)
+			if refused := apierrors.IsInvalid(err); refused != (tc.held != nil) {
+				t.Errorf("the API server's answer to the Secret without the missing keys: %v; held back %v", err, tc.held != nil)
+			}
+			if tc.held != nil {
+				if sec != nil || held == "" {
+					t.Fatalf("got Secret %v (held %q), want none", sec, held)
+				}
+				for _, f := range append(tc.held, "keeps what it held") {
+					if !strings.Contains(held, f) {
+						t.Errorf("held %q lacks %q", held, f)
+					}
+				}
+				return
+			}
+			if sec == nil || held != "" {
+				t.Fatalf("no Secret (held %q)", held)
+			}
+			if got := strings.Join(sortedKeys(sec.Data), ","); got != tc.keys {
+				t.Errorf("keys %s, want %s", got, tc.keys)
+			}
+		})
 	}
 }
 
@@ -120,7 +176,7 @@ func TestBuildSecretOptional(t *testing.T) {
 // secretObjects key taken from its file is left out as the key of a
 // missing optional object is: not written empty to an Opaque Secret, and
 // no kubernetes.io/tls Secret (no InvalidSecretObject event at every
-// reconcile) until the object exists.
+// reconcile, one SecretIncomplete event) until the object exists.
 func TestSyncSkippedTemplateKey(t *testing.T) {
 	env := controlPlane(t)
 	ns := namespace(t, env, "skipped-template")
@@ -179,10 +235,22 @@ spec:
 	if _, err := getSecret(env, ns, "cert"); !apierrors.IsNotFound(err) {
 		t.Errorf("Secret cert while its template's object is missing: %v, want none", err)
 	}
+	incomplete := 0
 	for _, e := range classEvents(env, ns, class.Name) {
 		if e.Type == corev1.EventTypeWarning {
 			t.Errorf("event %s: %s while only an optional object was missing", e.Reason, e.Message)
 		}
+		if e.Reason == ReasonSecretIncomplete {
+			incomplete += int(e.Count)
+			for _, f := range []string{`Secret "cert"`, "type kubernetes.io/tls requires key tls.crt and tls.key", `tls.crt from "bundle.pem"`, "keeps what it held"} {
+				if !strings.Contains(e.Message, f) {
+					t.Errorf("event %s: %q lacks %q", e.Reason, e.Message, f)
+				}
+			}
+		}
+	}
+	if incomplete != 1 {
+		t.Errorf("%d %s events over four syncs, want one", incomplete, ReasonSecretIncomplete)
 	}
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
