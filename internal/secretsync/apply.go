@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -71,12 +72,22 @@ func fileMap(files []atomicdir.File) map[string][]byte {
 
 // buildSecret returns the Secret a spec declares, from the fetched files.
 // A data entry whose object is an optional one the backend does not have
-// (absent holds the class's optional files, spc.Class.OptionalPaths) is
-// left out of the Secret; a kubernetes.io/tls Secret, which the API server
-// refuses without both of its keys, is then not built at all (nil, no
-// messages), so the Secret keeps what it held.
-func buildSecret(class *ssiv1.SecretProviderClass, s secretSpec, files map[string][]byte, absent map[string]bool, owners []metav1.OwnerReference) (*corev1.Secret, []string) {
-	sec := &corev1.Secret{
+// (absent holds the class's optional files, spc.Class.OptionalPaths, and
+// the templates not rendered for want of one) is left out of the Secret.
+// When that leaves out every key of one of requiredKeys of the Secret's
+// type (both keys of kubernetes.io/tls, .dockerconfigjson, username and
+// password ...), which the API server would refuse, no Secret is built:
+// held says why (naming the Secret, its type, the keys and their objects,
+// never content) and the Secret keeps what it held.
+func buildSecret(class *ssiv1.SecretProviderClass, s secretSpec, files map[string][]byte, absent map[string]bool, owners []metav1.OwnerReference) (sec *corev1.Secret, msgs []string, held string) {
+	missing := func(it item) bool {
+		_, ok := files[it.objectName]
+		return !ok && absent[it.objectName]
+	}
+	if why := heldBack(s, missing); why != "" {
+		return nil, nil, why
+	}
+	sec = &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:       class.Namespace,
 			Name:            s.name,
@@ -95,15 +106,11 @@ func buildSecret(class *ssiv1.SecretProviderClass, s secretSpec, files map[strin
 		sec.Annotations[k] = v
 	}
 	sec.Annotations[AnnotationSyncedFrom] = class.Name
-	var msgs []string
 	for j, it := range s.items {
-		content, ok := files[it.objectName]
-		if !ok && absent[it.objectName] {
-			if s.typ == corev1.SecretTypeTLS {
-				return nil, nil
-			}
+		if missing(it) {
 			continue
 		}
+		content := files[it.objectName]
 		if s.typ == corev1.SecretTypeTLS {
 			v, err := tlsValue(it.key, content)
 			if err != nil {
@@ -114,7 +121,36 @@ func buildSecret(class *ssiv1.SecretProviderClass, s secretSpec, files map[strin
 		}
 		sec.Data[it.key] = content
 	}
-	return sec, msgs
+	return sec, msgs, ""
+}
+
+// heldBack says why the Secret of s cannot be written while the items
+// missing reports are left out: the keys of requiredKeys it would lack,
+// and their missing optional objects. Empty when it can be written.
+func heldBack(s secretSpec, missing func(item) bool) string {
+	var keys, objs []string
+	for _, oneOf := range requiredKeys[s.typ] {
+		var from []string
+		for _, it := range s.items {
+			if !slices.Contains(oneOf, it.key) {
+				continue
+			}
+			if !missing(it) {
+				from = nil
+				break
+			}
+			from = append(from, fmt.Sprintf("%s from %q", it.key, it.objectName))
+		}
+		if len(from) > 0 {
+			keys = append(keys, strings.Join(oneOf, " or "))
+			objs = append(objs, from...)
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("secretObjects[%d] (Secret %q): type %s requires key %s, and the backend does not have the optional object (%s); the Secret is not written and keeps what it held until the object exists",
+		s.index, s.name, s.typ, strings.Join(keys, " and "), strings.Join(objs, ", "))
 }
 
 // ownerReferences are the owners of the consuming pods (or the pods

@@ -48,6 +48,11 @@ const (
 	fetchRetryOnConflictBackoff = 200 * time.Millisecond
 )
 
+// ReasonSecretIncomplete (Normal) says that a Secret is not written while
+// a key its type requires comes only from optional objects the backend
+// does not have (requiredKeys); it keeps what it held.
+const ReasonSecretIncomplete = "SecretIncomplete"
+
 // Reconciler syncs one SecretProviderClass per request.
 type Reconciler struct {
 	client    client.Client // writes, TokenRequest
@@ -78,6 +83,9 @@ type classState struct {
 	generation  int64
 	identityKey string
 	provider    string
+	// annotations are the class annotations its last fetch was parsed
+	// with (spc.Class.Annotations).
+	annotations map[string]string
 	objects     []provider.Object
 	files       map[string][]byte
 	// dueAt is when the next scheduled fetch is due: the last fetch plus
@@ -95,6 +103,9 @@ type classState struct {
 	tplResolved []render.Template
 	tplSet      *render.Set
 	rendered    *render.Result
+	// held are the Secrets (by name) the last sync did not write for want
+	// of a required key's optional object, with the reason announced.
+	held map[string]string
 }
 
 // consumer is who a class is synced for: a live pod, or (pod-less) a
@@ -189,10 +200,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 
+	// absent are the files that may be missing from files: those of the
+	// optional objects the backend does not have, and those of the
+	// templates that read one and were not rendered.
+	absent := parsed.OptionalPaths()
 	if tset != nil {
+		var skipped []string
 		r.mu.Lock()
-		files, err = st.withRendered(tset, files, parsed.OptionalPaths())
+		files, skipped, err = st.withRendered(tset, files, absent)
 		r.mu.Unlock()
+		absent = withAbsent(absent, skipped)
 		if err != nil {
 			// The Secrets keep their last good content.
 			r.warn(class, ReasonInvalidClass, "Render", "SecretProviderClass %s: %s; its Secrets are not updated", key, err)
@@ -207,19 +224,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		specs, problems = filterSpecs(specs, problems, func(s secretSpec) []string { return checkObjects(s, parsed, have, known) })
 	}
 	owners := ownerReferences(class, consumers)
-	absent := parsed.OptionalPaths()
 	changed, kept := false, 0
 	var writeErr error
+	held := map[string]string{}
 	for _, s := range specs {
-		sec, msgs := buildSecret(class, s, files, absent, owners)
-		if len(msgs) > 0 {
-			problems = append(problems, msgs...)
+		sec, msgs, why := buildSecret(class, s, files, absent, owners)
+		if why != "" {
+			// A Secret whose type requires a key that only a missing
+			// optional object provides keeps what it holds; said once,
+			// when it starts (or its reason changes), not at every pass.
+			held[s.name] = why
+			if st.held[s.name] != why {
+				r.event(class, nil, corev1.EventTypeNormal, ReasonSecretIncomplete, "Sync", "%s", why)
+			}
+			kept++
 			continue
 		}
-		if sec == nil {
-			// A TLS Secret whose optional certificate or key is missing
-			// keeps what it holds.
-			kept++
+		if len(msgs) > 0 {
+			problems = append(problems, msgs...)
 			continue
 		}
 		c, err := r.applySecret(ctx, class, sec, owned)
@@ -233,6 +255,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		changed = changed || c
 		kept++
 	}
+	st.held = held
 	r.reportProblems(class, problems)
 	r.setManaged(key, kept)
 	if st.fetched {

@@ -146,12 +146,15 @@ func (f *fakeProvider) Fetch(ctx context.Context, req provider.Request) ([]provi
 	} else {
 		paths = sortedKeys(f.content)
 	}
+	// Per-object failures, as the built-in providers report them
+	// (provider.Partial), so that optional objects can be missing.
 	var out []provider.Object
+	var missing []*provider.Error
 	for _, p := range paths {
 		c, ok := f.content[p]
 		if !ok {
-			f.calls = append(f.calls, call)
-			return nil, &provider.Error{Class: req.Class.Key(), Provider: f.name, Object: p, Reason: provider.ReasonNotFound, Err: errors.New("no such secret")}
+			missing = append(missing, &provider.Error{Class: req.Class.Key(), Provider: f.name, Object: p, Reason: provider.ReasonNotFound, Err: errors.New("no such secret")})
+			continue
 		}
 		sum := sha256.Sum256([]byte(c))
 		v := hex.EncodeToString(sum[:8])
@@ -163,7 +166,7 @@ func (f *fakeProvider) Fetch(ctx context.Context, req provider.Request) ([]provi
 		out = append(out, provider.Object{ID: p, Version: v, Files: []atomicdir.File{{Path: p, Data: []byte(c)}}})
 	}
 	f.calls = append(f.calls, call)
-	return out, nil
+	return provider.Partial(out, missing)
 }
 
 func decodeClaims(tok string) (tokenClaims, error) {

@@ -3,6 +3,7 @@ package secretsync
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"time"
 
@@ -27,13 +28,20 @@ func (r *Reconciler) fetchIfDue(ctx context.Context, st *classState, class *ssiv
 	r.mu.Lock()
 	forced := st.force
 	r.mu.Unlock()
-	specChanged := st.generation != class.Generation || st.provider != parsed.Provider
+	// The generation does not change for metadata, so the annotations
+	// the parser reads (spc.ParseAnnotated: which objects are optional,
+	// what a deleted one leaves) are compared too, as the node shim
+	// compares them: an object made required must fail the fetch naming
+	// it rather than sync from files fetched while it was optional. The
+	// templates annotation needs no fetch: classTemplates recompiles and
+	// the next render uses the new set.
+	specChanged := st.generation != class.Generation || st.provider != parsed.Provider || !maps.Equal(st.annotations, parsed.Annotations)
 	if specChanged {
 		// Versions of another configuration must not make the provider
 		// answer Unchanged for content it would now produce differently.
 		st.objects, st.files, st.failures = nil, nil, 0
 		r.mu.Lock()
-		st.generation, st.provider = class.Generation, parsed.Provider
+		st.generation, st.provider, st.annotations = class.Generation, parsed.Provider, maps.Clone(parsed.Annotations)
 		r.mu.Unlock()
 	}
 	idChanged := st.files != nil

@@ -101,6 +101,28 @@ func TestFetchSchedule(t *testing.T) {
 				{advance: time.Second, wantLeft: true},
 			},
 		},
+		// Generation does not change for metadata: an object made
+		// required (or optional) must not be synced from files fetched
+		// when it was optional, nor wait for the next rotation.
+		"an optional-objects annotation change fetches at once; another annotation does not": {
+			consumers: []consumer{running("a", "app")},
+			steps: []step{
+				{wantFetch: true},
+				{advance: time.Second, mutate: func(c *ssiv1.SecretProviderClass, _ *[]consumer, _ *fakeProvider, _ *Reconciler, _ *classState) {
+					c.Annotations = map[string]string{spc.AnnotationOptionalObjects: "db-user"}
+				}, wantFetch: true, wantRotation: true},
+				{advance: time.Second, mutate: func(c *ssiv1.SecretProviderClass, _ *[]consumer, _ *fakeProvider, _ *Reconciler, _ *classState) {
+					c.Annotations["example.com/note"] = "x"
+				}, wantLeft: true},
+				{advance: time.Second, mutate: func(c *ssiv1.SecretProviderClass, _ *[]consumer, _ *fakeProvider, _ *Reconciler, _ *classState) {
+					c.Annotations[spc.AnnotationOptionalOnDelete] = spc.OnDeleteKeep
+				}, wantFetch: true, wantRotation: true},
+				{advance: time.Second, mutate: func(c *ssiv1.SecretProviderClass, _ *[]consumer, _ *fakeProvider, _ *Reconciler, _ *classState) {
+					delete(c.Annotations, spc.AnnotationOptionalObjects)
+					delete(c.Annotations, spc.AnnotationOptionalOnDelete)
+				}, wantFetch: true, wantRotation: true},
+			},
+		},
 		"identity change fetches; a second consumer of the same identity does not": {
 			consumers: []consumer{running("a", "app")},
 			steps: []step{

@@ -2,6 +2,7 @@ package secretsync
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +41,21 @@ const (
 	keyTLSKey  = corev1.TLSPrivateKeyKey
 )
 
+// requiredKeys are the data keys the API server requires of a Secret of
+// each type (k8s.io/kubernetes pkg/apis/core/validation, ValidateSecret):
+// each entry is a set of keys of which the Secret must hold at least one.
+// A declaration lacking one is refused (parseSecretObject); a Secret
+// whose every key of an entry comes from optional objects the backend
+// does not have is not written (buildSecret), since the API server would
+// refuse it at every reconcile.
+var requiredKeys = map[corev1.SecretType][][]string{
+	corev1.SecretTypeTLS:              {{keyTLSCert}, {keyTLSKey}},
+	corev1.SecretTypeDockerConfigJson: {{corev1.DockerConfigJsonKey}},
+	corev1.SecretTypeDockercfg:        {{corev1.DockerConfigKey}},
+	corev1.SecretTypeSSHAuth:          {{corev1.SSHAuthPrivateKey}},
+	corev1.SecretTypeBasicAuth:        {{corev1.BasicAuthUsernameKey, corev1.BasicAuthPasswordKey}},
+}
+
 // item is one key of a Secret and the object file it is taken from.
 type item struct {
 	objectName string
@@ -60,7 +76,8 @@ type secretSpec struct {
 // driver does (secretName, type and data required; objectName and key
 // trimmed and required; kubernetes.io/tls takes only tls.crt and tls.key),
 // and beyond it rejects what the API server would reject later with a
-// less precise message (invalid names, keys, labels and annotations), a
+// less precise message (invalid names, keys, labels and annotations, a
+// key its type requires missing: requiredKeys), a
 // key declared twice in one Secret, and a Secret declared twice. Each
 // problem names the entry and field and never contains object content.
 func parseSecretObjects(objs []*ssiv1.SecretObject) ([]secretSpec, []string) {
@@ -149,12 +166,11 @@ func parseSecretObject(i int, o *ssiv1.SecretObject) (secretSpec, []string) {
 		}
 		s.items = append(s.items, it)
 	}
-	if s.typ == corev1.SecretTypeTLS && len(errs) == 0 {
-		if _, ok := keys[keyTLSCert]; !ok {
-			fail("type kubernetes.io/tls needs a data entry with key %s", keyTLSCert)
-		}
-		if _, ok := keys[keyTLSKey]; !ok {
-			fail("type kubernetes.io/tls needs a data entry with key %s", keyTLSKey)
+	if len(errs) == 0 {
+		for _, oneOf := range requiredKeys[s.typ] {
+			if !slices.ContainsFunc(oneOf, func(k string) bool { _, ok := keys[k]; return ok }) {
+				fail("type %s needs a data entry with key %s", s.typ, strings.Join(oneOf, " or "))
+			}
 		}
 	}
 	if el := metav1validation.ValidateLabels(o.Labels, field.NewPath("labels")); len(el) > 0 {

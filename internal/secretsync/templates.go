@@ -43,14 +43,17 @@ func (st *classState) classTemplates(class *ssiv1.SecretProviderClass, parsed *s
 // withRendered returns files with the files set renders from them added
 // (a new map: files is the class's cached fetch). The last render is kept
 // in st. A template that reads a file of absent (an optional object the
-// backend does not have) is not rendered, so its file is absent too.
-func (st *classState) withRendered(set *render.Set, files map[string][]byte, absent map[string]bool) (map[string][]byte, error) {
+// backend does not have) is not rendered, so its file is absent too:
+// skipped lists those paths (render.Result.Skipped), which the caller
+// treats as absent as well, so that a secretObjects key taken from one is
+// left out rather than written empty.
+func (st *classState) withRendered(set *render.Set, files map[string][]byte, absent map[string]bool) (out map[string][]byte, skipped []string, err error) {
 	res, err := set.RenderWithout(files, st.rendered, absent)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st.rendered = res
-	out := make(map[string][]byte, len(files)+len(res.Files))
+	out = make(map[string][]byte, len(files)+len(res.Files))
 	for k, v := range files {
 		out[k] = v
 	}
@@ -59,7 +62,23 @@ func (st *classState) withRendered(set *render.Set, files map[string][]byte, abs
 	for _, f := range res.Files {
 		out[f.Path] = f.Data
 	}
-	return out, nil
+	return out, res.Skipped, nil
+}
+
+// withAbsent is absent (the class's optional files, which it does not
+// change) with the paths of skipped added.
+func withAbsent(absent map[string]bool, skipped []string) map[string]bool {
+	if len(skipped) == 0 {
+		return absent
+	}
+	out := make(map[string]bool, len(absent)+len(skipped))
+	for p := range absent {
+		out[p] = true
+	}
+	for _, p := range skipped {
+		out[p] = true
+	}
+	return out
 }
 
 // configMaps reads the ConfigMaps that hold template texts, from the API

@@ -49,7 +49,7 @@ func TestSyncTemplates(t *testing.T) {
 	}
 
 	fetched := map[string][]byte{"user": []byte("app"), "pw": []byte("sync-pw-1")}
-	files, err := st.withRendered(set, fetched, nil)
+	files, _, err := st.withRendered(set, fetched, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestSyncTemplates(t *testing.T) {
 	if err != nil || again != set {
 		t.Fatalf("unchanged templates recompiled (%v)", err)
 	}
-	if _, err := st.withRendered(set, fetched, nil); err != nil || len(st.rendered.Rendered) != 0 {
+	if _, _, err := st.withRendered(set, fetched, nil); err != nil || len(st.rendered.Rendered) != 0 {
 		t.Errorf("unchanged objects re-rendered %v (%v)", st.rendered.Rendered, err)
 	}
 	cmText = "big2={{ object \"user\" }}"
@@ -78,7 +78,7 @@ func TestSyncTemplates(t *testing.T) {
 	if err != nil || changed == set || st.rendered != nil {
 		t.Fatalf("an edited ConfigMap kept the old set or render (%v)", err)
 	}
-	if files, err := st.withRendered(changed, fetched, nil); err != nil || string(files["big.conf"]) != "big2=app" {
+	if files, _, err := st.withRendered(changed, fetched, nil); err != nil || string(files["big.conf"]) != "big2=app" {
 		t.Errorf("big.conf after the ConfigMap changed = %q (%v)", files["big.conf"], err)
 	}
 	set = changed

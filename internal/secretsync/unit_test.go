@@ -167,6 +167,21 @@ func TestParseSecretObjects(t *testing.T) {
 				`secretObjects[3] (Secret "adopted"): annotations: secrets-store-injector.io/adopt is set by the sync controller and cannot be declared`,
 			},
 		},
+		"a key the type requires is declared (requiredKeys)": {
+			doc: `
+- {secretName: b, type: kubernetes.io/basic-auth, data: [{objectName: a, key: user}]}
+- {secretName: c, type: kubernetes.io/dockercfg, data: [{objectName: a, key: config}]}
+- {secretName: d, type: kubernetes.io/dockerconfigjson, data: [{objectName: a, key: config}]}
+- {secretName: e, type: kubernetes.io/ssh-auth, data: [{objectName: a, key: ssh-publickey}]}
+- {secretName: f, type: kubernetes.io/basic-auth, data: [{objectName: a, key: password}]}`,
+			names: []string{"f"},
+			problems: []string{
+				`secretObjects[0] (Secret "b"): type kubernetes.io/basic-auth needs a data entry with key username or password`,
+				`secretObjects[1] (Secret "c"): type kubernetes.io/dockercfg needs a data entry with key .dockercfg`,
+				`secretObjects[2] (Secret "d"): type kubernetes.io/dockerconfigjson needs a data entry with key .dockerconfigjson`,
+				`secretObjects[3] (Secret "e"): type kubernetes.io/ssh-auth needs a data entry with key ssh-privatekey`,
+			},
+		},
 		"every allowed type": {
 			doc: `
 - {secretName: a, type: Opaque, data: [{objectName: a, key: k}]}
