@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/ssinjector/ssi/internal/provider/providertest"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/testing/testenv"
 	"github.com/ssinjector/ssi/internal/volume"
@@ -79,7 +80,7 @@ func TestMotoOptionalObjects(t *testing.T) {
 			}
 
 			res := refresh()
-			wantFiles(t, dir, map[string]string{"present": "present-1"}, "db", "db-user", "flag")
+			providertest.WantFiles(t, dir, map[string]string{"present": "present-1"}, "db", "db-user", "flag")
 			if !slices.Equal(res.Missing, []string{"db", "flag"}) {
 				t.Errorf("Missing = %v, want [db flag]", res.Missing)
 			}
@@ -87,7 +88,7 @@ func TestMotoOptionalObjects(t *testing.T) {
 			admin.createSecret(region, secret, aws.String(`{"user":"admin","password":"pw"}`), nil)
 			admin.putParam(region, param, "on", ssmtypes.ParameterTypeString)
 			res = refresh()
-			wantFiles(t, dir, map[string]string{"present": "present-1", "db": `{"user":"admin","password":"pw"}`, "db-user": "admin", "flag": "on"})
+			providertest.WantFiles(t, dir, map[string]string{"present": "present-1", "db": `{"user":"admin","password":"pw"}`, "db-user": "admin", "flag": "on"})
 			if len(res.Missing) != 0 {
 				t.Errorf("Missing = %v after the objects were created", res.Missing)
 			}
@@ -101,9 +102,9 @@ func TestMotoOptionalObjects(t *testing.T) {
 			for range 2 { // and it stays so
 				res = refresh()
 				if tc.onDelete == "keep" {
-					wantFiles(t, dir, map[string]string{"present": "present-1", "db": `{"user":"admin","password":"pw"}`, "db-user": "admin", "flag": "on"})
+					providertest.WantFiles(t, dir, map[string]string{"present": "present-1", "db": `{"user":"admin","password":"pw"}`, "db-user": "admin", "flag": "on"})
 				} else {
-					wantFiles(t, dir, map[string]string{"present": "present-1"}, "db", "db-user", "flag")
+					providertest.WantFiles(t, dir, map[string]string{"present": "present-1"}, "db", "db-user", "flag")
 				}
 				if !slices.Equal(res.Missing, []string{"db", "flag"}) {
 					t.Errorf("Missing = %v after the delete, want [db flag]", res.Missing)
@@ -113,7 +114,7 @@ func TestMotoOptionalObjects(t *testing.T) {
 			// Back again: the new value, whatever on-delete says.
 			admin.putParam(region, param, "off", ssmtypes.ParameterTypeString)
 			refresh()
-			if got := readVol(t, dir, "flag"); got != "off" {
+			if got := providertest.ReadFile(t, dir, "flag"); got != "off" {
 				t.Errorf("flag = %q after it was created again, want off", got)
 			}
 		})
@@ -147,29 +148,4 @@ func TestMotoOptionalObjects(t *testing.T) {
 			t.Errorf("a failed first refresh wrote files: %v", serr)
 		}
 	})
-}
-
-// wantFiles checks the volume's user-visible files: each of want with its
-// content, and none of absent.
-func wantFiles(t *testing.T, dir string, want map[string]string, absent ...string) {
-	t.Helper()
-	for name, content := range want {
-		if got := readVol(t, dir, name); got != content {
-			t.Errorf("%s = %q, want %q", name, got, content)
-		}
-	}
-	for _, name := range absent {
-		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s exists (%v), want it absent", name, err)
-		}
-	}
-}
-
-func readVol(t *testing.T, dir, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Errorf("read %s: %v", name, err)
-	}
-	return string(b)
 }

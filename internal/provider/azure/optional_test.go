@@ -4,15 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ssinjector/ssi/internal/provider"
+	"github.com/ssinjector/ssi/internal/provider/providertest"
 	"github.com/ssinjector/ssi/internal/spc"
 	"github.com/ssinjector/ssi/internal/volume"
 )
@@ -73,7 +71,7 @@ func TestOptionalObjects(t *testing.T) {
 			all := []string{"db", "signing.pem", "web", "hist/0", "hist/1"}
 
 			res := refresh()
-			wantVolume(t, dir, []string{"present"}, all)
+			providertest.WantFiles(t, dir, map[string]string{"present": ""}, all...)
 			if !slices.Equal(res.Missing, ids) {
 				t.Errorf("Missing = %v, want %v", res.Missing, ids)
 			}
@@ -84,8 +82,8 @@ func TestOptionalObjects(t *testing.T) {
 			f.put("secrets", "hist", kvVer{value: "s3cr3t-hist-1"})
 			f.put("secrets", "hist", kvVer{value: "s3cr3t-hist-2"})
 			res = refresh()
-			wantVolume(t, dir, append([]string{"present"}, all...), nil)
-			if got := readVolume(t, dir, "hist/0"); got != "s3cr3t-hist-2" {
+			providertest.WantFiles(t, dir, anyContent(append([]string{"present"}, all...)))
+			if got := providertest.ReadFile(t, dir, "hist/0"); got != "s3cr3t-hist-2" {
 				t.Errorf("hist/0 = %q, want the newest version", got)
 			}
 			if len(res.Missing) != 0 {
@@ -104,24 +102,24 @@ func TestOptionalObjects(t *testing.T) {
 			f.mu.Lock()
 			delete(f.denied, "db")
 			f.mu.Unlock()
-			wantVolume(t, dir, append([]string{"present"}, all...), nil)
+			providertest.WantFiles(t, dir, anyContent(append([]string{"present"}, all...)))
 
 			for _, o := range [][2]string{{"secrets", "db"}, {"keys", "signing"}, {"certificates", "web"}, {"secrets", "hist"}} {
 				f.remove(o[0], o[1])
 			}
 			res = refresh()
 			if onDelete == "keep" {
-				wantVolume(t, dir, append([]string{"present"}, all...), nil)
-				if got := readVolume(t, dir, "db"); got != "s3cr3t-db" {
+				providertest.WantFiles(t, dir, anyContent(append([]string{"present"}, all...)))
+				if got := providertest.ReadFile(t, dir, "db"); got != "s3cr3t-db" {
 					t.Errorf("db = %q, want its last content kept", got)
 				}
 			} else {
-				wantVolume(t, dir, []string{"present"}, all)
+				providertest.WantFiles(t, dir, map[string]string{"present": ""}, all...)
 			}
 			if !slices.Equal(res.Missing, ids) {
 				t.Errorf("Missing = %v after the delete, want %v", res.Missing, ids)
 			}
-			if got := readVolume(t, dir, "present"); got != "s3cr3t-present" {
+			if got := providertest.ReadFile(t, dir, "present"); got != "s3cr3t-present" {
 				t.Errorf("present = %q", got)
 			}
 		})
@@ -149,27 +147,11 @@ func TestOptionalObjects(t *testing.T) {
 	})
 }
 
-// wantVolume checks that the volume's user-visible files are there (with
-// content) or absent.
-func wantVolume(t *testing.T, dir string, present, absent []string) {
-	t.Helper()
-	for _, p := range present {
-		if b, err := os.ReadFile(filepath.Join(dir, p)); err != nil || len(b) == 0 {
-			t.Errorf("%s: %v (%d bytes), want content", p, err, len(b))
-		}
+// anyContent wants each of names with some content.
+func anyContent(names []string) map[string]string {
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[n] = ""
 	}
-	for _, p := range absent {
-		if _, err := os.Lstat(filepath.Join(dir, p)); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s exists (%v), want it absent", p, err)
-		}
-	}
-}
-
-func readVolume(t *testing.T, dir, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Error(err)
-	}
-	return string(b)
+	return m
 }

@@ -1,10 +1,6 @@
 package gcp
 
 import (
-	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -68,33 +64,19 @@ func TestShimOptionalObjects(t *testing.T) {
 		}
 		return shim.Publish(c, uid, map[string]string{KeyJSONKey: key})
 	}
-	check := func(target string, want map[string]string, absent ...string) {
-		t.Helper()
-		for name, content := range want {
-			b, err := os.ReadFile(filepath.Join(target, name))
-			if err != nil || string(b) != content {
-				t.Errorf("%s = %q, %v; want %q", name, b, err, content)
-			}
-		}
-		for _, name := range absent {
-			if _, err := os.Lstat(filepath.Join(target, name)); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("%s exists (%v), want it absent", name, err)
-			}
-		}
-	}
 
 	target, err := publish("optional", "uid-1")
 	if err != nil {
 		t.Fatalf("first publish with the optional secrets missing: %v", err)
 	}
-	check(target, map[string]string{"present.txt": "s3cr3t-present"}, "db.txt", "flag", "conn.txt")
+	providertest.WantFiles(t, target, map[string]string{"present.txt": "s3cr3t-present"}, "db.txt", "flag", "conn.txt")
 
 	f.addVersion("projects/my-project/secrets/db", []byte("s3cr3t-db"))
 	f.addVersion("projects/my-project/secrets/flag", []byte("on"))
 	if _, err := publish("optional", "uid-1"); err != nil {
 		t.Fatal(err)
 	}
-	check(target, map[string]string{"present.txt": "s3cr3t-present", "db.txt": "s3cr3t-db", "flag": "on", "conn.txt": "s3cr3t-db@db.example"})
+	providertest.WantFiles(t, target, map[string]string{"present.txt": "s3cr3t-present", "db.txt": "s3cr3t-db", "flag": "on", "conn.txt": "s3cr3t-db@db.example"})
 
 	f.mu.Lock()
 	delete(f.secrets, canonical("projects/my-project/secrets/db"))
@@ -103,7 +85,7 @@ func TestShimOptionalObjects(t *testing.T) {
 	if _, err := publish("optional", "uid-1"); err != nil {
 		t.Fatal(err)
 	}
-	check(target, map[string]string{"present.txt": "s3cr3t-present"}, "db.txt", "flag", "conn.txt")
+	providertest.WantFiles(t, target, map[string]string{"present.txt": "s3cr3t-present"}, "db.txt", "flag", "conn.txt")
 
 	_, err = publish("required", "uid-2")
 	if err == nil {

@@ -2,6 +2,8 @@ package providertest
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -170,4 +172,38 @@ func WriteSecretDir(t *testing.T, dir string, keys map[string]string) {
 	if _, err := atomicdir.Write(dir, files); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// WantFiles checks a volume's user-visible files: each of want with its
+// content (an empty want matches any non-empty content), and none of
+// absent.
+func WantFiles(t *testing.T, dir string, want map[string]string, absent ...string) {
+	t.Helper()
+	for name, content := range want {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		switch {
+		case err != nil:
+			t.Errorf("read %s: %v", name, err)
+		case content == "" && len(b) == 0:
+			t.Errorf("%s is empty, want content", name)
+		case content != "" && string(b) != content:
+			t.Errorf("%s = %q, want %q", name, b, content)
+		}
+	}
+	for _, name := range absent {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s exists (%v), want it absent", name, err)
+		}
+	}
+}
+
+// ReadFile returns the content of a volume's file, failing the test (not
+// stopping it) when it cannot be read.
+func ReadFile(t *testing.T, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Errorf("read %s: %v", name, err)
+	}
+	return string(b)
 }
