@@ -51,6 +51,7 @@ var upNamespaces = []string{
 	"up-sync-injected", "up-sync-shim",
 	"up-neg",
 	"up-rot-injected", "up-rot-shim",
+	"up-opt-injected", "up-opt-shim",
 }
 
 var (
