@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -209,6 +210,28 @@ type pod struct {
 	dir   string // the fake kubelet root and the containers' mount points
 	pause int    // host PID of the namespace's PID 1
 	procs []*exec.Cmd
+	// out holds each container's stderr (also checked by suiteLogs for
+	// secret values); a failed test logs it.
+	out map[string]*lockedBuffer
+}
+
+// lockedBuffer is a bytes.Buffer written by a process's output copier
+// and read by the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // podUser is the user the pod's containers run as.
@@ -243,6 +266,16 @@ func newPod(t *testing.T) *pod {
 	}
 	p.procs = append(p.procs, pause)
 	t.Cleanup(p.stop)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for name, b := range p.out {
+			if s := b.String(); s != "" {
+				t.Logf("stderr of container %s:\n%s", name, s)
+			}
+		}
+	})
 	p.pause = p.hostChild(pause, "pause")
 	return p
 }
@@ -303,6 +336,13 @@ func (p *pod) start(cmd *exec.Cmd, env []string, what string) int {
 	p.t.Helper()
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if p.out == nil {
+		p.out = map[string]*lockedBuffer{}
+	}
+	if p.out[what] == nil {
+		p.out[what] = &lockedBuffer{}
+	}
+	cmd.Stderr = multiWriter{suiteLogs, p.out[what]}
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -429,22 +469,34 @@ func TestReloadSignalRealNamespace(t *testing.T) {
 		return string(b)
 	}
 	// Several unchanged rotations: no signal.
-	eventually(t, 5*time.Second, "unchanged rotations", func() bool { return rotations("unchanged") >= 3 })
+	eventually(t, 30*time.Second, "unchanged rotations", func() bool { return rotations("unchanged") >= 3 })
 	for _, f := range []string{web, worker, mesh, session} {
 		if b := reloads(f); strings.Contains(b, "reload") {
 			t.Fatalf("%s reloaded before anything changed: %q", filepath.Base(f), b)
 		}
 	}
 	write("conf-value-0002")
+	// The waits end as soon as the condition holds; their limits only
+	// bound a stuck run on a machine busy with other test packages.
 	for _, f := range []string{web, worker} {
-		eventually(t, 5*time.Second, "reload of "+filepath.Base(f), func() bool { return strings.Contains(reloads(f), "reload") })
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(reloads(f), "reload") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reload of %s within 30s: rotations changed %v unchanged %v error %v, reload signals sent %v error %v; %s holds %q",
+					filepath.Base(f), rotations("changed"), rotations("unchanged"), rotations("error"),
+					h.metric("ssi_agent_reload_signals_total", map[string]string{"result": "sent"}),
+					h.metric("ssi_agent_reload_signals_total", map[string]string{"result": "error"}),
+					filepath.Base(f), reloads(f))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	if got := readFile(t, filepath.Join(vol, "app.conf")); got != "conf-value-0002" {
 		t.Errorf("app.conf = %q", got)
 	}
 	// A few more rotations: a second change, or a late signal, shows now.
 	unchanged := rotations("unchanged")
-	eventually(t, 5*time.Second, "unchanged rotations after the change", func() bool { return rotations("unchanged") >= unchanged+3 })
+	eventually(t, 30*time.Second, "unchanged rotations after the change", func() bool { return rotations("unchanged") >= unchanged+3 })
 	if n := rotations("changed"); n != 1 {
 		t.Errorf("%v changing rotations after one change of the backend, want 1", n)
 	}
