@@ -27,7 +27,7 @@ func TestOptionalObjectInPod(t *testing.T) {
 			ctx := context.Background()
 			ns := "up-opt-" + path.name
 			vpath := fmt.Sprintf("myapp/up-opt-%d-%d", i+1, time.Now().UnixNano())
-			class := upClass(ns, "e2e-optional", []upObject{{"username", "up-user"}, {"feature", vpath}})
+			class := upClass(ns, "e2e-optional", []upObject{{"username", "myapp/up-user"}, {"feature", vpath}})
 			class.SetAnnotations(map[string]string{spc.AnnotationOptionalObjects: "feature"})
 			applyClasses(t, class)
 			p := upPod(ns, "optional-object", path.shim, []string{"e2e-optional"}, nil)

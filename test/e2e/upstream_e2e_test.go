@@ -52,6 +52,7 @@ var upNamespaces = []string{
 	"up-neg",
 	"up-rot-injected", "up-rot-shim",
 	"up-opt-injected", "up-opt-shim",
+	"up-revoke-on", "up-revoke-off",
 }
 
 var (
