@@ -249,6 +249,9 @@ func needNamespaces(t *testing.T) {
 		_, err := exec.LookPath(b)
 		testenv.RequireCapability(t, "util-linux "+b, err)
 	}
+	if out, err := exec.Command("env", "--default-signal=HUP", "true").CombinedOutput(); err != nil {
+		testenv.RequireCapability(t, "coreutils env --default-signal", fmt.Errorf("%w: %s", err, bytes.TrimSpace(out)))
+	}
 	out, err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--mount", "true").CombinedOutput()
 	if err != nil {
 		err = fmt.Errorf("unshare --pid --fork --mount-proc --mount true: %w: %s", err, bytes.TrimSpace(out))
@@ -382,7 +385,11 @@ func TestReloadSignalRealNamespace(t *testing.T) {
 		// The shell traps SIGHUP; its sleep children must not be
 		// signalled (they would die of it and the loop would log that).
 		script := `trap 'echo reload >> "$0"' HUP; echo "started $$" >> "$0"; while :; do sleep 0.05 || echo child-killed >> "$0"; done`
-		host := start("/bin/sh", "-c", script, out)
+		// env --default-signal: a shell started with SIGHUP ignored (the
+		// test run under nohup, which children inherit) cannot trap it,
+		// so the app would never log a reload and the mesh and exec
+		// session would pass for unsignalled whatever the agent did.
+		host := start("env", "--default-signal=HUP", "/bin/sh", "-c", script, out)
 		var pid string
 		eventually(t, 5*time.Second, name+" started", func() bool {
 			b, _ := os.ReadFile(out)
