@@ -261,7 +261,7 @@ func needNamespaces(t *testing.T) {
 
 func newPod(t *testing.T) *pod {
 	t.Helper()
-	p := &pod{t: t, uid: "6b0e3c1a-2f4d-4e8a-9c7b-5d1f0a2e3b4c", user: podUser, dir: t.TempDir()}
+	p := &pod{t: t, uid: "6b0e3c1a-2f4d-4e8a-9c7b-5d1f0a2e3b4c", user: podUser, dir: t.TempDir(), out: map[string]*lockedBuffer{}}
 	pause := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--propagation", "private", "sleep", "3600")
 	pause.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := pause.Start(); err != nil {
@@ -339,9 +339,6 @@ func (p *pod) start(cmd *exec.Cmd, env []string, what string) int {
 	p.t.Helper()
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if p.out == nil {
-		p.out = map[string]*lockedBuffer{}
-	}
 	if p.out[what] == nil {
 		p.out[what] = &lockedBuffer{}
 	}
@@ -485,18 +482,19 @@ func TestReloadSignalRealNamespace(t *testing.T) {
 	write("conf-value-0002")
 	// The waits end as soon as the condition holds; their limits only
 	// bound a stuck run on a machine busy with other test packages.
-	for _, f := range []string{web, worker} {
-		deadline := time.Now().Add(30 * time.Second)
-		for !strings.Contains(reloads(f), "reload") {
-			if time.Now().After(deadline) {
-				t.Fatalf("no reload of %s within 30s: rotations changed %v unchanged %v error %v, reload signals sent %v error %v; %s holds %q",
-					filepath.Base(f), rotations("changed"), rotations("unchanged"), rotations("error"),
-					h.metric("ssi_agent_reload_signals_total", map[string]string{"result": "sent"}),
-					h.metric("ssi_agent_reload_signals_total", map[string]string{"result": "error"}),
-					filepath.Base(f), reloads(f))
-			}
-			time.Sleep(10 * time.Millisecond)
+	// A failure says how far the agent got (registered after newPod's
+	// cleanup, so it runs while the agent still answers).
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("rotations changed %v unchanged %v error %v, reload signals sent %v error %v; web.log %q, worker.log %q",
+				rotations("changed"), rotations("unchanged"), rotations("error"),
+				h.metric("ssi_agent_reload_signals_total", map[string]string{"result": "sent"}),
+				h.metric("ssi_agent_reload_signals_total", map[string]string{"result": "error"}),
+				reloads(web), reloads(worker))
 		}
+	})
+	for _, f := range []string{web, worker} {
+		eventually(t, 30*time.Second, "reload of "+filepath.Base(f), func() bool { return strings.Contains(reloads(f), "reload") })
 	}
 	if got := readFile(t, filepath.Join(vol, "app.conf")); got != "conf-value-0002" {
 		t.Errorf("app.conf = %q", got)

@@ -283,13 +283,20 @@ func timeToReady(t *testing.T, p *corev1.Pod) time.Duration {
 	return time.Since(start)
 }
 
-func deletePodAndWait(ns, name string) {
+// deletePodAndWait deletes a pod with opts and waits until the API server
+// no longer has it; the error says the delete failed or the wait ran out.
+func deletePodAndWait(ns, name string, opts metav1.DeleteOptions, timeout time.Duration) error {
 	ctx := context.Background()
-	_ = cl.Clientset.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
-	_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+	if err := cl.Clientset.CoreV1().Pods(ns).Delete(ctx, name, opts); err != nil {
+		return fmt.Errorf("delete pod %s/%s: %w", ns, name, err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		_, err := cl.Clientset.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
-	})
+	}); err != nil {
+		return fmt.Errorf("pod %s/%s not gone after %s", ns, name, timeout)
+	}
+	return nil
 }
 
 var _ = cluster.NodeName

@@ -507,7 +507,7 @@ func TestTimeToReady(t *testing.T) {
 				t.Fatalf("%s: pod not injected", c.name)
 			}
 			results[c.name] = append(results[c.name], d)
-			deletePodAndWait(c.ns, name)
+			_ = deletePodAndWait(c.ns, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, time.Minute)
 		}
 	}
 	fmt.Printf("e2e: time from pod creation to Ready (%d runs each, median [min..max]):\n", runs)

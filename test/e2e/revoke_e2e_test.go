@@ -3,14 +3,11 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestRevokeOnShutdownInPod (issue 16) deletes two injected pods the way a
@@ -24,7 +21,6 @@ import (
 // TestVaultRevokeOnShutdown.
 func TestRevokeOnShutdownInPod(t *testing.T) {
 	setupUpstream(t)
-	ctx := context.Background()
 	cases := []struct {
 		ns     string
 		revoke bool
@@ -43,14 +39,8 @@ func TestRevokeOnShutdownInPod(t *testing.T) {
 	}
 	for _, c := range cases {
 		start := time.Now()
-		if err := cl.Clientset.CoreV1().Pods(c.ns).Delete(ctx, "revoke", metav1.DeleteOptions{}); err != nil {
+		if err := deletePodAndWait(c.ns, "revoke", metav1.DeleteOptions{}, 90*time.Second); err != nil {
 			t.Fatal(err)
-		}
-		if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-			_, err := cl.Clientset.CoreV1().Pods(c.ns).Get(ctx, "revoke", metav1.GetOptions{})
-			return apierrors.IsNotFound(err), nil
-		}); err != nil {
-			t.Fatalf("pod %s/revoke not gone after 90s", c.ns)
 		}
 		n := vaultTokensOf(t, c.ns)
 		switch {
